@@ -1,0 +1,179 @@
+/**
+ * Record codec: the byte layout of log blocks and ops (constants.ts holds the
+ * offsets). A block is a header plus ops, each op aligned to LSN_ALIGN_BYTES:
+ *
+ *   block = header(48) op* padding      op = header(16) key value padding
+ *
+ * Encoding writes straight into a segment's bytes; decoding reads fields from a
+ * DataView into locals: nothing here allocates per op. The block checksum
+ * (XXH32, xxhash-wasm) covers bytes [4, length): every other header field, every
+ * op and the padding, so any single-bit flip anywhere in a block is detected.
+ *
+ * validateBlock() returns -1 for anything that is not a whole, checksummed block
+ * at the expected LSN: torn tails are expected at recovery, not exceptions.
+ */
+import { assert } from '../assert.js'
+import {
+  BLOCK_CHECKSUM_OFFSET, BLOCK_COMMIT_TIME_OFFSET, BLOCK_EPOCH_OFFSET, BLOCK_FLAGS_OFFSET,
+  BLOCK_HEADER_BYTES, BLOCK_KEY_COUNT_OFFSET, BLOCK_LENGTH_OFFSET, BLOCK_MAGIC, BLOCK_MAGIC_OFFSET,
+  BLOCK_OP_COUNT_OFFSET, BLOCK_START_LSN_HI_OFFSET, BLOCK_START_LSN_LO_OFFSET, BLOCK_TXN_COUNT_OFFSET,
+  BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
+  OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_DELETE, OP_TYPE_OFFSET, OP_TYPE_SET,
+  OP_VALUE_LENGTH_OFFSET, alignUp,
+} from '../constants.js'
+import { checksum32 } from './hash.js'
+
+const TWO_32 = 2 ** 32
+
+/** Bytes an op occupies in the log, padding included. */
+export function opBytes(keyLength: number, valueLength: number): number {
+  return alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+}
+
+/** Writes an op header at `offset`; the caller copies key and value behind it, then pads. */
+export function writeOpHeader(
+  dv: DataView, offset: number, type: number, keyHash: number, prevRef: number,
+  keyLength: number, valueLength: number,
+): void {
+  dv.setUint8(offset + OP_TYPE_OFFSET, type)
+  dv.setUint8(offset + OP_TYPE_OFFSET + 1, 0)
+  dv.setUint16(offset + OP_KEY_LENGTH_OFFSET, keyLength, true)
+  dv.setUint32(offset + OP_KEY_HASH_OFFSET, keyHash, true)
+  dv.setUint32(offset + OP_VALUE_LENGTH_OFFSET, valueLength, true)
+  dv.setUint32(offset + OP_PREV_REF_OFFSET, prevRef, true)
+}
+
+/** Zeroes the padding after an op's bytes and returns the op's aligned size. */
+export function padOp(u8: Uint8Array, offset: number, keyLength: number, valueLength: number): number {
+  const used = OP_HEADER_BYTES + keyLength + valueLength
+  const size = alignUp(used)
+  for (let i = offset + used; i < offset + size; i++) u8[i] = 0
+  return size
+}
+
+/**
+ * Writes one op at `offset` and returns its aligned size. Key and value are
+ * copied from their sources (byte arrays with start and length).
+ */
+export function writeOp(
+  u8: Uint8Array, dv: DataView, offset: number, type: number, keyHash: number, prevRef: number,
+  key: Uint8Array, keyStart: number, keyLength: number,
+  value: Uint8Array | null, valueStart: number, valueLength: number,
+): number {
+  writeOpHeader(dv, offset, type, keyHash, prevRef, keyLength, valueLength)
+  const keyAt = offset + OP_HEADER_BYTES
+  copyBytes(u8, keyAt, key, keyStart, keyLength)
+  if (valueLength > 0) copyBytes(u8, keyAt + keyLength, value!, valueStart, valueLength)
+  return padOp(u8, offset, keyLength, valueLength)
+}
+
+/** Small copies by loop (no subarray view), large ones by TypedArray.set. */
+export function copyBytes(dst: Uint8Array, dstAt: number, src: Uint8Array, srcStart: number, length: number): void {
+  if (length <= 32) {
+    for (let i = 0; i < length; i++) dst[dstAt + i] = src[srcStart + i]
+  } else {
+    dst.set(src.subarray(srcStart, srcStart + length), dstAt)
+  }
+}
+
+export interface BlockHeaderFields {
+  epoch: number
+  startLsn: number
+  length: number
+  opCount: number
+  txnCount: number
+  keyCount: number
+  commitTimeMs: number
+}
+
+/** Writes the header of a block whose ops are already in place, then its checksum. */
+export function sealBlock(u8: Uint8Array, dv: DataView, offset: number, f: BlockHeaderFields): void {
+  assert(Number.isSafeInteger(f.startLsn) && f.startLsn >= 0, 'startLsn is a safe integer')
+  assert(f.length % LSN_ALIGN_BYTES === 0, 'block length is aligned')
+  assert(f.length >= BLOCK_HEADER_BYTES, 'block holds its header')
+  dv.setUint32(offset + BLOCK_MAGIC_OFFSET, BLOCK_MAGIC, true)
+  dv.setUint16(offset + BLOCK_VERSION_OFFSET, FORMAT_VERSION, true)
+  dv.setUint16(offset + BLOCK_FLAGS_OFFSET, 0, true)
+  dv.setUint32(offset + BLOCK_EPOCH_OFFSET, f.epoch, true)
+  dv.setUint32(offset + BLOCK_START_LSN_LO_OFFSET, f.startLsn % TWO_32, true)
+  dv.setUint32(offset + BLOCK_START_LSN_HI_OFFSET, Math.floor(f.startLsn / TWO_32), true)
+  dv.setUint32(offset + BLOCK_LENGTH_OFFSET, f.length, true)
+  dv.setUint32(offset + BLOCK_OP_COUNT_OFFSET, f.opCount, true)
+  dv.setUint32(offset + BLOCK_TXN_COUNT_OFFSET, f.txnCount, true)
+  dv.setUint32(offset + BLOCK_KEY_COUNT_OFFSET, f.keyCount, true)
+  dv.setFloat64(offset + BLOCK_COMMIT_TIME_OFFSET, f.commitTimeMs, true)
+  const sum = checksum32(u8, offset + BLOCK_MAGIC_OFFSET, offset + f.length)
+  dv.setUint32(offset + BLOCK_CHECKSUM_OFFSET, sum, true)
+}
+
+export function blockLength(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + BLOCK_LENGTH_OFFSET, true)
+}
+export function blockStartLsn(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + BLOCK_START_LSN_HI_OFFSET, true) * TWO_32 +
+    dv.getUint32(offset + BLOCK_START_LSN_LO_OFFSET, true)
+}
+export function blockEpoch(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + BLOCK_EPOCH_OFFSET, true)
+}
+export function blockOpCount(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + BLOCK_OP_COUNT_OFFSET, true)
+}
+export function blockTxnCount(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + BLOCK_TXN_COUNT_OFFSET, true)
+}
+export function blockKeyCount(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + BLOCK_KEY_COUNT_OFFSET, true)
+}
+export function blockCommitTimeMs(dv: DataView, offset: number): number {
+  return dv.getFloat64(offset + BLOCK_COMMIT_TIME_OFFSET, true)
+}
+
+export function opType(dv: DataView, offset: number): number {
+  return dv.getUint8(offset + OP_TYPE_OFFSET)
+}
+export function opKeyLength(dv: DataView, offset: number): number {
+  return dv.getUint16(offset + OP_KEY_LENGTH_OFFSET, true)
+}
+export function opKeyHash(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + OP_KEY_HASH_OFFSET, true)
+}
+export function opValueLength(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + OP_VALUE_LENGTH_OFFSET, true)
+}
+export function opPrevRef(dv: DataView, offset: number): number {
+  return dv.getUint32(offset + OP_PREV_REF_OFFSET, true)
+}
+
+/**
+ * Checks the block at `offset` (log position `expectedLsn`), with `available`
+ * bytes readable from `offset`. Returns the block's length, or -1 if it is not a
+ * whole, well-formed, checksummed block for that position (torn or corrupt).
+ * Ops are walked too: every op must be well-formed and the ops must exactly fill
+ * the block, so replay never reads outside a validated block.
+ */
+export function validateBlock(
+  u8: Uint8Array, dv: DataView, offset: number, available: number, expectedLsn: number,
+): number {
+  if (available < BLOCK_HEADER_BYTES) return -1
+  if (dv.getUint32(offset + BLOCK_MAGIC_OFFSET, true) !== BLOCK_MAGIC) return -1
+  if (dv.getUint16(offset + BLOCK_VERSION_OFFSET, true) !== FORMAT_VERSION) return -1
+  const length = blockLength(dv, offset)
+  if (length < BLOCK_HEADER_BYTES || length > available || length % LSN_ALIGN_BYTES !== 0) return -1
+  if (blockStartLsn(dv, offset) !== expectedLsn) return -1
+  const sum = checksum32(u8, offset + BLOCK_MAGIC_OFFSET, offset + length)
+  if (sum !== dv.getUint32(offset + BLOCK_CHECKSUM_OFFSET, true)) return -1
+  const opCount = blockOpCount(dv, offset)
+  const end = offset + length
+  let at = offset + BLOCK_HEADER_BYTES
+  for (let i = 0; i < opCount; i++) {
+    if (at + OP_HEADER_BYTES > end) return -1
+    const type = opType(dv, at)
+    if (type !== OP_TYPE_SET && type !== OP_TYPE_DELETE) return -1
+    const size = alignUp(OP_HEADER_BYTES + opKeyLength(dv, at) + opValueLength(dv, at))
+    if (at + size > end) return -1
+    at += size
+  }
+  if (at !== end) return -1
+  return length
+}

@@ -1,0 +1,76 @@
+/**
+ * Limits and layout sizes. Layout constants derive from one another; the
+ * relationships that must hold are asserted at load.
+ */
+import { assert } from './assert.js'
+
+/** Every op and every block starts at a multiple of this; index slots store lsn / LSN_ALIGN_BYTES. */
+export const LSN_ALIGN_BYTES = 8
+/** An index ref is a u32 holding lsn / LSN_ALIGN_BYTES, so the log addresses at most this many bytes. */
+export const LSN_MAX = 2 ** 32 * LSN_ALIGN_BYTES - 1
+
+export const BLOCK_MAGIC = 0x48535246 // 'FRSH' little-endian
+export const FORMAT_VERSION = 1
+
+// Block header layout (little-endian). The checksum covers bytes [4, length).
+export const BLOCK_CHECKSUM_OFFSET = 0
+export const BLOCK_MAGIC_OFFSET = 4
+export const BLOCK_VERSION_OFFSET = 8 // u16
+export const BLOCK_FLAGS_OFFSET = 10 // u16
+export const BLOCK_EPOCH_OFFSET = 12 // u32
+export const BLOCK_START_LSN_LO_OFFSET = 16 // u32
+export const BLOCK_START_LSN_HI_OFFSET = 20 // u32
+export const BLOCK_LENGTH_OFFSET = 24 // u32: whole block, header included, padding included
+export const BLOCK_OP_COUNT_OFFSET = 28 // u32
+export const BLOCK_TXN_COUNT_OFFSET = 32 // u32
+export const BLOCK_KEY_COUNT_OFFSET = 36 // u32: live keys after this block (DBSIZE at this LSN)
+export const BLOCK_COMMIT_TIME_OFFSET = 40 // f64: primary commit time, ms since the Unix epoch
+export const BLOCK_HEADER_BYTES = 48
+
+// Op layout (little-endian), starting at an LSN_ALIGN_BYTES boundary.
+export const OP_TYPE_OFFSET = 0 // u8
+export const OP_FLAGS_OFFSET = 1 // u8 (reserved, 0)
+export const OP_KEY_LENGTH_OFFSET = 2 // u16
+export const OP_KEY_HASH_OFFSET = 4 // u32
+export const OP_VALUE_LENGTH_OFFSET = 8 // u32
+export const OP_PREV_REF_OFFSET = 12 // u32: previous version's lsn / LSN_ALIGN_BYTES, 0 = none
+export const OP_HEADER_BYTES = 16
+
+export const OP_TYPE_SET = 1
+export const OP_TYPE_DELETE = 2
+
+/** Ref 0 means "no version": LSN 0 always holds the first block header, never an op. */
+export const REF_NONE = 0
+
+export const KEY_BYTES_MAX = 0xffff
+export const VALUE_BYTES_MAX_DEFAULT = 8 * 1024 * 1024
+export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024
+export const SEGMENT_BYTES_MIN = 1024 * 1024
+/** A block is sealed once it reaches this size even inside one event-loop turn. */
+export const BLOCK_BYTES_TARGET = 1024 * 1024
+
+/** Index: 2^PARTITION_BITS partitions chosen by the top bits of the key hash. */
+export const PARTITION_BITS = 6
+export const PARTITION_COUNT = 1 << PARTITION_BITS
+export const INDEX_SLOTS_MIN = 1024
+/** Grow a partition table when live slots exceed this fraction. */
+export const INDEX_LOAD_MAX = 0.7
+
+export const CLIENTS_MAX_DEFAULT = 10000
+export const QUERY_BUFFER_BYTES_MAX = 64 * 1024 * 1024
+export const REPLY_BUFFER_BYTES_MAX = 64 * 1024 * 1024
+export const ARGS_MAX = 1024 * 1024
+export const INLINE_BYTES_MAX = 64 * 1024
+
+export const PORT_DEFAULT = 7379
+export const HOST_DEFAULT = '127.0.0.1'
+
+export function alignUp(n: number): number {
+  return Math.ceil(n / LSN_ALIGN_BYTES) * LSN_ALIGN_BYTES
+}
+
+assert(BLOCK_HEADER_BYTES % LSN_ALIGN_BYTES === 0, 'block header keeps ops aligned')
+assert(BLOCK_COMMIT_TIME_OFFSET + 8 === BLOCK_HEADER_BYTES, 'header fields fill the header')
+assert(OP_PREV_REF_OFFSET + 4 === OP_HEADER_BYTES, 'op fields fill the op header')
+assert(SEGMENT_BYTES_MIN % LSN_ALIGN_BYTES === 0, 'segments keep blocks aligned')
+assert(BLOCK_BYTES_TARGET <= SEGMENT_BYTES_DEFAULT, 'a target block fits a segment')

@@ -1,0 +1,33 @@
+/**
+ * DbError: expected operating errors with a stable `code` (tests and callers
+ * match on the code, never on message text) and an optional `cause`.
+ */
+export type DbErrorCode =
+  | 'LOG_CORRUPT'
+  | 'LOG_FULL'
+  | 'QUEUE_AT_LIMIT'
+  | 'VALUE_TOO_LARGE'
+  | 'KEY_TOO_LARGE'
+  | 'TXN_TOO_LARGE'
+  | 'OOM'
+  | 'NOT_PRIMARY'
+  | 'PROTOCOL'
+  | 'EPOCH_MISMATCH'
+  | 'AUTH_FAILED'
+  | 'LINK_DOWN'
+  | 'TIMEOUT'
+  | 'INVALID_OPTION'
+  | 'CLOSED'
+
+export class DbError extends Error {
+  override name = 'DbError'
+  readonly code: DbErrorCode
+  constructor(code: DbErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+export function dbError(code: DbErrorCode, message: string, cause?: unknown): DbError {
+  return new DbError(code, message, cause === undefined ? undefined : { cause })
+}

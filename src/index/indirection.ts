@@ -1,0 +1,213 @@
+/**
+ * The indirection table: key hash -> ref of the key's newest version in the log
+ * (ref = lsn / LSN_ALIGN_BYTES, a u32). It is the only state besides the log:
+ * values are never copied out of the log.
+ *
+ * The table is split into PARTITION_COUNT partitions by the top bits of the key
+ * hash. Each partition is one Int32Array over a SharedArrayBuffer:
+ *
+ *   [TABLE_USED, TABLE_SLOT_COUNT_LOG2, reserved, reserved, (hash, ref) * slotCount]
+ *
+ * Open addressing with linear probing; slots are never removed (a delete is a
+ * tombstone version, so a key keeps its slot). Exactly one thread writes a
+ * partition at a time (the primary's main thread, or the replay worker running
+ * that partition's lane); any thread may read it concurrently:
+ *
+ *   insert: store hash, then Atomics.store(ref)  — the ref publishes the slot
+ *   update: Atomics.store(ref) only (hash unchanged), newer refs only on replay
+ *   read:   Atomics.load(ref) first; 0 = empty (end of probe); then read hash
+ *
+ * Two keys with the same 32-bit hash are told apart by comparing the full key
+ * in the log at the slot's ref. Growth builds a new, doubled table from the
+ * old one (hashes are in the slots, so the log is not touched) and the writer
+ * swaps it in; readers of the old table still see a consistent older state.
+ */
+import { assert } from '../assert.js'
+import {
+  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET,
+  OP_PREV_REF_OFFSET, PARTITION_BITS, PARTITION_COUNT, REF_NONE,
+} from '../constants.js'
+
+export const TABLE_USED = 0
+export const TABLE_SLOT_COUNT_LOG2 = 1
+export const TABLE_HEADER_WORDS = 4
+
+/** The log's segments as the index sees them: views by segment id. */
+export interface LogSegments {
+  segmentBytes: number
+  u8: Uint8Array[]
+  dv: DataView[]
+}
+
+export function partitionOf(hash: number): number {
+  return hash >>> (32 - PARTITION_BITS)
+}
+
+export function createTable(slotCount: number): Int32Array {
+  assert(slotCount >= INDEX_SLOTS_MIN, 'table has its minimum size')
+  assert((slotCount & (slotCount - 1)) === 0, 'slot count is a power of two')
+  const table = new Int32Array(new SharedArrayBuffer((TABLE_HEADER_WORDS + 2 * slotCount) * 4))
+  table[TABLE_SLOT_COUNT_LOG2] = Math.log2(slotCount)
+  return table
+}
+
+export function tableSlotCount(table: Int32Array): number {
+  return 1 << table[TABLE_SLOT_COUNT_LOG2]
+}
+
+export function tableUsed(table: Int32Array): number {
+  // Written only by the partition's writer; readers use it for statistics only.
+  return Atomics.load(table, TABLE_USED)
+}
+
+/** Does the log key of the version at `ref` equal key[keyStart, keyStart + keyLength)? */
+export function keyEquals(
+  log: LogSegments, ref: number, key: Uint8Array, keyStart: number, keyLength: number,
+): boolean {
+  const lsn = ref * LSN_ALIGN_BYTES
+  const id = Math.floor(lsn / log.segmentBytes)
+  const at = lsn - id * log.segmentBytes
+  const dv = log.dv[id]
+  if (dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true) !== keyLength) return false
+  const u8 = log.u8[id]
+  const k = at + OP_HEADER_BYTES
+  for (let i = 0; i < keyLength; i++) {
+    if (u8[k + i] !== key[keyStart + i]) return false
+  }
+  return true
+}
+
+/**
+ * Probes for the key. Returns its slot (>= 0), or -(empty slot) - 1 where it
+ * would be inserted.
+ */
+export function findSlot(
+  table: Int32Array, log: LogSegments, hash: number,
+  key: Uint8Array, keyStart: number, keyLength: number,
+): number {
+  const mask = (1 << table[TABLE_SLOT_COUNT_LOG2]) - 1
+  let slot = hash & mask
+  for (let probe = 0; probe <= mask; probe++) {
+    const w = TABLE_HEADER_WORDS + 2 * slot
+    // Acquire: a non-zero ref was stored after its slot's hash (see insert protocol).
+    const ref = Atomics.load(table, w + 1)
+    if (ref === REF_NONE) return -slot - 1
+    if ((table[w] >>> 0) === hash && keyEquals(log, ref >>> 0, key, keyStart, keyLength)) return slot
+    slot = (slot + 1) & mask
+  }
+  assert(false, 'index table is never full')
+}
+
+export function slotRef(table: Int32Array, slot: number): number {
+  // Acquire: observes the newest ref the writer published for this slot.
+  return Atomics.load(table, TABLE_HEADER_WORDS + 2 * slot + 1) >>> 0
+}
+
+/** Writer only: points an existing slot at a newer version. */
+export function setSlotRef(table: Int32Array, slot: number, ref: number): void {
+  // Release: the version's bytes at `ref` are in the log before readers can follow it.
+  Atomics.store(table, TABLE_HEADER_WORDS + 2 * slot + 1, ref | 0)
+}
+
+/** Writer only: fills an empty slot. The caller grows the table first if needed. */
+export function insertAt(table: Int32Array, slot: number, hash: number, ref: number): void {
+  const w = TABLE_HEADER_WORDS + 2 * slot
+  table[w] = hash | 0
+  // Release: publishes the slot; the hash above is visible to any reader that sees this ref.
+  Atomics.store(table, w + 1, ref | 0)
+  // Only the writer updates the count; the store makes it visible to the next writer thread.
+  Atomics.store(table, TABLE_USED, table[TABLE_USED] + 1)
+}
+
+export function tableNeedsGrowth(table: Int32Array): boolean {
+  return table[TABLE_USED] + 1 > tableSlotCount(table) * INDEX_LOAD_MAX
+}
+
+/** Writer only: a doubled copy of `table` holding every slot (no log reads). */
+export function growTable(table: Int32Array): Int32Array {
+  const oldCount = tableSlotCount(table)
+  const next = createTable(oldCount * 2)
+  const mask = oldCount * 2 - 1
+  let used = 0
+  for (let s = 0; s < oldCount; s++) {
+    const w = TABLE_HEADER_WORDS + 2 * s
+    // Acquire is unnecessary (the caller is the only writer) but harmless; keeps one read rule.
+    const ref = Atomics.load(table, w + 1)
+    if (ref === REF_NONE) continue
+    const hash = table[w]
+    let slot = (hash >>> 0) & mask
+    while (next[TABLE_HEADER_WORDS + 2 * slot + 1] !== REF_NONE) slot = (slot + 1) & mask
+    next[TABLE_HEADER_WORDS + 2 * slot] = hash
+    next[TABLE_HEADER_WORDS + 2 * slot + 1] = ref
+    used++
+  }
+  next[TABLE_USED] = used
+  return next
+}
+
+/**
+ * Installs version `ref` of the key stored at that ref if it is newer than what
+ * the table holds (install-if-newer: idempotent and order-independent). The
+ * key's bytes are read from the log. Returns the table, replaced if it grew.
+ */
+export function installVersion(
+  table: Int32Array, log: LogSegments, hash: number, ref: number,
+  keyU8: Uint8Array, keyStart: number, keyLength: number,
+): Int32Array {
+  let slot = findSlot(table, log, hash, keyU8, keyStart, keyLength)
+  if (slot >= 0) {
+    if (ref > slotRef(table, slot)) setSlotRef(table, slot, ref)
+    return table
+  }
+  if (tableNeedsGrowth(table)) {
+    table = growTable(table)
+    slot = findSlot(table, log, hash, keyU8, keyStart, keyLength)
+    assert(slot < 0, 'a key absent before growth is absent after')
+  }
+  insertAt(table, -slot - 1, hash, ref)
+  return table
+}
+
+/** Follows the version chain from `ref` to the newest version below `visibleLsn` (REF_NONE if none). */
+export function resolveVisible(log: LogSegments, ref: number, visibleLsn: number): number {
+  while (ref !== REF_NONE && ref * LSN_ALIGN_BYTES >= visibleLsn) {
+    const lsn = ref * LSN_ALIGN_BYTES
+    const id = Math.floor(lsn / log.segmentBytes)
+    ref = log.dv[id].getUint32(lsn - id * log.segmentBytes + OP_PREV_REF_OFFSET, true)
+  }
+  return ref
+}
+
+/** The whole index: one table per partition. */
+export class Index {
+  readonly tables: Int32Array[]
+
+  constructor(tables?: Int32Array[]) {
+    if (tables !== undefined) {
+      assert(tables.length === PARTITION_COUNT, 'one table per partition')
+      this.tables = tables
+    } else {
+      this.tables = []
+      for (let p = 0; p < PARTITION_COUNT; p++) this.tables.push(createTable(INDEX_SLOTS_MIN))
+    }
+  }
+
+  /** Ref of the key's newest installed version, or REF_NONE. */
+  head(log: LogSegments, hash: number, key: Uint8Array, keyStart: number, keyLength: number): number {
+    const table = this.tables[partitionOf(hash)]
+    const slot = findSlot(table, log, hash, key, keyStart, keyLength)
+    return slot >= 0 ? slotRef(table, slot) : REF_NONE
+  }
+
+  memoryBytes(): number {
+    let n = 0
+    for (const t of this.tables) n += t.byteLength
+    return n
+  }
+
+  slotsUsed(): number {
+    let n = 0
+    for (const t of this.tables) n += tableUsed(t)
+    return n
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The primary's appender: encodes ops straight into the open block at the log
+ * tail and seals blocks. One block per event-loop turn (group commit), sealed
+ * early when it reaches BLOCK_BYTES_TARGET or its segment is full.
+ *
+ * Protocol for a write command (single-threaded, main thread):
+ *   1. reserve(boundBytes): guarantees room for all of the command's ops in
+ *      the open block (sealing the current block first if needed), so a
+ *      multi-op command or a transaction never spans two blocks;
+ *   2. opLsn()/opSegment() then writeOp there, then commitOp(size);
+ *   3. at the end of the turn, seal() writes the header and checksum and
+ *      publishes the block; onSeal(start, end) hands it to durability/shipping.
+ * Nothing below `store.endLsn` is ever modified again.
+ */
+import { assert } from '../assert.js'
+import { BLOCK_BYTES_TARGET, BLOCK_HEADER_BYTES, LSN_ALIGN_BYTES } from '../constants.js'
+import { dbError } from '../errors.js'
+import { sealBlock } from '../codec/record.js'
+import type { Segment } from './segment.js'
+import type { SegmentStore } from './segment_store.js'
+
+export type SealListener = (startLsn: number, endLsn: number) => void
+
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+export class Appender {
+  readonly store: SegmentStore
+  epoch: number
+  /** Start of the open block, or -1 when none is open. */
+  openStart: number
+  /** Where the next op goes. */
+  cursor: number
+  opCount: number
+  txnCount: number
+  /** Live keys after the last op (recorded in each block header: DBSIZE at that LSN). */
+  keyCount: number
+  onSeal: SealListener | null
+  private openSegment: Segment | null
+
+  constructor(store: SegmentStore, epoch: number, keyCount: number) {
+    this.store = store
+    this.epoch = epoch
+    this.openStart = -1
+    this.cursor = store.endLsn
+    this.opCount = 0
+    this.txnCount = 0
+    this.keyCount = keyCount
+    this.onSeal = null
+    this.openSegment = null
+  }
+
+  /** Largest op-bytes a single block can hold. */
+  capacityBytes(): number {
+    return this.store.segmentBytes - BLOCK_HEADER_BYTES
+  }
+
+  /** Ensures the open block has room for `bytes` more op bytes. */
+  reserve(bytes: number): void {
+    assert(bytes % LSN_ALIGN_BYTES === 0, 'reservations are aligned')
+    if (bytes > this.capacityBytes()) throw dbError('TXN_TOO_LARGE', `a write of ${bytes} bytes does not fit in one log block`)
+    if (this.openStart >= 0) {
+      const segmentEnd = this.openSegment!.baseLsn + this.store.segmentBytes
+      const fits = this.cursor + bytes <= segmentEnd
+      const underTarget = this.cursor + bytes - this.openStart <= BLOCK_BYTES_TARGET || this.opCount === 0
+      if (fits && underTarget) return
+      this.seal()
+    }
+    const start = this.store.placeBlock(this.store.endLsn, BLOCK_HEADER_BYTES + bytes)
+    this.openSegment = this.store.segmentFor(start)
+    this.openStart = start
+    this.cursor = start + BLOCK_HEADER_BYTES
+    this.opCount = 0
+    this.txnCount = 0
+  }
+
+  /** Segment and offset for the next op (after reserve()). */
+  opSegment(): Segment {
+    assert(this.openSegment !== null, 'a block is open')
+    return this.openSegment
+  }
+
+  opOffset(): number {
+    return this.cursor - this.openSegment!.baseLsn
+  }
+
+  commitOp(sizeBytes: number): void {
+    this.cursor += sizeBytes
+    this.opCount++
+  }
+
+  endTxn(): void {
+    this.txnCount++
+  }
+
+  hasOpenOps(): boolean {
+    return this.openStart >= 0 && this.opCount > 0
+  }
+
+  /** Seals the open block (if it holds ops) and publishes it. */
+  seal(): void {
+    if (this.openStart < 0) return
+    const segment = this.openSegment!
+    if (this.opCount === 0) {
+      this.openStart = -1
+      this.openSegment = null
+      return
+    }
+    const start = this.openStart
+    const end = this.cursor
+    const offset = start - segment.baseLsn
+    sealBlock(segment.u8, segment.dv, offset, {
+      epoch: this.epoch, startLsn: start, length: end - start, opCount: this.opCount,
+      txnCount: this.txnCount, keyCount: this.keyCount, commitTimeMs: nowMs(),
+    })
+    segment.publish(end - segment.baseLsn)
+    this.store.endLsn = end
+    this.openStart = -1
+    this.openSegment = null
+    this.opCount = 0
+    this.txnCount = 0
+    if (this.onSeal !== null) this.onSeal(start, end)
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Segment store: the ordered, append-only list of segments of one node's log.
+ * An LSN maps to (segment id, offset) by division: lsn = id * sizeBytes + offset.
+ * The store owns the log tail (`endLsn`: just past the last whole block) and
+ * allocates segments lazily as the tail reaches them. It knows nothing about
+ * block contents or disks.
+ */
+import { assert } from '../assert.js'
+import { LSN_MAX } from '../constants.js'
+import { dbError } from '../errors.js'
+import { Segment } from './segment.js'
+import type { LogSegments } from '../index/indirection.js'
+
+export class SegmentStore implements LogSegments {
+  readonly segmentBytes: number
+  readonly segments: Segment[]
+  /** Views by segment id, for the apply and lookup code (LogSegments). */
+  readonly u8: Uint8Array[]
+  readonly dv: DataView[]
+  /** Just past the last whole block appended (or received). */
+  endLsn: number
+  /** Called when a segment is created (backups forward new segments to the replay pool). */
+  onSegmentCreated: ((segment: Segment) => void) | null
+
+  constructor(segmentBytes: number) {
+    this.segmentBytes = segmentBytes
+    this.segments = []
+    this.u8 = []
+    this.dv = []
+    this.endLsn = 0
+    this.onSegmentCreated = null
+  }
+
+  segmentId(lsn: number): number {
+    return Math.floor(lsn / this.segmentBytes)
+  }
+
+  offsetOf(lsn: number): number {
+    return lsn - this.segmentId(lsn) * this.segmentBytes
+  }
+
+  /** The segment holding `lsn`, created (zeroed) if it does not exist yet. */
+  segmentFor(lsn: number): Segment {
+    const id = this.segmentId(lsn)
+    const existing = this.segments[id]
+    if (existing !== undefined) return existing
+    if (lsn > LSN_MAX) throw dbError('LOG_FULL', `log position ${lsn} is past the largest addressable LSN ${LSN_MAX}`)
+    for (let i = this.segments.length; i <= id; i++) {
+      if (this.segments[i] !== undefined) continue
+      const segment = Segment.create(i, this.segmentBytes)
+      this.segments[i] = segment
+      this.u8[i] = segment.u8
+      this.dv[i] = segment.dv
+      if (this.onSegmentCreated !== null) this.onSegmentCreated(segment)
+    }
+    return this.segments[id]
+  }
+
+  /** The segment for `lsn` if it exists. */
+  peek(lsn: number): Segment | undefined {
+    return this.segments[this.segmentId(lsn)]
+  }
+
+  /** Where a block of `bytes` starting at or after `lsn` goes: `lsn`, or the next segment's start. */
+  placeBlock(lsn: number, bytes: number): number {
+    assert(bytes <= this.segmentBytes, 'a block fits in one segment')
+    const offset = this.offsetOf(lsn)
+    if (offset + bytes <= this.segmentBytes) return lsn
+    return (this.segmentId(lsn) + 1) * this.segmentBytes
+  }
+
+  /** Bytes of memory held by segments. */
+  memoryBytes(): number {
+    let n = 0
+    for (const s of this.segments) if (s !== undefined) n += s.sizeBytes
+    return n
+  }
+}

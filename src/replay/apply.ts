@@ -1,0 +1,54 @@
+/**
+ * The replay data plane, shared by a restarting node (recovery) and by backup
+ * replay workers: walk whole, validated blocks and install each op's version
+ * into the index (install-if-newer). Pure functions over primitive arguments;
+ * no `this`, no closures, no allocation per op. Values are never copied: the
+ * index points into the log.
+ *
+ * Lanes: with `laneCount` lanes, lane `lane` owns the partitions p with
+ * p % laneCount === lane, so each partition table has exactly one writer.
+ * Any split of a log range into chunks, and any lane count, yields the same
+ * index as serial replay, because each partition sees its ops in LSN order
+ * and installing is idempotent.
+ */
+import {
+  BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, LSN_ALIGN_BYTES, OP_HEADER_BYTES,
+  OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
+} from '../constants.js'
+import { installVersion, type LogSegments } from '../index/indirection.js'
+
+const PARTITION_SHIFT = 32 - PARTITION_BITS
+
+/**
+ * Applies the ops of the whole blocks in segment `segmentId`, offsets
+ * [start, end), to the partitions of `lane`. `tables` is updated in place when a
+ * table grows. Returns the number of ops installed.
+ */
+export function applyRange(
+  log: LogSegments, segmentId: number, start: number, end: number,
+  tables: Int32Array[], lane: number, laneCount: number,
+): number {
+  const u8 = log.u8[segmentId]
+  const dv = log.dv[segmentId]
+  const baseRef = (segmentId * log.segmentBytes) / LSN_ALIGN_BYTES
+  let installed = 0
+  let block = start
+  while (block < end) {
+    const length = dv.getUint32(block + BLOCK_LENGTH_OFFSET, true)
+    const opCount = dv.getUint32(block + BLOCK_OP_COUNT_OFFSET, true)
+    let at = block + BLOCK_HEADER_BYTES
+    for (let i = 0; i < opCount; i++) {
+      const keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
+      const valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
+      const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
+      const p = hash >>> PARTITION_SHIFT
+      if (p % laneCount === lane) {
+        tables[p] = installVersion(tables[p], log, hash, baseRef + at / LSN_ALIGN_BYTES, u8, at + OP_HEADER_BYTES, keyLength)
+        installed++
+      }
+      at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+    }
+    block += length
+  }
+  return installed
+}

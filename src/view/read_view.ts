@@ -1,0 +1,115 @@
+/**
+ * Read views: how commands read keys on either role. A view reads the index
+ * and follows a key's version chain back to the newest version below the
+ * view's visible LSN, then reads the value straight out of the log.
+ *
+ * The primary reads at the log tail (every executed write is visible to the
+ * commands after it; replies wait for commit, see server/connection.ts). A
+ * backup reads at its visible LSN, which moves only between event-loop
+ * turns, so one command (MGET, SCAN, EXEC) sees one snapshot for all its keys.
+ */
+import { LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE } from '../constants.js'
+import { keyHash } from '../codec/hash.js'
+import { Index, TABLE_HEADER_WORDS, findSlot, partitionOf, resolveVisible, slotRef, tableSlotCount, type LogSegments } from '../index/indirection.js'
+
+export const VISIBLE_ALL = Number.MAX_SAFE_INTEGER
+
+/** A located version: the segment bytes and offsets of its key and value. */
+export class VersionCursor {
+  u8: Uint8Array
+  keyStart: number
+  keyLength: number
+  valueStart: number
+  valueLength: number
+  constructor() {
+    this.u8 = new Uint8Array(0)
+    this.keyStart = 0
+    this.keyLength = 0
+    this.valueStart = 0
+    this.valueLength = 0
+  }
+}
+
+export class ReadView {
+  readonly log: LogSegments
+  readonly index: Index
+  /** Versions at LSNs below this are visible. */
+  visibleLsn: number
+  /** Filled by locate(); reused, never reallocated. */
+  readonly cursor: VersionCursor
+
+  constructor(log: LogSegments, index: Index, visibleLsn: number) {
+    this.log = log
+    this.index = index
+    this.visibleLsn = visibleLsn
+    this.cursor = new VersionCursor()
+  }
+
+  /** Ref of the key's newest visible version (set or delete), REF_NONE if none. */
+  versionOf(key: Uint8Array, keyStart: number, keyLength: number): number {
+    const hash = keyHash(key, keyStart, keyLength)
+    const table = this.index.tables[partitionOf(hash)]
+    const slot = findSlot(table, this.log, hash, key, keyStart, keyLength)
+    if (slot < 0) return REF_NONE
+    const head = slotRef(table, slot)
+    return this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
+  }
+
+  /** Ref of the key's live value (a visible set version), or REF_NONE. */
+  lookup(key: Uint8Array, keyStart: number, keyLength: number): number {
+    const ref = this.versionOf(key, keyStart, keyLength)
+    return ref !== REF_NONE && this.isSet(ref) ? ref : REF_NONE
+  }
+
+  isSet(ref: number): boolean {
+    const lsn = ref * LSN_ALIGN_BYTES
+    const id = Math.floor(lsn / this.log.segmentBytes)
+    return this.log.u8[id][lsn - id * this.log.segmentBytes + OP_TYPE_OFFSET] === OP_TYPE_SET
+  }
+
+  /** Points `cursor` at the version's key and value bytes. */
+  locate(ref: number): VersionCursor {
+    const lsn = ref * LSN_ALIGN_BYTES
+    const id = Math.floor(lsn / this.log.segmentBytes)
+    const at = lsn - id * this.log.segmentBytes
+    const dv = this.log.dv[id]
+    const c = this.cursor
+    c.u8 = this.log.u8[id]
+    c.keyStart = at + OP_HEADER_BYTES
+    c.keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
+    c.valueStart = c.keyStart + c.keyLength
+    c.valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
+    return c
+  }
+
+  /**
+   * SCAN in key-hash order: visits the hashes in [cursor, cursor + span) of the
+   * partition holding `cursor`, calling `emit` for each live key's ref. Returns
+   * the next cursor (0 when the scan is complete). Because the order is by
+   * hash, not by slot, table growth between calls cannot skip or repeat a key.
+   */
+  scanStep(cursor: number, count: number, emit: (ref: number) => void): number {
+    const partition = partitionOf(cursor)
+    const partitionEnd = (partition + 1) * 2 ** (32 - Math.log2(PARTITION_COUNT))
+    const table = this.index.tables[partition]
+    const live = Math.max(1, this.index.slotsUsed())
+    // Span of hash space expected to hold about `count` keys; at least 1.
+    let span = Math.max(1, Math.floor((2 ** 32 / live) * count))
+    if (cursor + span > partitionEnd) span = partitionEnd - cursor
+    const hi = cursor + span
+    const slots = tableSlotCount(table)
+    const found: number[] = []
+    for (let s = 0; s < slots; s++) {
+      const w = TABLE_HEADER_WORDS + 2 * s
+      // Acquire: a non-zero ref publishes the slot's hash.
+      const head = Atomics.load(table, w + 1) >>> 0
+      if (head === REF_NONE) continue
+      const h = table[w] >>> 0
+      if (h < cursor || h >= hi) continue
+      const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
+      if (ref !== REF_NONE && this.isSet(ref)) found.push(h, ref)
+    }
+    for (let i = 0; i < found.length; i += 2) emit(found[i + 1])
+    return hi >= 2 ** 32 ? 0 : hi
+  }
+}
