@@ -69,7 +69,7 @@ export function writeOp(
 
 /** Small copies by loop (no subarray view), large ones by TypedArray.set. */
 export function copyBytes(dst: Uint8Array, dstAt: number, src: Uint8Array, srcStart: number, length: number): void {
-  if (length <= 32) {
+  if (length <= 256) {
     for (let i = 0; i < length; i++) dst[dstAt + i] = src[srcStart + i]
   } else {
     dst.set(src.subarray(srcStart, srcStart + length), dstAt)

@@ -181,6 +181,8 @@ export function resolveVisible(log: LogSegments, ref: number, visibleLsn: number
 /** The whole index: one table per partition. */
 export class Index {
   readonly tables: Int32Array[]
+  /** Bytes of all tables; kept current by replaceTable(). */
+  private bytes: number
 
   constructor(tables?: Int32Array[]) {
     if (tables !== undefined) {
@@ -190,6 +192,14 @@ export class Index {
       this.tables = []
       for (let p = 0; p < PARTITION_COUNT; p++) this.tables.push(createTable(INDEX_SLOTS_MIN))
     }
+    this.bytes = 0
+    for (const t of this.tables) this.bytes += t.byteLength
+  }
+
+  /** Swaps in a grown table for partition `p`. */
+  replaceTable(p: number, table: Int32Array): void {
+    this.bytes += table.byteLength - this.tables[p].byteLength
+    this.tables[p] = table
   }
 
   /** Ref of the key's newest installed version, or REF_NONE. */
@@ -200,9 +210,7 @@ export class Index {
   }
 
   memoryBytes(): number {
-    let n = 0
-    for (const t of this.tables) n += t.byteLength
-    return n
+    return this.bytes
   }
 
   slotsUsed(): number {

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+/**
+ * The freshet CLI: commander wiring only. Each subcommand validates its flags
+ * (cli/options.ts) and hands off to a runner.
+ */
+import { Command, Option } from 'commander'
+import { CLIENTS_MAX_DEFAULT, HOST_DEFAULT, PORT_DEFAULT } from '../constants.js'
+import { DbError } from '../errors.js'
+import { COMMIT_MODES, type CommitMode } from '../primary/primary.js'
+import { defaultDir, defaultMaxMemory, parseBytes, parseCount, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
+import { startPrimary } from './run_primary.js'
+
+function log(line: string): void {
+  process.stderr.write(`[${new Date().toISOString()}] ${line}\n`)
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let count = 0
+  const handler = (signal: string): void => {
+    count++
+    if (count > 1) process.exit(130)
+    log(`${signal}: flushing the log and closing`)
+    stop().then(() => process.exit(0), (err) => { log(`shutdown failed: ${String(err)}`); process.exit(1) })
+  }
+  process.on('SIGINT', () => handler('SIGINT'))
+  process.on('SIGTERM', () => handler('SIGTERM'))
+}
+
+const program = new Command()
+program.name('freshet').description('a replicated in-memory key-value database: the log is the database').version('0.1.0')
+
+program.command('primary')
+  .description('run a primary')
+  .option('--host <host>', 'address to bind', HOST_DEFAULT)
+  .option('--port <port>', 'port for clients and backups', String(PORT_DEFAULT))
+  .option('--dir <dir>', 'log directory (default: ./freshet-<port>)')
+  .addOption(new Option('--commit <mode>', 'when a write is acknowledged').choices(COMMIT_MODES as string[]).default('local'))
+  .option('--sync-backups <n>', 'backups that must flush/apply a write in remote-* modes', '1')
+  .option('--requirepass <password>', 'password clients (and backups) must AUTH with')
+  .option('--segment-size <size>', 'log segment size', '64mb')
+  .option('--max-memory <size>', 'writes get -OOM above this much log + index memory (default: 75% of RAM)')
+  .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
+  .action(async (o: Record<string, string | undefined>) => {
+    const port = parsePort(o.port!)
+    const segmentBytes = parseSegmentBytes(o.segmentSize!)
+    const running = await startPrimary({
+      host: o.host!, port, dir: o.dir ?? defaultDir(port), commit: o.commit as CommitMode,
+      syncBackups: parseCount(o.syncBackups!, '--sync-backups', 0, 64),
+      requirepass: o.requirepass ?? null, segmentBytes,
+      maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
+      maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
+      valueBytesMax: valueBytesMaxFor(segmentBytes), log,
+    })
+    onSignals(running.stop)
+  })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof DbError) {
+    log(`error (${err.code}): ${err.message}`)
+    process.exit(2)
+  }
+  log(`fatal: ${err instanceof Error ? err.stack : String(err)}`)
+  process.exit(1)
+})

@@ -1,0 +1,294 @@
+/**
+ * The primary: owns the log (segment store + appender + durable segment
+ * files), the index, and the commit positions. Commands call probe() then
+ * writeProbed() to write a version: the op is encoded straight into the open
+ * block, the index is pointed at it, and the reply waits (server/connection.ts)
+ * until the commit policy releases the block:
+ *
+ *   async        sealed into the in-memory log (end of the event-loop turn)
+ *   local        written and fdatasynced to the segment files
+ *
+ * On open, the log is recovered (torn tail cut) and the index rebuilt with the
+ * same applyRange() that backup replay workers use.
+ */
+import { assert } from '../assert.js'
+import { LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE } from '../constants.js'
+import { dbError } from '../errors.js'
+import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
+import { initHash, keyHash } from '../codec/hash.js'
+import { Index, findSlot, growTable, insertAt, setSlotRef, slotRef, tableNeedsGrowth } from '../index/indirection.js'
+import { applyRange } from '../replay/apply.js'
+import { Appender } from '../log/appender.js'
+import { GroupCommit } from '../log/group_commit.js'
+import { LogFiles, type RecoveryResult } from '../log/log_file.js'
+import { SegmentStore } from '../log/segment_store.js'
+import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
+import type { ServedNode } from '../server/server.js'
+import type { CommandSpec } from '../server/commands.js'
+
+export type CommitMode = 'async' | 'local' | 'remote-flush' | 'remote-apply'
+export const COMMIT_MODES: readonly CommitMode[] = ['async', 'local', 'remote-flush', 'remote-apply']
+
+export interface PrimaryOptions {
+  dir: string
+  segmentBytes: number
+  commit: CommitMode
+  maxMemoryBytes: number
+  valueBytesMax: number
+  log: (line: string) => void
+}
+
+export interface RecoveryReport extends RecoveryResult {
+  replayMs: number
+  readMs: number
+  opsInstalled: number
+}
+
+const PARTITION_SHIFT = 32 - PARTITION_BITS
+
+export class Primary implements ServedNode {
+  readonly role = 'primary' as const
+  readonly options: PrimaryOptions
+  readonly store: SegmentStore
+  readonly index: Index
+  readonly files: LogFiles
+  readonly appender: Appender
+  readonly groupCommit: GroupCommit
+  readonly view: ReadView
+  readonly recovery: RecoveryReport
+  epoch: number
+  /** LSN of the newest op written; a reply produced now waits until released > this. */
+  lastOpLsn: number
+  /** Called whenever the released position advances (the server flushes held replies). */
+  onRelease: (() => void) | null
+  /** Called for each sealed block (shipping hooks in here). */
+  onSealed: ((startLsn: number, endLsn: number) => void) | null
+  writesTotal: number
+  readonly extraCommands: CommandSpec[]
+  /** INFO sections added by the replication layer (shipping), keyed by section name. */
+  infoHooks: Map<string, () => Array<[string, string | number]>>
+  private pHash: number
+  private pPartition: number
+  private pSlot: number
+  private pHead: number
+
+  private constructor(options: PrimaryOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport) {
+    this.options = options
+    this.store = store
+    this.index = index
+    this.files = files
+    this.recovery = recovery
+    this.epoch = Math.max(1, recovery.lastEpoch)
+    this.appender = new Appender(store, this.epoch, recovery.keyCount)
+    this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => this.fatal(err))
+    this.view = new ReadView(store, index, VISIBLE_ALL)
+    this.lastOpLsn = -1
+    this.onRelease = null
+    this.onSealed = null
+    this.writesTotal = 0
+    this.extraCommands = []
+    this.infoHooks = new Map()
+    this.pHash = 0
+    this.pPartition = 0
+    this.pSlot = 0
+    this.pHead = REF_NONE
+    this.appender.onSeal = (start, end) => this.sealed(start, end)
+    this.groupCommit.onDurable = () => {
+      if (this.options.commit !== 'async' && this.onRelease !== null) this.onRelease()
+    }
+  }
+
+  static async open(options: PrimaryOptions): Promise<Primary> {
+    await initHash()
+    const store = new SegmentStore(options.segmentBytes)
+    const files = LogFiles.open(options.dir, options.segmentBytes)
+    const { index, report } = recoverInto(files, store)
+    if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
+    return new Primary(options, store, index, files, report)
+  }
+
+  /** Replies for ops at positions below this may leave. */
+  releasedLsn(): number {
+    return this.options.commit === 'async' ? this.store.endLsn : this.groupCommit.durableLsn
+  }
+
+  get writer(): Primary {
+    return this
+  }
+
+  waitLsn(): number {
+    return this.lastOpLsn
+  }
+
+  info(section: string): Array<[string, string | number]> | null {
+    const hook = this.infoHooks.get(section)
+    switch (section) {
+      case 'replication':
+        return hook !== undefined ? hook() : [['role', 'primary'], ['epoch', this.epoch], ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()], ['connected_backups', 0]]
+      case 'persistence':
+        return [
+          ['loading', 0], ['commit_mode', this.options.commit], ['dir', this.options.dir],
+          ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()],
+          ['segment_bytes', this.store.segmentBytes], ['segments', this.store.segments.length],
+          ['fsyncs_total', this.groupCommit.flushCount],
+          ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
+          ['recovery_truncated_bytes', this.recovery.truncatedBytes],
+          ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
+        ]
+      case 'memory':
+        return [
+          ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
+          ['log_bytes', this.appender.cursor], ['index_bytes', this.index.memoryBytes()],
+        ]
+      case 'stats':
+        return [['writes_total', this.writesTotal], ...(hook !== undefined ? hook() : [])]
+      default:
+        return null
+    }
+  }
+
+  commitLsn(): number {
+    return this.store.endLsn
+  }
+
+  durableLsn(): number {
+    return this.groupCommit.durableLsn
+  }
+
+  private sealed(start: number, end: number): void {
+    this.groupCommit.submit(end)
+    if (this.onSealed !== null) this.onSealed(start, end)
+    if (this.options.commit === 'async' && this.onRelease !== null) this.onRelease()
+  }
+
+  /** End of an event-loop turn: seal what this turn wrote (group commit). */
+  endTurn(): void {
+    this.appender.seal()
+  }
+
+  usedMemoryBytes(): number {
+    return this.appender.cursor + this.index.memoryBytes()
+  }
+
+  keyCount(): number {
+    return this.appender.keyCount
+  }
+
+  /**
+   * Before a write command: checks memory and reserves room for all of its ops
+   * in one block. Throws DbError OOM / TXN_TOO_LARGE / LOG_FULL.
+   */
+  beginWrite(boundBytes: number): void {
+    if (this.usedMemoryBytes() + boundBytes > this.options.maxMemoryBytes) {
+      throw dbError('OOM', 'command not allowed when used memory > \'maxmemory\'')
+    }
+    this.appender.reserve(boundBytes)
+  }
+
+  endWrite(): void {
+    this.appender.endTxn()
+  }
+
+  /** Looks a key up for writing; returns its newest version's ref (set or delete) or REF_NONE. */
+  probe(key: Uint8Array, keyStart: number, keyLength: number): number {
+    const hash = keyHash(key, keyStart, keyLength)
+    const partition = hash >>> PARTITION_SHIFT
+    const table = this.index.tables[partition]
+    const slot = findSlot(table, this.store, hash, key, keyStart, keyLength)
+    this.pHash = hash
+    this.pPartition = partition
+    this.pSlot = slot
+    this.pHead = slot >= 0 ? slotRef(table, slot) : REF_NONE
+    return this.pHead
+  }
+
+  /**
+   * Writes a version of the key last passed to probe(): a set whose value is
+   * v1[v1Start, +v1Length) followed by v2[…] (APPEND), or a delete. Returns
+   * the op's LSN.
+   */
+  writeProbed(
+    type: number, key: Uint8Array, keyStart: number, keyLength: number,
+    v1: Uint8Array | null, v1Start: number, v1Length: number,
+    v2: Uint8Array | null, v2Start: number, v2Length: number,
+  ): number {
+    const valueLength = v1Length + v2Length
+    if (valueLength > this.options.valueBytesMax) throw dbError('VALUE_TOO_LARGE', 'string exceeds maximum allowed size')
+    const size = opBytes(keyLength, valueLength)
+    this.appender.reserve(size)
+    const segment = this.appender.opSegment()
+    const at = this.appender.opOffset()
+    writeOpHeader(segment.dv, at, type, this.pHash, this.pHead, keyLength, valueLength)
+    const keyAt = at + OP_HEADER_BYTES
+    copyBytes(segment.u8, keyAt, key, keyStart, keyLength)
+    if (v1Length > 0) copyBytes(segment.u8, keyAt + keyLength, v1!, v1Start, v1Length)
+    if (v2Length > 0) copyBytes(segment.u8, keyAt + keyLength + v1Length, v2!, v2Start, v2Length)
+    padOp(segment.u8, at, keyLength, valueLength)
+    const lsn = this.appender.cursor
+    const ref = lsn / LSN_ALIGN_BYTES
+    const tables = this.index.tables
+    let table = tables[this.pPartition]
+    if (this.pSlot >= 0) {
+      setSlotRef(table, this.pSlot, ref)
+    } else {
+      if (tableNeedsGrowth(table)) {
+        table = growTable(table)
+        this.index.replaceTable(this.pPartition, table)
+        this.pSlot = findSlot(table, this.store, this.pHash, key, keyStart, keyLength)
+        assert(this.pSlot < 0, 'growth keeps an absent key absent')
+      }
+      insertAt(table, -this.pSlot - 1, this.pHash, ref)
+      this.pSlot = -this.pSlot - 1
+    }
+    const wasLive = this.pHead !== REF_NONE && this.view.isSet(this.pHead)
+    const isLive = type === OP_TYPE_SET
+    if (wasLive !== isLive) this.appender.keyCount += isLive ? 1 : -1
+    this.pHead = ref
+    this.appender.commitOp(size)
+    this.lastOpLsn = lsn
+    this.writesTotal++
+    return lsn
+  }
+
+  /** Start of the block holding the newest op (lastOpLsn). */
+  lastOpBlockStart(): number {
+    return this.appender.openStart >= 0 ? this.appender.openStart : -1
+  }
+
+  /** The end LSN of the block starting at `blockStart`, sealing it first if it is still open. */
+  blockEndOf(blockStart: number): number {
+    if (blockStart < 0) return 0
+    if (this.appender.openStart === blockStart) this.appender.seal()
+    const segment = this.store.segments[this.store.segmentId(blockStart)]
+    return blockStart + blockLength(segment.dv, blockStart - segment.baseLsn)
+  }
+
+  private fatal(err: unknown): void {
+    this.options.log(`FATAL: log write failed, stopping so that recovery decides what is durable: ${String(err)}`)
+    process.exit(70)
+  }
+
+  async close(): Promise<void> {
+    this.appender.seal()
+    await this.groupCommit.drain()
+    this.files.close()
+  }
+}
+
+/** Recovers the log into `store` and rebuilds the index with the replay code. */
+export function recoverInto(files: LogFiles, store: SegmentStore): { index: Index, report: RecoveryReport } {
+  const t0 = performance.now()
+  const result = files.recover(store)
+  const t1 = performance.now()
+  const index = new Index()
+  let ops = 0
+  for (const segment of store.segments) {
+    if (segment === undefined) continue
+    const committed = segment.committedBytes()
+    if (committed > 0) ops += applyRange(store, segment.id, 0, committed, index.tables, 0, 1)
+  }
+  const t2 = performance.now()
+  // applyRange swapped grown tables in place; a new Index recounts their bytes.
+  return { index: new Index(index.tables), report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
+}
+

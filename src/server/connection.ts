@@ -1,0 +1,134 @@
+/**
+ * One client connection: its parser, its reply buffer, its session state
+ * (auth, name, MULTI queue, last write) and the rule that holds replies back
+ * until their writes are committed.
+ *
+ * Reply holding: each batch of replies produced by one input chunk is marked
+ * with the node's wait position at that moment (the newest op written by
+ * anyone; a read may have observed it). Bytes are sent only once the node's
+ * released position (sealed, fsynced, or flushed/applied by backups,
+ * depending on the commit mode) has passed the mark. Replies therefore leave
+ * in order, and no client ever observes a write that is not yet committed.
+ */
+import type { Socket } from 'node:net'
+import { REPLY_BUFFER_BYTES_MAX } from '../constants.js'
+import type { Args } from './args.js'
+import { ReplyWriter } from './reply.js'
+import { RespParser } from './resp.js'
+
+const READ_PAUSE_BYTES = 4 * 1024 * 1024
+
+export class Connection {
+  readonly id: number
+  readonly socket: Socket
+  readonly parser: RespParser
+  readonly out: ReplyWriter
+  readonly addr: string
+  readonly createdMs: number
+  name: string
+  authed: boolean
+  inMulti: boolean
+  multiQueue: Args[]
+  multiError: boolean
+  /** LSN of this connection's newest write and the start of its block (-1: none yet). */
+  lastWriteLsn: number
+  lastWriteBlockStart: number
+  /** Bytes [0, sendable) of `out` may be sent; later ones wait for their marks. */
+  sendable: number
+  markEnd: number[]
+  markLsn: number[]
+  /** Set while a blocking command (WAIT, WAITLSN) waits; input processing stops. */
+  blocked: boolean
+  closing: boolean
+  closed: boolean
+  paused: boolean
+  /** Replication link: the socket was handed to the replication code. */
+  detached: boolean
+  commandsTotal: number
+
+  constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number) {
+    this.id = id
+    this.socket = socket
+    this.parser = new RespParser(bulkBytesMax, queryBytesMax)
+    this.out = new ReplyWriter()
+    this.addr = `${socket.remoteAddress}:${socket.remotePort}`
+    this.createdMs = Date.now()
+    this.name = ''
+    this.authed = false
+    this.inMulti = false
+    this.multiQueue = []
+    this.multiError = false
+    this.lastWriteLsn = -1
+    this.lastWriteBlockStart = -1
+    this.sendable = 0
+    this.markEnd = []
+    this.markLsn = []
+    this.blocked = false
+    this.closing = false
+    this.closed = false
+    this.paused = false
+    this.detached = false
+    this.commandsTotal = 0
+  }
+
+  /** Replies written since the last mark wait until released > waitLsn. */
+  mark(waitLsn: number, releasedLsn: number): void {
+    const end = this.out.length
+    const lastEnd = this.markEnd.length > 0 ? this.markEnd[this.markEnd.length - 1] : this.sendable
+    if (end === lastEnd) return
+    if (this.markEnd.length === 0 && waitLsn < releasedLsn) {
+      this.sendable = end
+      return
+    }
+    this.markEnd.push(end)
+    this.markLsn.push(waitLsn)
+  }
+
+  hasHeld(): boolean {
+    return this.markEnd.length > 0
+  }
+
+  /** Makes sendable every mark whose wait position is below `releasedLsn`. */
+  release(releasedLsn: number): void {
+    let n = 0
+    while (n < this.markEnd.length && this.markLsn[n] < releasedLsn) n++
+    if (n === 0) return
+    this.sendable = this.markEnd[n - 1]
+    this.markEnd.splice(0, n)
+    this.markLsn.splice(0, n)
+  }
+
+  /** Sends what may be sent. Returns false if the connection was cut for exceeding its reply bound. */
+  flush(): boolean {
+    if (this.closed) return false
+    const n = this.sendable
+    if (n > 0) {
+      const chunk = Buffer.allocUnsafe(n)
+      this.out.buf.copy(chunk, 0, 0, n)
+      this.out.consume(n)
+      for (let i = 0; i < this.markEnd.length; i++) this.markEnd[i] -= n
+      this.sendable = 0
+      this.socket.write(chunk)
+    }
+    if (this.socket.writableLength + this.out.length > REPLY_BUFFER_BYTES_MAX) {
+      this.destroy()
+      return false
+    }
+    if (!this.paused && this.socket.writableLength > READ_PAUSE_BYTES) {
+      this.paused = true
+      this.socket.pause()
+      this.socket.once('drain', () => {
+        this.paused = false
+        if (!this.closed) this.socket.resume()
+      })
+    }
+    if (this.closing && this.out.length === 0) this.socket.end()
+    return true
+  }
+
+  destroy(): void {
+    if (this.closed) return
+    this.closed = true
+    this.socket.destroy()
+  }
+}
