@@ -7,8 +7,10 @@ import { Command, Option } from 'commander'
 import { CLIENTS_MAX_DEFAULT, HOST_DEFAULT, PORT_DEFAULT } from '../constants.js'
 import { DbError } from '../errors.js'
 import { COMMIT_MODES, type CommitMode } from '../primary/primary.js'
-import { defaultDir, defaultMaxMemory, parseBytes, parseCount, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
+import { defaultDir, defaultMaxMemory, parseBytes, parseCount, parseHostPort, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
 import { startPrimary } from './run_primary.js'
+import { startBackup } from './run_backup.js'
+import os from 'node:os'
 
 function log(line: string): void {
   process.stderr.write(`[${new Date().toISOString()}] ${line}\n`)
@@ -49,6 +51,31 @@ program.command('primary')
       requirepass: o.requirepass ?? null, segmentBytes,
       maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
       maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
+      valueBytesMax: valueBytesMaxFor(segmentBytes), log,
+    })
+    onSignals(running.stop)
+  })
+
+program.command('backup')
+  .description('run a backup that follows a primary and serves reads')
+  .requiredOption('--primary <host:port>', 'the primary to follow')
+  .option('--host <host>', 'address to bind', HOST_DEFAULT)
+  .option('--port <port>', 'port for clients', String(PORT_DEFAULT + 1))
+  .option('--dir <dir>', 'log directory (default: ./freshet-<port>)')
+  .option('--workers <n>', 'replay worker threads (default: min(4, cores))')
+  .option('--primaryauth <password>', 'the primary\'s --requirepass')
+  .option('--requirepass <password>', 'password clients must AUTH with on this backup')
+  .option('--segment-size <size>', 'log segment size (must match the primary)', '64mb')
+  .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
+  .action(async (o: Record<string, string | undefined>) => {
+    const port = parsePort(o.port!)
+    const primary = parseHostPort(o.primary!, '--primary')
+    const segmentBytes = parseSegmentBytes(o.segmentSize!)
+    const running = await startBackup({
+      host: o.host!, port, dir: o.dir ?? defaultDir(port), primaryHost: primary.host, primaryPort: primary.port,
+      primaryAuth: o.primaryauth ?? null, requirepass: o.requirepass ?? null,
+      workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
+      segmentBytes, maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
       valueBytesMax: valueBytesMaxFor(segmentBytes), log,
     })
     onSignals(running.stop)

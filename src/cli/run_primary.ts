@@ -5,6 +5,7 @@
 import { CLIENTS_MAX_DEFAULT } from '../constants.js'
 import { Primary, type CommitMode } from '../primary/primary.js'
 import { RespServer } from '../server/server.js'
+import { Shipping } from '../ship/sender.js'
 
 export interface PrimaryRunOptions {
   host: string
@@ -22,6 +23,7 @@ export interface PrimaryRunOptions {
 
 export interface RunningPrimary {
   primary: Primary
+  shipping: Shipping
   server: RespServer
   stop: () => Promise<void>
 }
@@ -34,10 +36,12 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
   const r = primary.recovery
   const mb = r.endLsn / 1e6
   o.log(`recovered ${r.blockCount} blocks (${mb.toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms: read+verify ${r.readMs.toFixed(0)} ms, index ${r.replayMs.toFixed(0)} ms`)
+  const shipping = new Shipping(primary, o.syncBackups)
   const server = new RespServer(primary, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,
     valueBytesMax: o.valueBytesMax, log: o.log,
   })
+  shipping.server = server
   await server.listen()
   o.log(`primary listening on ${o.host}:${server.port} (dir ${o.dir}, commit ${o.commit}, epoch ${primary.epoch}, commit_lsn ${primary.commitLsn()})`)
   let stopping: Promise<void> | null = null
@@ -45,10 +49,11 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
     if (stopping === null) stopping = (async () => {
       await server.close()
       await primary.close()
+      shipping.close()
     })()
     return stopping
   }
-  return { primary, server, stop }
+  return { primary, shipping, server, stop }
 }
 
 export { CLIENTS_MAX_DEFAULT }

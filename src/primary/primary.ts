@@ -61,6 +61,8 @@ export class Primary implements ServedNode {
   lastOpLsn: number
   /** Called whenever the released position advances (the server flushes held replies). */
   onRelease: (() => void) | null
+  /** For remote-* commit modes: the LSN the required backups have flushed/applied (-1: not enough backups). */
+  remoteReleased: (() => number) | null
   /** Called for each sealed block (shipping hooks in here). */
   onSealed: ((startLsn: number, endLsn: number) => void) | null
   writesTotal: number
@@ -85,6 +87,7 @@ export class Primary implements ServedNode {
     this.lastOpLsn = -1
     this.onRelease = null
     this.onSealed = null
+    this.remoteReleased = null
     this.writesTotal = 0
     this.extraCommands = []
     this.infoHooks = new Map()
@@ -109,7 +112,9 @@ export class Primary implements ServedNode {
 
   /** Replies for ops at positions below this may leave. */
   releasedLsn(): number {
-    return this.options.commit === 'async' ? this.store.endLsn : this.groupCommit.durableLsn
+    if (this.options.commit === 'async') return this.store.endLsn
+    const durable = this.groupCommit.durableLsn
+    return this.remoteReleased === null ? durable : Math.min(durable, this.remoteReleased())
   }
 
   get writer(): Primary {

@@ -300,7 +300,7 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'strlen', arity: 2, flags: F_READ, run: strlen },
   { name: 'dbsize', arity: 1, flags: F_READ, run: (s) => s.conn.out.integer(s.node.keyCount()) },
   { name: 'scan', arity: -2, flags: F_READ, run: scan },
-  { name: 'lsn', arity: 1, flags: 0, run: (s) => s.conn.out.integer(s.node.writer === null ? s.node.releasedLsn() : s.node.writer.blockEndOf(s.conn.lastWriteBlockStart)) },
+  { name: 'lsn', arity: 1, flags: 0, run: (s) => s.conn.out.integer(s.node.writer === null ? s.node.view.visibleLsn : s.node.writer.blockEndOf(s.conn.lastWriteBlockStart)) },
 ]
 
 export { OK, QUEUED }

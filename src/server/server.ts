@@ -251,6 +251,19 @@ export class RespServer {
     spec.run(session, a)
   }
 
+  /** A blocking command parks its connection: no further input runs until unblock(). */
+  block(conn: Connection): void {
+    conn.blocked = true
+  }
+
+  /** The blocking command has written its reply; send it and run any input that queued meanwhile. */
+  unblock(conn: Connection): void {
+    if (!conn.blocked) return
+    conn.blocked = false
+    if (conn.closed) return
+    this.processInput(conn)
+  }
+
   execMulti(s: Session): void {
     const conn = s.conn
     const queue = conn.multiQueue

@@ -1,0 +1,420 @@
+/**
+ * A backup (hot standby): follows a primary over the replication link,
+ * persists what it receives (group fsync), replays it on the worker pool, and
+ * serves read-only queries at its visible LSN.
+ *
+ *   receive (Receiver: one copy into our segments, validated)
+ *     -> persist (GroupCommit: flushed LSN)       } both start as soon as a
+ *     -> replay (ReplayScheduler: applied LSN)    } frame is published
+ *     -> ack received/flushed/applied + lag to the primary
+ *
+ * Lag follows PostgreSQL's replay_lag: for the newest block made visible, the
+ * time from its commit on the primary (block header) to its visibility here.
+ * When applied has reached the primary's commit LSN (heartbeats carry it even
+ * when the primary is idle) lag reads 0. The link resumes from what this
+ * backup has (received in memory, or flushed after a restart).
+ */
+import net from 'node:net'
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
+import { initHash } from '../codec/hash.js'
+import type { Index } from '../index/indirection.js'
+import { nowMs } from '../log/appender.js'
+import { GroupCommit } from '../log/group_commit.js'
+import { LogFiles } from '../log/log_file.js'
+import { SegmentStore } from '../log/segment_store.js'
+import { recoverInto, type RecoveryReport } from '../primary/primary.js'
+import { ReplayScheduler } from '../replay/scheduler.js'
+import type { CommandSpec } from '../server/commands.js'
+import { F_BLOCKING } from '../server/commands.js'
+import { argInt } from '../server/args.js'
+import type { Connection } from '../server/connection.js'
+import type { RespServer, ServedNode } from '../server/server.js'
+import { ReadView } from '../view/read_view.js'
+import { ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
+import { Receiver, type ReceiverSink } from '../ship/receiver.js'
+
+export interface BackupOptions {
+  dir: string
+  segmentBytes: number
+  primaryHost: string
+  primaryPort: number
+  primaryAuth: string | null
+  workers: number
+  listenPort: number
+  log: (line: string) => void
+}
+
+/** Blocks received but not yet visible, in a bounded ring (no object per block). */
+const PENDING_BLOCKS_MAX = 1 << 20
+const RECONNECT_MS_MIN = 50
+const RECONNECT_MS_MAX = 1000
+
+interface LsnWaiter {
+  conn: Connection
+  lsn: number
+  deadline: number
+  timer: NodeJS.Timeout | null
+}
+
+export class Backup implements ServedNode, ReceiverSink {
+  readonly role = 'backup' as const
+  readonly writer = null
+  readonly options: BackupOptions
+  readonly store: SegmentStore
+  readonly index: Index
+  readonly files: LogFiles
+  readonly view: ReadView
+  readonly groupCommit: GroupCommit
+  readonly scheduler: ReplayScheduler
+  readonly receiver: Receiver
+  readonly recovery: RecoveryReport
+  readonly extraCommands: CommandSpec[]
+  readonly lagHistogramUs: RecordableHistogram
+  /** Per-second window of lag samples, rotated by the stats timer. */
+  lagWindowUs: RecordableHistogram
+  lastWindow: { p50Ms: number, p99Ms: number, maxMs: number, count: number }
+  onRelease: (() => void) | null
+  server: RespServer | null
+  epoch: number
+  linkUp: boolean
+  primaryCommitLsn: number
+  lastLagMs: number
+  visibleKeyCount: number
+  appliedBytesTotal: number
+  private socket: net.Socket | null
+  private handshake: Buffer | null
+  private reconnectMs: number
+  private lastFrameMs: number
+  private readonly pendingEnd: Float64Array
+  private readonly pendingCommitMs: Float64Array
+  private readonly pendingKeys: Float64Array
+  private pendingHead: number
+  private pendingCount: number
+  private ackScheduled: boolean
+  private readonly ackBuf: Buffer
+  private waiters: LsnWaiter[]
+  private readonly timer: NodeJS.Timeout
+  private closed: boolean
+
+  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport) {
+    this.options = options
+    this.store = store
+    this.index = index
+    this.files = files
+    this.recovery = recovery
+    this.epoch = recovery.lastEpoch
+    this.view = new ReadView(store, index, store.endLsn)
+    this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => {
+      options.log(`FATAL: backup log write failed: ${String(err)}`)
+      process.exit(70)
+    })
+    this.scheduler = new ReplayScheduler({
+      workers: options.workers, store, index,
+      onVisible: (lsn) => this.visible(lsn),
+      onError: (err) => { options.log(`FATAL: replay worker failed: ${String(err)}`); process.exit(70) },
+    }, store.endLsn)
+    this.receiver = new Receiver(store, this.epoch, this)
+    this.extraCommands = [this.waitLsnCommand()]
+    this.lagHistogramUs = createHistogram()
+    this.lagWindowUs = createHistogram()
+    this.lastWindow = { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
+    this.onRelease = null
+    this.server = null
+    this.linkUp = false
+    this.primaryCommitLsn = store.endLsn
+    this.lastLagMs = 0
+    this.visibleKeyCount = recovery.keyCount
+    this.appliedBytesTotal = 0
+    this.socket = null
+    this.handshake = null
+    this.reconnectMs = RECONNECT_MS_MIN
+    this.lastFrameMs = 0
+    this.pendingEnd = new Float64Array(PENDING_BLOCKS_MAX)
+    this.pendingCommitMs = new Float64Array(PENDING_BLOCKS_MAX)
+    this.pendingKeys = new Float64Array(PENDING_BLOCKS_MAX)
+    this.pendingHead = 0
+    this.pendingCount = 0
+    this.ackScheduled = false
+    this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
+    this.waiters = []
+    this.closed = false
+    this.groupCommit.onDurable = () => this.scheduleAck()
+    this.timer = setInterval(() => this.tick(), 250)
+    this.timer.unref()
+  }
+
+  static async open(options: BackupOptions): Promise<Backup> {
+    await initHash()
+    const store = new SegmentStore(options.segmentBytes)
+    const files = LogFiles.open(options.dir, options.segmentBytes)
+    const { index, report } = recoverInto(files, store)
+    if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
+    const backup = new Backup(options, store, index, files, report)
+    backup.connect()
+    return backup
+  }
+
+  // ---- ServedNode ----
+  releasedLsn(): number { return Number.MAX_SAFE_INTEGER }
+  waitLsn(): number { return -1 }
+  endTurn(): void {}
+  keyCount(): number { return this.visibleKeyCount }
+
+  receivedLsn(): number { return this.store.endLsn }
+  flushedLsn(): number { return this.groupCommit.durableLsn }
+  appliedLsn(): number { return this.view.visibleLsn }
+
+  lagBytes(): number { return Math.max(0, this.primaryCommitLsn - this.appliedLsn()) }
+
+  lagMs(): number {
+    if (this.appliedLsn() >= this.primaryCommitLsn && this.pendingCount === 0) return 0
+    let lag = this.lastLagMs
+    if (this.pendingCount > 0) lag = Math.max(lag, nowMs() - this.pendingCommitMs[this.pendingHead])
+    return lag
+  }
+
+  info(section: string): Array<[string, string | number]> | null {
+    switch (section) {
+      case 'replication':
+        return [
+          ['role', 'backup'], ['epoch', this.epoch], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
+          ['link', this.linkUp ? 'up' : 'down'], ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()],
+          ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
+          ['lag_ms', this.lagMs().toFixed(3)], ['workers', this.scheduler.laneCount],
+        ]
+      case 'persistence':
+        return [
+          ['loading', 0], ['dir', this.options.dir], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
+          ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
+          ['recovery_truncated_bytes', this.recovery.truncatedBytes],
+          ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
+        ]
+      case 'memory':
+        return [['log_bytes', this.store.endLsn], ['index_bytes', this.index.memoryBytes()]]
+      case 'stats': {
+        const h = this.lagHistogramUs
+        const count = h.count
+        return [
+          ['replay_tasks_total', this.scheduler.tasksTotal], ['replay_ops_total', this.scheduler.installedTotal],
+          ['replay_bytes_total', this.appliedBytesTotal], ['replay_worker_cpu_ms', Math.round(this.scheduler.workerCpuMs)],
+          ['replay_lag_samples', count],
+          ['replay_lag_p50_ms', count > 0 ? (h.percentile(50) / 1000).toFixed(3) : '0'],
+          ['replay_lag_p99_ms', count > 0 ? (h.percentile(99) / 1000).toFixed(3) : '0'],
+          ['replay_lag_max_ms', count > 0 ? (h.max / 1000).toFixed(3) : '0'],
+          ['replay_lag_window_p50_ms', this.lastWindow.p50Ms.toFixed(3)],
+          ['replay_lag_window_p99_ms', this.lastWindow.p99Ms.toFixed(3)],
+          ['replay_lag_window_max_ms', this.lastWindow.maxMs.toFixed(3)],
+          ['replay_lag_window_samples', this.lastWindow.count],
+          ['link_frames_total', this.receiver.framesTotal], ['link_bytes_total', this.receiver.bytesTotal],
+        ]
+      }
+      default:
+        return null
+    }
+  }
+
+  // ---- link ----
+  private connect(): void {
+    if (this.closed) return
+    const o = this.options
+    const socket = net.connect({ host: o.primaryHost, port: o.primaryPort, noDelay: true })
+    this.socket = socket
+    this.handshake = Buffer.alloc(0)
+    let hello = ''
+    if (o.primaryAuth !== null) hello += resp(['AUTH', o.primaryAuth])
+    hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(this.store.endLsn), String(o.listenPort)])
+    socket.on('connect', () => {
+      socket.write(hello)
+      this.lastFrameMs = nowMs()
+    })
+    socket.on('data', (chunk: Buffer) => this.onLinkData(socket, chunk))
+    socket.on('error', () => { /* 'close' follows and reconnects */ })
+    socket.on('close', () => this.linkClosed(socket))
+  }
+
+  private linkClosed(socket: net.Socket): void {
+    if (this.socket !== socket) return
+    this.socket = null
+    if (this.linkUp) this.options.log(`link to primary ${this.options.primaryHost}:${this.options.primaryPort} down`)
+    this.linkUp = false
+    if (this.closed) return
+    const delay = this.reconnectMs
+    this.reconnectMs = Math.min(RECONNECT_MS_MAX, this.reconnectMs * 2)
+    setTimeout(() => this.connect(), delay).unref()
+  }
+
+  private dropLink(reason: string): void {
+    this.options.log(`closing link to primary: ${reason}`)
+    this.socket?.destroy()
+  }
+
+  private onLinkData(socket: net.Socket, chunk: Buffer): void {
+    if (this.socket !== socket) return
+    this.lastFrameMs = nowMs()
+    if (this.handshake !== null) {
+      chunk = this.readHandshake(chunk)
+      if (this.handshake !== null || chunk.length === 0) return
+    }
+    const before = this.store.endLsn
+    try {
+      this.receiver.feed(chunk)
+    } catch (err) {
+      this.dropLink(err instanceof Error ? err.message : String(err))
+      return
+    }
+    if (this.store.endLsn > before) {
+      if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
+      this.groupCommit.submit(this.store.endLsn)
+      this.scheduler.advance(this.store.endLsn)
+      if (this.pendingCount >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
+    }
+    this.scheduleAck()
+  }
+
+  /** Reads RESP status lines until +SYNC; returns the bytes after it. */
+  private readHandshake(chunk: Buffer): Buffer {
+    let buf = Buffer.concat([this.handshake!, chunk])
+    for (;;) {
+      const nl = buf.indexOf(10)
+      if (nl < 0) {
+        if (buf.length > 4096) this.dropLink('handshake reply too long')
+        this.handshake = buf
+        return Buffer.alloc(0)
+      }
+      const line = buf.toString('utf8', 0, nl).replace(/\r$/, '')
+      buf = buf.subarray(nl + 1)
+      if (line.startsWith('-')) {
+        this.options.log(`primary refused the link: ${line.slice(1)}`)
+        this.socket?.destroy()
+        this.handshake = null
+        return Buffer.alloc(0)
+      }
+      if (line.startsWith('+SYNC ')) {
+        const [, epoch, commit] = line.split(' ')
+        const e = Number(epoch)
+        if (this.epoch !== 0 && e !== this.epoch) { this.dropLink(`primary answered epoch ${e}, expected ${this.epoch}`); return Buffer.alloc(0) }
+        this.epoch = e
+        this.receiver.reset(e)
+        this.primaryCommitLsn = Math.max(this.primaryCommitLsn, Number(commit))
+        this.handshake = null
+        this.linkUp = true
+        this.reconnectMs = RECONNECT_MS_MIN
+        this.options.log(`link to primary ${this.options.primaryHost}:${this.options.primaryPort} up (epoch ${e}, from LSN ${this.store.endLsn}, primary commit LSN ${commit})`)
+        return buf
+      }
+      // +OK for AUTH: keep reading.
+    }
+  }
+
+  // ---- ReceiverSink ----
+  block(_startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void {
+    const i = (this.pendingHead + this.pendingCount) % PENDING_BLOCKS_MAX
+    this.pendingEnd[i] = endLsn
+    this.pendingCommitMs[i] = commitTimeMs
+    this.pendingKeys[i] = keyCount
+    this.pendingCount++
+  }
+
+  heartbeat(commitLsn: number, _commitTimeMs: number): void {
+    if (commitLsn > this.primaryCommitLsn) this.primaryCommitLsn = commitLsn
+  }
+
+  // ---- replay progress ----
+  private visible(lsn: number): void {
+    const now = nowMs()
+    let newest = -1
+    while (this.pendingCount > 0 && this.pendingEnd[this.pendingHead] <= lsn) {
+      newest = this.pendingHead
+      this.pendingHead = (this.pendingHead + 1) % PENDING_BLOCKS_MAX
+      this.pendingCount--
+    }
+    this.appliedBytesTotal += lsn - this.view.visibleLsn
+    this.view.visibleLsn = lsn
+    if (newest >= 0) {
+      this.visibleKeyCount = this.pendingKeys[newest]
+      const lagMs = Math.max(0, now - this.pendingCommitMs[newest])
+      this.lastLagMs = lagMs
+      const us = Math.max(1, Math.round(lagMs * 1000))
+      this.lagHistogramUs.record(us)
+      this.lagWindowUs.record(us)
+    }
+    if (this.socket !== null && this.socket.isPaused() && this.pendingCount < PENDING_BLOCKS_MAX / 2) this.socket.resume()
+    if (this.waiters.length > 0) this.checkWaiters(now)
+    this.scheduleAck()
+  }
+
+  private scheduleAck(): void {
+    if (this.ackScheduled) return
+    this.ackScheduled = true
+    setImmediate(() => {
+      this.ackScheduled = false
+      const s = this.socket
+      if (s === null || !this.linkUp) return
+      encodeAck(this.ackBuf, this.receivedLsn(), this.flushedLsn(), this.appliedLsn(), this.lagMs())
+      s.write(Buffer.from(this.ackBuf))
+    })
+  }
+
+  private tick(): void {
+    const now = nowMs()
+    const w = this.lagWindowUs
+    this.lastWindow = w.count > 0
+      ? { p50Ms: w.percentile(50) / 1000, p99Ms: w.percentile(99) / 1000, maxMs: w.max / 1000, count: w.count }
+      : { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
+    this.lagWindowUs = createHistogram()
+    if (this.linkUp && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no frame for ${LINK_TIMEOUT_MS} ms`)
+    if (this.waiters.length > 0) this.checkWaiters(now)
+  }
+
+  // ---- WAITLSN ----
+  private waitLsnCommand(): CommandSpec {
+    return {
+      name: 'waitlsn', arity: 3, flags: F_BLOCKING,
+      run: (s, a) => {
+        const lsn = argInt(a, 1)
+        const timeoutMs = argInt(a, 2)
+        if (!(lsn >= 0) || !(timeoutMs >= 0)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
+        if (this.appliedLsn() >= lsn) { s.conn.out.integer(this.appliedLsn()); return }
+        const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : nowMs() + timeoutMs
+        const w: LsnWaiter = { conn: s.conn, lsn, deadline, timer: null }
+        if (timeoutMs > 0) w.timer = setTimeout(() => this.checkWaiters(nowMs()), timeoutMs + 1)
+        this.waiters.push(w)
+        s.server.block(s.conn)
+      },
+    }
+  }
+
+  private checkWaiters(now: number): void {
+    const applied = this.appliedLsn()
+    const still: LsnWaiter[] = []
+    for (const w of this.waiters) {
+      if (w.conn.closed) { if (w.timer !== null) clearTimeout(w.timer); continue }
+      if (applied >= w.lsn) {
+        w.conn.out.integer(applied)
+      } else if (now >= w.deadline) {
+        w.conn.out.error(`TIMEOUT applied_lsn ${applied} is ${w.lsn - applied} bytes behind LSN ${w.lsn} (link ${this.linkUp ? 'up' : 'down'}, primary commit LSN ${this.primaryCommitLsn})`)
+      } else {
+        still.push(w)
+        continue
+      }
+      if (w.timer !== null) clearTimeout(w.timer)
+      this.server?.unblock(w.conn)
+    }
+    this.waiters = still
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    clearInterval(this.timer)
+    this.socket?.destroy()
+    await this.groupCommit.drain()
+    await this.scheduler.close()
+    this.files.close()
+  }
+}
+
+function resp(args: string[]): string {
+  let s = `*${args.length}\r\n`
+  for (const a of args) s += `$${Buffer.byteLength(a)}\r\n${a}\r\n`
+  return s
+}

@@ -1,0 +1,52 @@
+/**
+ * Starts a backup: recovers its own log, connects to the primary, replays on
+ * the worker pool, serves read-only RESP. SIGINT/SIGTERM close cleanly.
+ */
+import { Backup } from '../backup/backup.js'
+import { RespServer } from '../server/server.js'
+
+export interface BackupRunOptions {
+  host: string
+  port: number
+  dir: string
+  primaryHost: string
+  primaryPort: number
+  primaryAuth: string | null
+  requirepass: string | null
+  workers: number
+  segmentBytes: number
+  maxClients: number
+  valueBytesMax: number
+  log: (line: string) => void
+}
+
+export interface RunningBackup {
+  backup: Backup
+  server: RespServer
+  stop: () => Promise<void>
+}
+
+export async function startBackup(o: BackupRunOptions): Promise<RunningBackup> {
+  const backup = await Backup.open({
+    dir: o.dir, segmentBytes: o.segmentBytes, primaryHost: o.primaryHost, primaryPort: o.primaryPort,
+    primaryAuth: o.primaryAuth, workers: o.workers, listenPort: o.port, log: o.log,
+  })
+  const r = backup.recovery
+  o.log(`recovered ${r.blockCount} blocks (${(r.endLsn / 1e6).toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms`)
+  const server = new RespServer(backup, {
+    host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,
+    valueBytesMax: o.valueBytesMax, log: o.log,
+  })
+  backup.server = server
+  await server.listen()
+  o.log(`backup listening on ${o.host}:${server.port} (dir ${o.dir}, primary ${o.primaryHost}:${o.primaryPort}, workers ${o.workers})`)
+  let stopping: Promise<void> | null = null
+  const stop = (): Promise<void> => {
+    if (stopping === null) stopping = (async () => {
+      await server.close()
+      await backup.close()
+    })()
+    return stopping
+  }
+  return { backup, server, stop }
+}

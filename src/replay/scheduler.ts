@@ -1,0 +1,137 @@
+/**
+ * Replay scheduler (backup control plane): runs the log through the piscina
+ * worker pool. Work is split by key-hash partition into `laneCount` lanes
+ * (lane l owns partitions p with p % laneCount === l), so every partition
+ * table has exactly one writer and no two tasks race on a slot. Each lane
+ * independently chases the received LSN: when its previous task finishes it
+ * takes everything received since, up to the end of that segment, as one
+ * coarse task (batches grow under load, stay small when idle).
+ *
+ * The visible LSN is the minimum over lanes of what each has applied; it is
+ * always a block end, so a block (and any MULTI or MSET inside it) becomes
+ * visible all at once. Grown tables come back in task results and are swapped
+ * into the index before the lane's progress counts as applied.
+ */
+import { Piscina } from 'piscina'
+import { assert } from '../assert.js'
+import type { Index } from '../index/indirection.js'
+import type { SegmentStore } from '../log/segment_store.js'
+import type { ReplayResult, ReplayTask } from './task.js'
+
+export interface SchedulerOptions {
+  workers: number
+  store: SegmentStore
+  index: Index
+  /** Called when the visible LSN advances. */
+  onVisible: (visibleLsn: number) => void
+  onError: (err: unknown) => void
+}
+
+export class ReplayScheduler {
+  readonly laneCount: number
+  readonly pool: Piscina
+  /** Per lane: LSN up to which the lane's partitions are installed. */
+  readonly laneApplied: number[]
+  private readonly laneBusy: boolean[]
+  private readonly store: SegmentStore
+  private readonly index: Index
+  private readonly onVisible: (lsn: number) => void
+  private readonly onError: (err: unknown) => void
+  /** Whole blocks received up to here may be replayed. */
+  private targetLsn: number
+  visibleLsn: number
+  tasksTotal: number
+  installedTotal: number
+  workerCpuMs: number
+  closed: boolean
+
+  constructor(o: SchedulerOptions, startLsn: number) {
+    assert(o.workers >= 1, 'at least one worker')
+    this.laneCount = o.workers
+    this.pool = new Piscina({
+      filename: new URL('../../workers/replay_worker.js', import.meta.url).href,
+      minThreads: o.workers,
+      maxThreads: o.workers,
+      // Lanes never have more than one task each in flight.
+      maxQueue: o.workers * 2,
+      idleTimeout: 2 ** 31 - 1,
+    })
+    this.laneApplied = new Array<number>(o.workers).fill(startLsn)
+    this.laneBusy = new Array<boolean>(o.workers).fill(false)
+    this.store = o.store
+    this.index = o.index
+    this.onVisible = o.onVisible
+    this.onError = o.onError
+    this.targetLsn = startLsn
+    this.visibleLsn = startLsn
+    this.tasksTotal = 0
+    this.installedTotal = 0
+    this.workerCpuMs = 0
+    this.closed = false
+  }
+
+  /** Whole blocks up to `lsn` are in the segments (published): replay them. */
+  advance(lsn: number): void {
+    if (lsn <= this.targetLsn) return
+    this.targetLsn = lsn
+    for (let lane = 0; lane < this.laneCount; lane++) this.startLane(lane)
+  }
+
+  private startLane(lane: number): void {
+    if (this.laneBusy[lane] || this.closed) return
+    const store = this.store
+    let from = this.laneApplied[lane]
+    if (from >= this.targetLsn) return
+    let segment = store.segments[store.segmentId(from)]
+    if (segment === undefined || from - segment.baseLsn >= segment.committedBytes()) {
+      // Past the last block of this segment: the next block starts the next one.
+      from = (store.segmentId(from) + 1) * store.segmentBytes
+      segment = store.segments[store.segmentId(from)]
+      if (segment === undefined || from >= this.targetLsn) return
+    }
+    const start = from - segment.baseLsn
+    const end = Math.min(segment.committedBytes(), this.targetLsn - segment.baseLsn)
+    if (end <= start) return
+    const tables: SharedArrayBuffer[] = []
+    for (const t of this.index.tables) tables.push(t.buffer as SharedArrayBuffer)
+    const segments: SharedArrayBuffer[] = []
+    for (const s of store.segments) segments.push(s.data)
+    const task: ReplayTask = {
+      segmentBytes: store.segmentBytes, segments, segmentId: segment.id, start, end,
+      lane, laneCount: this.laneCount, tables,
+    }
+    this.laneBusy[lane] = true
+    this.tasksTotal++
+    const endLsn = segment.baseLsn + end
+    this.pool.run(task).then((result: ReplayResult) => this.laneDone(lane, endLsn, result), (err: unknown) => {
+      this.laneBusy[lane] = false
+      if (!this.closed) this.onError(err)
+    })
+  }
+
+  private laneDone(lane: number, endLsn: number, result: ReplayResult): void {
+    this.laneBusy[lane] = false
+    for (let i = 0; i < result.grownPartitions.length; i++) {
+      this.index.replaceTable(result.grownPartitions[i], new Int32Array(result.grownTables[i]))
+    }
+    this.installedTotal += result.installed
+    this.workerCpuMs += result.cpuMs
+    this.laneApplied[lane] = endLsn
+    let visible = Number.MAX_SAFE_INTEGER
+    for (const v of this.laneApplied) if (v < visible) visible = v
+    if (visible > this.visibleLsn) {
+      this.visibleLsn = visible
+      this.onVisible(visible)
+    }
+    this.startLane(lane)
+  }
+
+  idle(): boolean {
+    return this.laneBusy.every((b) => !b) && this.visibleLsn >= this.targetLsn
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    await this.pool.destroy()
+  }
+}

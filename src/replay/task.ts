@@ -1,0 +1,26 @@
+/**
+ * The replay task descriptor: what the scheduler posts to a worker. It holds
+ * LSN offsets and SharedArrayBuffer handles only (shared, never copied): the
+ * log bytes stay in the segments, the index in its partition tables.
+ */
+export interface ReplayTask {
+  segmentBytes: number
+  /** Every segment's buffer by id (keys of older versions may live in any of them). */
+  segments: SharedArrayBuffer[]
+  segmentId: number
+  /** Offsets within the segment: whole blocks [start, end). */
+  start: number
+  end: number
+  lane: number
+  laneCount: number
+  /** Partition tables by partition; only this lane's partitions are written. */
+  tables: SharedArrayBuffer[]
+}
+
+export interface ReplayResult {
+  installed: number
+  /** Partitions whose table grew, with the new table. */
+  grownPartitions: number[]
+  grownTables: SharedArrayBuffer[]
+  cpuMs: number
+}

@@ -1,0 +1,328 @@
+/**
+ * Primary side of log shipping. One ShipSender per connected backup keeps a
+ * cursor (next LSN to send) and pushes whole blocks from the primary's own
+ * segments straight onto the socket (no copy of log bytes: the frame body is
+ * a view of the immutable segment), bounded by SHIP_INFLIGHT_BYTES_MAX of
+ * unsent socket data. Shipping starts at seal time, before the local fsync,
+ * so backups see blocks as early as possible; remote-flush and remote-apply
+ * commit modes count a block committed only once N backups acked it.
+ *
+ * Shipping (one per primary) owns the senders, the heartbeat timer, the
+ * FRESHET.SYNC handshake command, WAIT, and INFO replication on the primary.
+ */
+import type { Socket } from 'node:net'
+import { assert } from '../assert.js'
+import { BLOCK_LENGTH_OFFSET } from '../constants.js'
+import { blockLength } from '../codec/record.js'
+import type { Primary } from '../primary/primary.js'
+import type { CommandSpec, Session } from '../server/commands.js'
+import { argInt, argString } from '../server/args.js'
+import type { RespServer } from '../server/server.js'
+import { nowMs } from '../log/appender.js'
+import {
+  ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
+  HEARTBEAT_INTERVAL_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, encodeFrameHeader, encodeHeartbeat,
+} from './protocol.js'
+import { F_BLOCKING, F_NOAUTH } from '../server/commands.js'
+
+const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES
+const BACKUPS_MAX = 64
+
+export class ShipSender {
+  readonly id: number
+  readonly socket: Socket
+  readonly addr: string
+  readonly listenPort: number
+  cursor: number
+  receivedLsn: number
+  flushedLsn: number
+  appliedLsn: number
+  lagMs: number
+  lastSendMs: number
+  closed: boolean
+  private readonly primary: Primary
+  private readonly onAck: () => void
+  private ackBuf: Buffer
+  private ackLength: number
+  private waitingDrain: boolean
+
+  constructor(id: number, socket: Socket, primary: Primary, fromLsn: number, listenPort: number, onAck: () => void) {
+    this.id = id
+    this.socket = socket
+    this.addr = `${socket.remoteAddress}:${listenPort}`
+    this.listenPort = listenPort
+    this.cursor = fromLsn
+    this.receivedLsn = fromLsn
+    this.flushedLsn = fromLsn
+    this.appliedLsn = fromLsn
+    this.lagMs = 0
+    this.lastSendMs = 0
+    this.closed = false
+    this.primary = primary
+    this.onAck = onAck
+    this.ackBuf = Buffer.allocUnsafe(ACK_FRAME_BYTES * 64)
+    this.ackLength = 0
+    this.waitingDrain = false
+    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+  }
+
+  /** Sends every whole block up to the commit LSN, as far as the in-flight bound allows. */
+  pump(): void {
+    if (this.closed || this.waitingDrain) return
+    const store = this.primary.store
+    const commitLsn = store.endLsn
+    while (this.cursor < commitLsn) {
+      if (this.socket.writableLength >= SHIP_INFLIGHT_BYTES_MAX) {
+        this.waitingDrain = true
+        this.socket.once('drain', () => { this.waitingDrain = false; this.pump() })
+        return
+      }
+      let segment = store.segments[store.segmentId(this.cursor)]
+      let offset = this.cursor - (segment?.baseLsn ?? 0)
+      if (segment === undefined || offset >= segment.committedBytes()) {
+        // The rest of this segment is a gap: the next block starts the next segment.
+        this.cursor = (store.segmentId(this.cursor) + 1) * store.segmentBytes
+        continue
+      }
+      const committed = Math.min(segment.committedBytes(), commitLsn - segment.baseLsn)
+      let end = offset
+      while (end < committed) {
+        end += blockLength(segment.dv, end)
+        if (end - offset >= FRAME_BLOCKS_BYTES_TARGET) break
+      }
+      assert(end <= committed, 'frames end on block boundaries')
+      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
+      encodeFrameHeader(header, 0, FRAME_BLOCKS, end - offset)
+      this.socket.cork()
+      this.socket.write(header)
+      this.socket.write(segment.buf.subarray(offset, end))
+      this.socket.uncork()
+      this.cursor = segment.baseLsn + end
+      this.lastSendMs = nowMs()
+    }
+  }
+
+  heartbeat(now: number): void {
+    if (this.closed || this.cursor < this.primary.store.endLsn) return
+    if (now - this.lastSendMs < HEARTBEAT_INTERVAL_MS) return
+    this.socket.write(encodeHeartbeat(this.primary.store.endLsn, now))
+    this.lastSendMs = now
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.ackLength + chunk.length > this.ackBuf.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.ackBuf.length * 2, this.ackLength + chunk.length))
+      this.ackBuf.copy(next, 0, 0, this.ackLength)
+      this.ackBuf = next
+    }
+    chunk.copy(this.ackBuf, this.ackLength)
+    this.ackLength += chunk.length
+    let at = 0
+    while (this.ackLength - at >= ACK_FRAME_BYTES) {
+      if (this.ackBuf[at] !== FRAME_ACK || this.ackBuf.readUInt32LE(at + 4) !== ACK_PAYLOAD_BYTES) {
+        this.close('malformed ack frame')
+        return
+      }
+      const received = this.ackBuf.readDoubleLE(at + 8)
+      const flushed = this.ackBuf.readDoubleLE(at + 16)
+      const applied = this.ackBuf.readDoubleLE(at + 24)
+      const lagMs = this.ackBuf.readDoubleLE(at + 32)
+      const endLsn = this.primary.store.endLsn
+      if (!(flushed <= received && applied <= received && received <= endLsn && Number.isSafeInteger(received))) {
+        this.close('ack for positions the primary never sent')
+        return
+      }
+      this.receivedLsn = Math.max(this.receivedLsn, received)
+      this.flushedLsn = Math.max(this.flushedLsn, flushed)
+      this.appliedLsn = Math.max(this.appliedLsn, applied)
+      this.lagMs = Number.isFinite(lagMs) && lagMs >= 0 ? lagMs : 0
+      at += ACK_FRAME_BYTES
+    }
+    this.ackBuf.copy(this.ackBuf, 0, at, this.ackLength)
+    this.ackLength -= at
+    this.onAck()
+  }
+
+  close(reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    this.primary.options.log(`backup ${this.addr}: link closed (${reason})`)
+    this.socket.destroy()
+  }
+}
+
+interface Waiter {
+  conn: Session['conn']
+  target: number
+  count: number
+  deadline: number
+  timer: NodeJS.Timeout | null
+}
+
+export class Shipping {
+  readonly primary: Primary
+  readonly senders: ShipSender[]
+  readonly syncBackups: number
+  server: RespServer | null
+  private nextId: number
+  private readonly timer: NodeJS.Timeout
+  private waiters: Waiter[]
+
+  constructor(primary: Primary, syncBackups: number) {
+    this.primary = primary
+    this.senders = []
+    this.syncBackups = syncBackups
+    this.server = null
+    this.nextId = 1
+    this.waiters = []
+    this.timer = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS / 2)
+    this.timer.unref()
+    primary.onSealed = () => { for (const s of this.senders) s.pump() }
+    primary.remoteReleased = this.remoteReleasedFn()
+    primary.infoHooks.set('replication', () => this.infoReplication())
+    primary.extraCommands.push(this.syncCommand(), this.waitCommand())
+  }
+
+  private remoteReleasedFn(): (() => number) | null {
+    const mode = this.primary.options.commit
+    if (mode !== 'remote-flush' && mode !== 'remote-apply') return null
+    return () => {
+      if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
+      const positions: number[] = []
+      for (const s of this.senders) if (!s.closed) positions.push(mode === 'remote-flush' ? s.flushedLsn : s.appliedLsn)
+      if (positions.length < this.syncBackups) return -1
+      positions.sort((a, b) => b - a)
+      return positions[this.syncBackups - 1]
+    }
+  }
+
+  private tick(): void {
+    const now = nowMs()
+    for (const s of this.senders) s.heartbeat(now)
+    if (this.waiters.length > 0) this.checkWaiters(now)
+  }
+
+  private acked(): void {
+    this.checkWaiters(nowMs())
+    if (this.primary.remoteReleased !== null && this.primary.onRelease !== null) this.primary.onRelease()
+  }
+
+  /** Backups that flushed at least `lsn`. */
+  flushedCount(lsn: number): number {
+    let n = 0
+    for (const s of this.senders) if (!s.closed && s.flushedLsn >= lsn) n++
+    return n
+  }
+
+  private checkWaiters(now: number): void {
+    const still: Waiter[] = []
+    for (const w of this.waiters) {
+      const n = this.flushedCount(w.target)
+      if (n >= w.count || now >= w.deadline || w.conn.closed) this.finishWait(w, n)
+      else still.push(w)
+    }
+    this.waiters = still
+  }
+
+  private finishWait(w: Waiter, n: number): void {
+    if (w.timer !== null) clearTimeout(w.timer)
+    if (w.conn.closed) return
+    w.conn.out.integer(n)
+    this.server!.unblock(w.conn)
+  }
+
+  private syncCommand(): CommandSpec {
+    return {
+      name: SYNC_COMMAND, arity: 4, flags: 0,
+      run: (s, a) => {
+        const out = s.conn.out
+        const epoch = argInt(a, 1)
+        const fromLsn = argInt(a, 2)
+        const listenPort = argInt(a, 3)
+        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0)) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port'); return }
+        if (this.senders.filter((x) => !x.closed).length >= BACKUPS_MAX) { out.error('ERR too many backups'); return }
+        const p = this.primary
+        if (epoch !== 0 && epoch !== p.epoch) {
+          out.error(`EPOCH backup is at epoch ${epoch}, primary at epoch ${p.epoch}`)
+          s.conn.closing = true
+          return
+        }
+        if (!isBlockBoundary(p, fromLsn)) {
+          out.error(`DIVERGED backup log ends at LSN ${fromLsn}, which is not a block boundary of the primary's log (commit LSN ${p.commitLsn()})`)
+          s.conn.closing = true
+          return
+        }
+        out.simple(`SYNC ${p.epoch} ${p.commitLsn()}`)
+        const conn = s.conn
+        conn.sendable = conn.out.length
+        conn.markEnd.length = 0
+        conn.markLsn.length = 0
+        conn.flush()
+        conn.detached = true
+        conn.socket.removeAllListeners('data')
+        const sender = new ShipSender(this.nextId++, conn.socket, p, fromLsn, listenPort, () => this.acked())
+        conn.socket.on('close', () => {
+          sender.closed = true
+          this.senders.splice(this.senders.indexOf(sender), 1)
+          this.acked()
+        })
+        this.senders.push(sender)
+        p.options.log(`backup ${sender.addr} (${argString(a, 3)}) synced from LSN ${fromLsn}`)
+        sender.pump()
+      },
+    }
+  }
+
+  private waitCommand(): CommandSpec {
+    return {
+      name: 'wait', arity: 3, flags: F_BLOCKING,
+      run: (s, a) => {
+        const count = argInt(a, 1)
+        const timeoutMs = argInt(a, 2)
+        if (!(count >= 0) || !(timeoutMs >= 0)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
+        const target = s.conn.lastWriteBlockStart >= 0 ? this.primary.blockEndOf(s.conn.lastWriteBlockStart) : 0
+        for (const sender of this.senders) sender.pump()
+        const n = this.flushedCount(target)
+        if (n >= count) { s.conn.out.integer(n); return }
+        const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : nowMs() + timeoutMs
+        const w: Waiter = { conn: s.conn, target, count, deadline, timer: null }
+        if (timeoutMs > 0) w.timer = setTimeout(() => this.checkWaiters(nowMs()), timeoutMs + 1)
+        this.waiters.push(w)
+        this.server!.block(s.conn)
+      },
+    }
+  }
+
+  infoReplication(): Array<[string, string | number]> {
+    const p = this.primary
+    const commit = p.commitLsn()
+    const lines: Array<[string, string | number]> = [
+      ['role', 'primary'], ['epoch', p.epoch], ['commit_lsn', commit], ['durable_lsn', p.durableLsn()],
+      ['connected_backups', this.senders.length],
+    ]
+    this.senders.forEach((s, i) => {
+      lines.push([`backup${i}`, `addr=${s.addr},flushed_lsn=${s.flushedLsn},applied_lsn=${s.appliedLsn},lag_bytes=${Math.max(0, commit - s.appliedLsn)},lag_ms=${s.lagMs.toFixed(3)}`])
+    })
+    return lines
+  }
+
+  close(): void {
+    clearInterval(this.timer)
+    for (const s of this.senders) s.close('primary shutting down')
+  }
+}
+
+/** Is `lsn` the end of a block (or 0, or the commit LSN) in the primary's log? */
+function isBlockBoundary(p: Primary, lsn: number): boolean {
+  const store = p.store
+  if (lsn === 0 || lsn === store.endLsn) return true
+  if (lsn > store.endLsn) return false
+  const segment = store.segments[store.segmentId(lsn)]
+  const offset = lsn - store.segmentId(lsn) * store.segmentBytes
+  if (segment === undefined) return false
+  if (offset === 0) return true
+  const committed = segment.committedBytes()
+  let at = 0
+  while (at < committed && at < offset) at += segment.dv.getUint32(at + BLOCK_LENGTH_OFFSET, true)
+  return at === offset
+}

@@ -1,0 +1,50 @@
+/**
+ * Piscina entry for replay workers: turns a task descriptor into views (cached
+ * per segment, created once) and runs the shared apply code over the range.
+ * The worker owns the partitions of its task's lane for the task's duration:
+ * the scheduler never runs two tasks of one lane at once.
+ */
+import { applyRange } from '../src/replay/apply.js'
+import type { LogSegments } from '../src/index/indirection.js'
+import type { ReplayResult, ReplayTask } from '../src/replay/task.js'
+
+const log: LogSegments = { segmentBytes: 0, u8: [], dv: [] }
+const buffers: SharedArrayBuffer[] = []
+
+function viewSegments(task: ReplayTask): void {
+  if (log.segmentBytes !== task.segmentBytes) {
+    log.segmentBytes = task.segmentBytes
+    log.u8.length = 0
+    log.dv.length = 0
+    buffers.length = 0
+  }
+  for (let id = 0; id < task.segments.length; id++) {
+    if (log.u8[id] !== undefined) continue
+    const sab = task.segments[id]
+    buffers[id] = sab
+    log.u8[id] = new Uint8Array(sab)
+    log.dv[id] = new DataView(sab)
+  }
+}
+
+export default function replay(task: ReplayTask): ReplayResult {
+  const t0 = performance.now()
+  viewSegments(task)
+  const tables: Int32Array[] = []
+  const before: Int32Array[] = []
+  for (let p = 0; p < task.tables.length; p++) {
+    const t = new Int32Array(task.tables[p])
+    tables.push(t)
+    before.push(t)
+  }
+  const installed = applyRange(log, task.segmentId, task.start, task.end, tables, task.lane, task.laneCount)
+  const grownPartitions: number[] = []
+  const grownTables: SharedArrayBuffer[] = []
+  for (let p = 0; p < tables.length; p++) {
+    if (tables[p] !== before[p]) {
+      grownPartitions.push(p)
+      grownTables.push(tables[p].buffer as SharedArrayBuffer)
+    }
+  }
+  return { installed, grownPartitions, grownTables, cpuMs: performance.now() - t0 }
+}
