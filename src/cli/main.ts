@@ -11,6 +11,8 @@ import { defaultDir, defaultMaxMemory, parseBytes, parseCount, parseHostPort, pa
 import { startPrimary } from './run_primary.js'
 import { startBackup } from './run_backup.js'
 import os from 'node:os'
+import { runDemo } from './demo.js'
+import { runLag } from './lag.js'
 
 function log(line: string): void {
   process.stderr.write(`[${new Date().toISOString()}] ${line}\n`)
@@ -79,6 +81,36 @@ program.command('backup')
       valueBytesMax: valueBytesMaxFor(segmentBytes), log,
     })
     onSignals(running.stop)
+  })
+
+program.command('lag')
+  .description('watch the replication lag of a primary\'s backups (or of backups directly)')
+  .argument('<addresses...>', 'HOST:PORT of a primary or backup')
+  .option('--once', 'print one sample and exit')
+  .option('--password <password>', 'AUTH password')
+  .action(async (addresses: string[], o: { once?: boolean, password?: string }) => {
+    await runLag(addresses, o.once === true, o.password ?? null, (line) => process.stdout.write(line + '\n'))
+  })
+
+program.command('demo', { isDefault: false })
+  .description('a primary and backups on loopback, a write load, live replay lag, a summary')
+  .option('--duration <s>', 'seconds of write load', '15')
+  .option('--backups <n>', 'number of backups', '2')
+  .option('--workers <n>', 'replay workers per backup (default: min(4, cores))')
+  .option('--rate <ops>', 'SET commands per second', '20000')
+  .option('--clients <n>', 'pipelining write clients', '4')
+  .option('--value-size <bytes>', 'value size', '64')
+  .option('--keyspace <n>', 'distinct keys', '100000')
+  .addOption(new Option('--commit <mode>', 'primary commit mode').choices(['async', 'local']).default('local'))
+  .action(async (o: Record<string, string>) => {
+    const ok = await runDemo({
+      durationS: parseCount(o.duration, '--duration', 1, 3600), backups: parseCount(o.backups, '--backups', 0, 8),
+      workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
+      rate: parseCount(o.rate, '--rate', 1, 10_000_000), clients: parseCount(o.clients, '--clients', 1, 256),
+      valueBytes: parseCount(o.valueSize, '--value-size', 0, 1024 * 1024), keyspace: parseCount(o.keyspace, '--keyspace', 1, 100_000_000),
+      commit: o.commit, out: (line) => process.stdout.write(line + '\n'),
+    })
+    process.exit(ok ? 0 : 1)
   })
 
 program.parseAsync(process.argv).catch((err: unknown) => {

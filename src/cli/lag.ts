@@ -1,0 +1,53 @@
+/**
+ * `freshet lag HOST:PORT…`: a live view of replication lag. For a primary it
+ * shows every backup (lag in ms and bytes, applied LSN rate); for a backup,
+ * its own link. Once a second until Ctrl-C, or one sample with --once.
+ */
+import { RespClient, parseFields, parseInfo, RespErrorReply } from '../client/client.js'
+import { parseHostPort } from './options.js'
+
+interface Sample { appliedLsn: number, atMs: number }
+
+export async function runLag(addresses: string[], once: boolean, password: string | null, out: (line: string) => void): Promise<void> {
+  const targets = addresses.map((a) => ({ addr: a, ...parseHostPort(a, 'address') }))
+  const clients = await Promise.all(targets.map(async (t) => {
+    const c = await RespClient.connect(t.host, t.port)
+    if (password !== null) {
+      const r = await c.call('AUTH', password)
+      if (r instanceof RespErrorReply) throw new Error(`${t.addr}: ${r.text}`)
+    }
+    return c
+  }))
+  const previous = new Map<string, Sample>()
+  let stop = false
+  process.once('SIGINT', () => { stop = true })
+  try {
+    for (let round = 0; !stop; round++) {
+      const now = Date.now()
+      for (let i = 0; i < targets.length; i++) {
+        const info = parseInfo(await clients[i].call('INFO', 'replication'))
+        const rows: Array<{ name: string, lagMs: string, lagBytes: string, applied: number }> = []
+        if (info.get('role') === 'primary') {
+          for (const [k, v] of info) {
+            if (!/^backup\d+$/.test(k)) continue
+            const f = parseFields(v)
+            rows.push({ name: `${targets[i].addr} ${k} ${f.get('addr')}`, lagMs: f.get('lag_ms') ?? '?', lagBytes: f.get('lag_bytes') ?? '?', applied: Number(f.get('applied_lsn')) })
+          }
+          if (rows.length === 0) out(`${targets[i].addr} primary commit_lsn=${info.get('commit_lsn')}: no backups connected`)
+        } else {
+          rows.push({ name: `${targets[i].addr} backup link=${info.get('link')}`, lagMs: info.get('lag_ms') ?? '?', lagBytes: info.get('lag_bytes') ?? '?', applied: Number(info.get('applied_lsn')) })
+        }
+        for (const r of rows) {
+          const prev = previous.get(r.name)
+          const rate = prev !== undefined ? ((r.applied - prev.appliedLsn) / ((now - prev.atMs) / 1000) / 1e6).toFixed(2) + ' MB/s' : '-'
+          previous.set(r.name, { appliedLsn: r.applied, atMs: now })
+          out(`${new Date(now).toISOString().slice(11, 19)} ${r.name} lag_ms=${r.lagMs} lag_bytes=${r.lagBytes} applied_lsn=${r.applied} applied_rate=${rate}`)
+        }
+      }
+      if (once) break
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+    }
+  } finally {
+    for (const c of clients) c.close()
+  }
+}

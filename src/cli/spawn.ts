@@ -1,0 +1,56 @@
+/**
+ * Starts freshet nodes as real child processes (the demo and the benchmarks
+ * use it): waits, bounded, for the "listening on HOST:PORT" line and stops
+ * them with SIGTERM, then SIGKILL if they do not exit in time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dbError } from '../errors.js'
+
+export const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url))
+
+export interface NodeProcess {
+  role: string
+  port: number
+  proc: ChildProcess
+  stderr: () => string
+  stop: (timeoutMs?: number) => Promise<number | null>
+  kill9: () => Promise<void>
+}
+
+const STDERR_KEEP_BYTES = 64 * 1024
+
+export function startNode(role: 'primary' | 'backup', args: string[], startTimeoutMs = 20000): Promise<NodeProcess> {
+  const proc = spawn(process.execPath, [MAIN_JS, role, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(dbError('TIMEOUT', `${role} did not start in ${startTimeoutMs} ms: ${stderr}`)) }, startTimeoutMs)
+    proc.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      if (stderr.length > STDERR_KEEP_BYTES) stderr = stderr.slice(-STDERR_KEEP_BYTES)
+      const m = / listening on [^:\s]+:(\d+)/.exec(stderr)
+      if (m !== null && timer !== null) {
+        clearTimeout(timer)
+        const node: NodeProcess = {
+          role, port: Number(m[1]), proc, stderr: () => stderr,
+          stop: async (timeoutMs = 10000) => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
+            proc.kill('SIGTERM')
+            const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs)
+            const code = await exited
+            clearTimeout(t)
+            return code
+          },
+          kill9: async () => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return
+            proc.kill('SIGKILL')
+            await exited
+          },
+        }
+        resolve(node)
+      }
+    })
+    proc.once('exit', (code) => { clearTimeout(timer); reject(dbError('CLOSED', `${role} exited with ${code} before listening: ${stderr}`)) })
+  })
+}
