@@ -146,26 +146,60 @@ export function growTable(table: Int32Array): Int32Array {
 }
 
 /**
- * Installs version `ref` of the key stored at that ref if it is newer than what
- * the table holds (install-if-newer: idempotent and order-independent). The
- * key's bytes are read from the log. Returns the table, replaced if it grew.
+ * Replay's probe: like findSlot, but a slot whose ref equals the op's
+ * previous-version ref is the op's key without comparing key bytes (refs are
+ * unique, and the primary took prevRef from this key's chain). Only other
+ * hash matches fall back to comparing the key in the log.
  */
-export function installVersion(
-  table: Int32Array, log: LogSegments, hash: number, ref: number,
+export function findSlotForOp(
+  table: Int32Array, log: LogSegments, hash: number, prevRef: number,
+  key: Uint8Array, keyStart: number, keyLength: number,
+): number {
+  const mask = (1 << table[TABLE_SLOT_COUNT_LOG2]) - 1
+  let slot = hash & mask
+  for (let probe = 0; probe <= mask; probe++) {
+    const w = TABLE_HEADER_WORDS + 2 * slot
+    // Acquire: a non-zero ref was stored after its slot's hash (see insert protocol).
+    const ref = Atomics.load(table, w + 1)
+    if (ref === REF_NONE) return -slot - 1
+    if ((table[w] >>> 0) === hash) {
+      if ((ref >>> 0) === prevRef || keyEquals(log, ref >>> 0, key, keyStart, keyLength)) return slot
+    }
+    slot = (slot + 1) & mask
+  }
+  assert(false, 'index table is never full')
+}
+
+/**
+ * Installs version `ref` (whose previous version is `prevRef`) of the key
+ * stored at that ref if it is newer than what the table holds
+ * (install-if-newer: idempotent and order-independent). Returns the table,
+ * replaced if it grew.
+ */
+export function installOp(
+  table: Int32Array, log: LogSegments, hash: number, ref: number, prevRef: number,
   keyU8: Uint8Array, keyStart: number, keyLength: number,
 ): Int32Array {
-  let slot = findSlot(table, log, hash, keyU8, keyStart, keyLength)
+  let slot = findSlotForOp(table, log, hash, prevRef, keyU8, keyStart, keyLength)
   if (slot >= 0) {
     if (ref > slotRef(table, slot)) setSlotRef(table, slot, ref)
     return table
   }
   if (tableNeedsGrowth(table)) {
     table = growTable(table)
-    slot = findSlot(table, log, hash, keyU8, keyStart, keyLength)
+    slot = findSlotForOp(table, log, hash, prevRef, keyU8, keyStart, keyLength)
     assert(slot < 0, 'a key absent before growth is absent after')
   }
   insertAt(table, -slot - 1, hash, ref)
   return table
+}
+
+/** installOp without a previous-version hint: every hash match compares key bytes. */
+export function installVersion(
+  table: Int32Array, log: LogSegments, hash: number, ref: number,
+  keyU8: Uint8Array, keyStart: number, keyLength: number,
+): Int32Array {
+  return installOp(table, log, hash, ref, REF_NONE, keyU8, keyStart, keyLength)
 }
 
 /** Follows the version chain from `ref` to the newest version below `visibleLsn` (REF_NONE if none). */

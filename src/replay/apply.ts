@@ -13,9 +13,9 @@
  */
 import {
   BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, LSN_ALIGN_BYTES, OP_HEADER_BYTES,
-  OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
+  OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
 } from '../constants.js'
-import { installVersion, type LogSegments } from '../index/indirection.js'
+import { installOp, type LogSegments } from '../index/indirection.js'
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
 
@@ -43,7 +43,8 @@ export function applyRange(
       const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
       const p = hash >>> PARTITION_SHIFT
       if (p % laneCount === lane) {
-        tables[p] = installVersion(tables[p], log, hash, baseRef + at / LSN_ALIGN_BYTES, u8, at + OP_HEADER_BYTES, keyLength)
+        const prevRef = dv.getUint32(at + OP_PREV_REF_OFFSET, true)
+        tables[p] = installOp(tables[p], log, hash, baseRef + at / LSN_ALIGN_BYTES, prevRef, u8, at + OP_HEADER_BYTES, keyLength)
         installed++
       }
       at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
