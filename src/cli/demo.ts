@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { RespClient, RespErrorReply, parseInfo, type Reply } from '../client/client.js'
 import { startNode, type NodeProcess } from './spawn.js'
+import { RateLoad } from '../client/load.js'
 
 export interface DemoOptions {
   durationS: number
@@ -23,8 +24,6 @@ export interface DemoOptions {
   out: (line: string) => void
 }
 
-const INFLIGHT_PER_CLIENT_MAX = 20000
-const TICK_MS = 5
 
 interface BackupStats { appliedBytes: number, rywOk: number, rywFailed: number, rywWaitMsMax: number }
 
@@ -32,6 +31,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-demo-'))
   const nodes: NodeProcess[] = []
   const clients: RespClient[] = []
+  const loads: RateLoad[] = []
   let ok = true
   try {
     o.out(`freshet demo: 1 primary + ${o.backups} backups (${o.workers} replay workers each) in ${dir}`)
@@ -53,37 +53,19 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     o.out(`primary 127.0.0.1:${primary.port} (commit ${o.commit}); backups ${backups.map((b) => `127.0.0.1:${b.port}`).join(', ')}`)
     o.out(`load: ${o.rate} SET/s of ${o.valueBytes}-byte values over ${o.keyspace} keys from ${o.clients} pipelining clients, ${o.durationS} s`)
 
-    const writers = await Promise.all(Array.from({ length: o.clients }, () => RespClient.connect('127.0.0.1', primary.port)))
-    clients.push(...writers)
-    const value = Buffer.alloc(o.valueBytes, 'v')
-    let sent = 0
-    let acked = 0
-    let errors = 0
+    const load = await RateLoad.connect({ host: '127.0.0.1', port: primary.port, clients: o.clients, rate: o.rate, valueBytes: o.valueBytes, keyspace: o.keyspace })
+    loads.push(load)
     const started = Date.now()
     const stats: BackupStats[] = backups.map(() => ({ appliedBytes: 0, rywOk: 0, rywFailed: 0, rywWaitMsMax: 0 }))
-    const loadTimer = setInterval(() => {
-      const due = Math.floor(((Date.now() - started) / 1000) * o.rate) - sent
-      if (due <= 0) return
-      for (let c = 0; c < writers.length; c++) {
-        const w = writers[c]
-        const n = Math.floor(due / writers.length) + (c < due % writers.length ? 1 : 0)
-        if (n === 0 || w.inFlight() > INFLIGHT_PER_CLIENT_MAX) continue
-        const cmds: Array<Array<string | Buffer>> = []
-        for (let i = 0; i < n; i++) cmds.push(['SET', `key:${String((sent + i) % o.keyspace).padStart(8, '0')}`, value])
-        sent += n
-        w.pipeline(cmds).then((replies) => {
-          for (const r of replies) { if (r instanceof RespErrorReply) errors++; else acked++ }
-        }, () => { errors += n })
-      }
-    }, TICK_MS)
+    load.start()
 
     let lastAcked = 0
     let lastApplied = backups.map(() => 0)
     let rywSeq = 0
     for (let second = 1; second <= o.durationS; second++) {
       await sleep(1000)
-      const opsPerS = acked - lastAcked
-      lastAcked = acked
+      const opsPerS = load.acked - lastAcked
+      lastAcked = load.acked
       const parts: string[] = []
       for (let i = 0; i < backups.length; i++) {
         const info = parseInfo(await backupClients[i].call('INFO', 'all'))
@@ -97,9 +79,11 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       rywSeq++
       await readYourWrites(admin, backupClients, rywSeq, stats)
     }
-    clearInterval(loadTimer)
+    load.stop()
     const loadEnded = Date.now()
-    await waitFor(async () => writers.every((w) => w.inFlight() === 0), 20000)
+    await waitFor(async () => load.inFlight() === 0, 20000)
+    const acked = load.acked
+    const errors = load.errors
     const finalInfo = parseInfo(await admin.call('INFO', 'replication'))
     const commitLsn = Number(finalInfo.get('commit_lsn'))
     await waitFor(async () => {
@@ -123,6 +107,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
     return ok
   } finally {
     for (const c of clients) c.close()
+    for (const l of loads) l.close()
     await Promise.all(nodes.slice().reverse().map((n) => n.stop()))
     fs.rmSync(dir, { recursive: true, force: true })
   }
