@@ -18,6 +18,7 @@ import { Primary } from '../src/primary/primary.js'
 import { applyRange } from '../src/replay/apply.js'
 import { ReplayScheduler } from '../src/replay/scheduler.js'
 import { SegmentStore } from '../src/log/segment_store.js'
+import { param, type BenchContext, type BenchReport } from './lib/common.js'
 
 export interface ReplayBenchOptions {
   logBytes: number
@@ -156,7 +157,9 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]
 }
 
-export async function runReplayBench(o: ReplayBenchOptions): Promise<void> {
+export interface ReplayBenchResult { logBytes: number, ops: number, results: Result[] }
+
+export async function runReplayBench(o: ReplayBenchOptions): Promise<ReplayBenchResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-replay-bench-'))
   try {
     const t0 = performance.now()
@@ -196,16 +199,22 @@ export async function runReplayBench(o: ReplayBenchOptions): Promise<void> {
     o.out(`  state digests ${digests.size === 1 ? 'all equal' : 'DIFFER'} (median of ${o.rounds} rounds)`)
     if (digests.size !== 1) throw new Error('replay modes disagree on the final state')
     await primary.close()
+    return { logBytes, ops, results }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/.*\/dist\//, ''))
-if (isMain) {
-  const full = process.argv.includes('--full')
-  await runReplayBench({
-    logBytes: full ? 1024 ** 3 : 64 * 1024 ** 2, keyspace: full ? 4_000_000 : 500_000, valueBytes: 64,
-    workers: [1, 2, 4], rounds: full ? 3 : 1, out: (l) => console.log(l),
+export async function run(ctx: BenchContext): Promise<BenchReport> {
+  const r = await runReplayBench({
+    logBytes: param(ctx.mode, 64 * 1024 ** 2, 1024 ** 3), keyspace: param(ctx.mode, 500_000, 4_000_000), valueBytes: 64,
+    workers: [1, 2, 4], rounds: param(ctx.mode, 1, 3), out: ctx.log,
   })
+  const figures: BenchReport['figures'] = { log_bytes: r.logBytes, ops: r.ops }
+  for (const x of r.results) {
+    figures[`${x.mode}.gb_per_s`] = Number((r.logBytes / x.seconds / 1e9).toFixed(4))
+    figures[`${x.mode}.m_records_per_s`] = Number((r.ops / x.seconds / 1e6).toFixed(3))
+    figures[`${x.mode}.cpu_s_per_gb`] = Number((x.cpuSeconds / (r.logBytes / 1e9)).toFixed(3))
+  }
+  return { name: 'replay', skipped: null, figures, hash: r.results[0].digest.toString(16) }
 }

@@ -69,7 +69,7 @@ export class Backup implements ServedNode, ReceiverSink {
   readonly receiver: Receiver
   readonly recovery: RecoveryReport
   readonly extraCommands: CommandSpec[]
-  readonly lagHistogramUs: RecordableHistogram
+  lagHistogramUs: RecordableHistogram
   /** Per-second window of lag samples, rotated by the stats timer. */
   lagWindowUs: RecordableHistogram
   lastWindow: { p50Ms: number, p99Ms: number, maxMs: number, count: number }
@@ -159,6 +159,11 @@ export class Backup implements ServedNode, ReceiverSink {
   waitLsn(): number { return -1 }
   endTurn(): void {}
   keyCount(): number { return this.visibleKeyCount }
+
+  resetStats(): void {
+    this.lagHistogramUs = createHistogram()
+    this.lagWindowUs = createHistogram()
+  }
 
   receivedLsn(): number { return this.store.endLsn }
   flushedLsn(): number { return this.groupCommit.durableLsn }

@@ -152,6 +152,10 @@ export class Primary implements ServedNode {
     }
   }
 
+  resetStats(): void {
+    this.writesTotal = 0
+  }
+
   commitLsn(): number {
     return this.store.endLsn
   }

@@ -31,6 +31,8 @@ export interface ServedNode {
   onRelease: (() => void) | null
   /** INFO sections this role contributes (replication, persistence, ...). */
   info(section: string): Array<[string, string | number]> | null
+  /** CONFIG RESETSTAT: clears the role's statistics (lag histograms). */
+  resetStats(): void
   /** Role-specific commands (WAIT, WAITLSN, the replication handshake). */
   readonly extraCommands: CommandSpec[]
 }
@@ -405,6 +407,8 @@ const ADMIN_COMMANDS: CommandSpec[] = [
     } else if (argIs(a, 1, 'set')) {
       out.error('ERR CONFIG SET is not supported by freshet; use the command-line flags')
     } else if (argIs(a, 1, 'resetstat')) {
+      s.server.commandsTotal = 0
+      s.server.node.resetStats()
       out.raw(OK)
     } else {
       out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 64)}'. Try CONFIG HELP.`)
