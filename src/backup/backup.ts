@@ -295,8 +295,14 @@ export class Backup implements ServedNode, ReceiverSink {
         return Buffer.alloc(0)
       }
       if (line.startsWith('+SYNC ')) {
-        const [, epoch, commit] = line.split(' ')
+        const [, epoch, commit, segmentBytes] = line.split(' ')
         const e = Number(epoch)
+        if (Number(segmentBytes) !== this.store.segmentBytes) {
+          this.options.log(`primary's segment size is ${segmentBytes} bytes, this backup's --segment-size is ${this.store.segmentBytes}: they must match; not following`)
+          this.socket?.destroy()
+          this.handshake = null
+          return Buffer.alloc(0)
+        }
         if (this.epoch !== 0 && e !== this.epoch) { this.dropLink(`primary answered epoch ${e}, expected ${this.epoch}`); return Buffer.alloc(0) }
         this.epoch = e
         this.receiver.reset(e)

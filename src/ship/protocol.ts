@@ -5,7 +5,8 @@
  *      has one, then `FRESHET.SYNC <epoch> <from-lsn> <listen-port>`.
  *   2. The primary checks the epoch (a backup of another epoch is refused
  *      with -EPOCH) and that from-lsn is a block boundary it has (else
- *      -DIVERGED), replies `+SYNC <epoch> <commit-lsn>`, and from then on the
+ *      -DIVERGED), replies `+SYNC <epoch> <commit-lsn> <segment-bytes>` (the
+ *      backup refuses a segment size other than its own), and from then on the
  *      connection carries binary frames only.
  *   3. Primary -> backup: BLOCKS frames (whole, checksummed blocks, in LSN
  *      order, never straddling a segment) and HEARTBEAT frames (commit LSN and

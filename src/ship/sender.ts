@@ -252,7 +252,7 @@ export class Shipping {
           s.conn.closing = true
           return
         }
-        out.simple(`SYNC ${p.epoch} ${p.commitLsn()}`)
+        out.simple(`SYNC ${p.epoch} ${p.commitLsn()} ${p.store.segmentBytes}`)
         const conn = s.conn
         conn.sendable = conn.out.length
         conn.markEnd.length = 0
