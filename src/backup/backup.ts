@@ -95,6 +95,7 @@ export class Backup implements ServedNode, ReceiverSink {
   private waiters: LsnWaiter[]
   private readonly timer: NodeJS.Timeout
   private closed: boolean
+  private listenPort: number
 
   private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport) {
     this.options = options
@@ -138,6 +139,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
     this.waiters = []
     this.closed = false
+    this.listenPort = options.listenPort
     this.groupCommit.onDurable = () => this.scheduleAck()
     this.timer = setInterval(() => this.tick(), 250)
     this.timer.unref()
@@ -149,9 +151,13 @@ export class Backup implements ServedNode, ReceiverSink {
     const files = LogFiles.open(options.dir, options.segmentBytes)
     const { index, report } = recoverInto(files, store)
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
-    const backup = new Backup(options, store, index, files, report)
-    backup.connect()
-    return backup
+    return new Backup(options, store, index, files, report)
+  }
+
+  /** Starts following the primary; `listenPort` is the port this backup serves clients on. */
+  start(listenPort: number): void {
+    this.listenPort = listenPort
+    this.connect()
   }
 
   // ---- ServedNode ----
@@ -227,7 +233,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.handshake = Buffer.alloc(0)
     let hello = ''
     if (o.primaryAuth !== null) hello += resp(['AUTH', o.primaryAuth])
-    hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(this.store.endLsn), String(o.listenPort)])
+    hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(this.store.endLsn), String(this.listenPort)])
     socket.on('connect', () => {
       socket.write(hello)
       this.lastFrameMs = nowMs()
@@ -261,17 +267,22 @@ export class Backup implements ServedNode, ReceiverSink {
       if (this.handshake !== null || chunk.length === 0) return
     }
     const before = this.store.endLsn
+    let failure: unknown = null
     try {
       this.receiver.feed(chunk)
     } catch (err) {
-      this.dropLink(err instanceof Error ? err.message : String(err))
-      return
+      failure = err
     }
+    // Whole frames validated before a bad one in the same chunk are ours: persist and replay them.
     if (this.store.endLsn > before) {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
       this.scheduler.advance(this.store.endLsn)
       if (this.pendingCount >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
+    }
+    if (failure !== null) {
+      this.dropLink(failure instanceof Error ? failure.message : String(failure))
+      return
     }
     this.scheduleAck()
   }
@@ -311,6 +322,8 @@ export class Backup implements ServedNode, ReceiverSink {
         this.linkUp = true
         this.reconnectMs = RECONNECT_MS_MIN
         this.options.log(`link to primary ${this.options.primaryHost}:${this.options.primaryPort} up (epoch ${e}, from LSN ${this.store.endLsn}, primary commit LSN ${commit})`)
+        // Tell the primary at once what is flushed and applied here: it assumes nothing until acked.
+        this.scheduleAck()
         return buf
       }
       // +OK for AUTH: keep reading.

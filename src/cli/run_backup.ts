@@ -39,6 +39,7 @@ export async function startBackup(o: BackupRunOptions): Promise<RunningBackup> {
   })
   backup.server = server
   await server.listen()
+  backup.start(server.port)
   o.log(`backup listening on ${o.host}:${server.port} (dir ${o.dir}, primary ${o.primaryHost}:${o.primaryPort}, workers ${o.workers})`)
   let stopping: Promise<void> | null = null
   const stop = (): Promise<void> => {

@@ -4,10 +4,10 @@
  * them with SIGTERM, then SIGKILL if they do not exit in time.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { dbError } from '../errors.js'
+import { compiledPath } from '../dist_path.js'
 
-export const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url))
+export const MAIN_JS = compiledPath('./main.js', import.meta.url)
 
 export interface NodeProcess {
   role: string

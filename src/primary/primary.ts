@@ -208,6 +208,8 @@ export class Primary implements ServedNode {
     this.pPartition = partition
     this.pSlot = slot
     this.pHead = slot >= 0 ? slotRef(table, slot) : REF_NONE
+    // The write's reply depends on the version it replaces (SET NX/XX/GET, INCR, APPEND, DEL).
+    if (this.pHead !== REF_NONE) this.view.observe(this.pHead * LSN_ALIGN_BYTES)
     return this.pHead
   }
 
@@ -255,6 +257,7 @@ export class Primary implements ServedNode {
     this.pHead = ref
     this.appender.commitOp(size)
     this.lastOpLsn = lsn
+    this.view.observe(lsn)
     this.writesTotal++
     return lsn
   }

@@ -12,7 +12,9 @@
  * visible all at once. Grown tables come back in task results and are swapped
  * into the index before the lane's progress counts as applied.
  */
+import { pathToFileURL } from 'node:url'
 import { Piscina } from 'piscina'
+import { compiledPath } from '../dist_path.js'
 import { assert } from '../assert.js'
 import type { Index } from '../index/indirection.js'
 import type { SegmentStore } from '../log/segment_store.js'
@@ -49,7 +51,7 @@ export class ReplayScheduler {
     assert(o.workers >= 1, 'at least one worker')
     this.laneCount = o.workers
     this.pool = new Piscina({
-      filename: new URL('../../workers/replay_worker.js', import.meta.url).href,
+      filename: pathToFileURL(compiledPath('../../workers/replay_worker.js', import.meta.url)).href,
       minThreads: o.workers,
       maxThreads: o.workers,
       // Lanes never have more than one task each in flight.

@@ -20,6 +20,8 @@ export const F_NOAUTH = 4
 /** Not queued inside MULTI (executes immediately). */
 export const F_MULTI_CONTROL = 8
 export const F_BLOCKING = 16
+/** The reply reflects the whole keyspace (DBSIZE, SCAN): it waits for every write before it. */
+export const F_OBSERVES_ALL = 32
 
 export interface CommandSpec {
   name: string
@@ -298,8 +300,8 @@ export const COMMANDS: CommandSpec[] = [
     run: append,
   },
   { name: 'strlen', arity: 2, flags: F_READ, run: strlen },
-  { name: 'dbsize', arity: 1, flags: F_READ, run: (s) => s.conn.out.integer(s.node.keyCount()) },
-  { name: 'scan', arity: -2, flags: F_READ, run: scan },
+  { name: 'dbsize', arity: 1, flags: F_READ | F_OBSERVES_ALL, run: (s) => s.conn.out.integer(s.node.keyCount()) },
+  { name: 'scan', arity: -2, flags: F_READ | F_OBSERVES_ALL, run: scan },
   { name: 'lsn', arity: 1, flags: 0, run: (s) => s.conn.out.integer(s.node.writer === null ? s.node.view.visibleLsn : s.node.writer.blockEndOf(s.conn.lastWriteBlockStart)) },
 ]
 

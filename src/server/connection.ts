@@ -45,6 +45,8 @@ export class Connection {
   /** Replication link: the socket was handed to the replication code. */
   detached: boolean
   commandsTotal: number
+  /** Newest log position observed by the commands run since the last mark (-1: none). */
+  observedLsn: number
 
   constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number) {
     this.id = id
@@ -69,6 +71,7 @@ export class Connection {
     this.paused = false
     this.detached = false
     this.commandsTotal = 0
+    this.observedLsn = -1
   }
 
   /** Replies written since the last mark wait until released > waitLsn. */
@@ -76,7 +79,8 @@ export class Connection {
     const end = this.out.length
     const lastEnd = this.markEnd.length > 0 ? this.markEnd[this.markEnd.length - 1] : this.sendable
     if (end === lastEnd) return
-    if (this.markEnd.length === 0 && waitLsn < releasedLsn) {
+    // waitLsn < 0: the replies observed no write at all, so nothing to wait for.
+    if (this.markEnd.length === 0 && (waitLsn < 0 || waitLsn < releasedLsn)) {
       this.sendable = end
       return
     }
@@ -91,7 +95,7 @@ export class Connection {
   /** Makes sendable every mark whose wait position is below `releasedLsn`. */
   release(releasedLsn: number): void {
     let n = 0
-    while (n < this.markEnd.length && this.markLsn[n] < releasedLsn) n++
+    while (n < this.markEnd.length && (this.markLsn[n] < 0 || this.markLsn[n] < releasedLsn)) n++
     if (n === 0) return
     this.sendable = this.markEnd[n - 1]
     this.markEnd.splice(0, n)

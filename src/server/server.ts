@@ -14,7 +14,7 @@ import { DbError } from '../errors.js'
 import type { ReadView } from '../view/read_view.js'
 import type { Primary } from '../primary/primary.js'
 import { type Args, argIs, argString, copyArgs } from './args.js'
-import { COMMANDS, type CommandSpec, errorReply, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_WRITE, OK, QUEUED, type Session } from './commands.js'
+import { COMMANDS, type CommandSpec, errorReply, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, OK, QUEUED, type Session } from './commands.js'
 import { Connection } from './connection.js'
 import { PARSE_COMMAND } from './resp.js'
 
@@ -24,7 +24,7 @@ export interface ServedNode {
   /** The primary itself, or null on a backup. */
   readonly writer: Primary | null
   releasedLsn(): number
-  /** Replies produced now wait until releasedLsn() > waitLsn(). */
+  /** The newest op written (a reply that observed everything, DBSIZE or SCAN, waits for it). */
   waitLsn(): number
   endTurn(): void
   keyCount(): number
@@ -154,10 +154,11 @@ export class RespServer {
     this.afterCommands(conn)
   }
 
-  /** Marks the replies just produced with the node's wait position and schedules the turn end. */
+  /** Marks the replies just produced with what they observed and schedules the turn end. */
   afterCommands(conn: Connection): void {
     if (conn.detached) return
-    conn.mark(this.node.waitLsn(), this.node.releasedLsn())
+    conn.mark(conn.observedLsn, this.node.releasedLsn())
+    conn.observedLsn = -1
     if (conn.hasHeld()) this.held.add(conn)
     this.dirty.add(conn)
     this.scheduleTurnEnd()
@@ -234,6 +235,18 @@ export class RespServer {
       return
     }
     const session: Session = { node: this.node, server: this, conn }
+    const view = this.node.view
+    view.observedLsn = -1
+    if ((spec.flags & F_OBSERVES_ALL) !== 0) view.observe(this.node.waitLsn())
+    try {
+      this.run(spec, session, a)
+    } finally {
+      if (view.observedLsn > conn.observedLsn) conn.observedLsn = view.observedLsn
+    }
+  }
+
+  private run(spec: CommandSpec, session: Session, a: Args): void {
+    const out = session.conn.out
     if ((spec.flags & F_WRITE) !== 0) {
       const writer = this.node.writer
       if (writer === null) {
@@ -277,6 +290,7 @@ export class RespServer {
       return
     }
     const writer = this.node.writer
+    for (const a of queue) if ((this.lookup(a).flags & F_OBSERVES_ALL) !== 0) this.node.view.observe(this.node.waitLsn())
     let hasWrite = false
     let bound = 0
     try {

@@ -7,7 +7,7 @@
  * closes the link and the unpublished bytes are overwritten on resume.
  */
 import { BLOCK_HEADER_BYTES } from '../constants.js'
-import { blockCommitTimeMs, blockEpoch, blockKeyCount, blockLength, validateBlock } from '../codec/record.js'
+import { blockCommitTimeMs, blockEpoch, blockKeyCount, blockLength, blockStartLsn, validateBlock } from '../codec/record.js'
 import { DbError } from '../errors.js'
 import type { Segment } from '../log/segment.js'
 import type { SegmentStore } from '../log/segment_store.js'
@@ -108,7 +108,12 @@ export class Receiver {
           this.staged = 0
           const first = blockLength(this.stageView, 0)
           if (first < BLOCK_HEADER_BYTES || first > this.payloadBytes) throw new LinkError(`block length ${first} in a frame of ${this.payloadBytes}`)
-          const start = this.store.placeBlock(this.store.endLsn, first)
+          // The primary decides where a block starts (it may skip a segment's tail); a block
+          // may only start at our log end or at the start of the next segment.
+          const start = blockStartLsn(this.stageView, 0)
+          const end = this.store.endLsn
+          const nextSegment = (this.store.segmentId(end) + 1) * this.store.segmentBytes
+          if (start !== end && start !== nextSegment) throw new LinkError(`block starts at LSN ${start}, expected ${end} or ${nextSegment}`)
           const segment = this.store.segmentFor(start)
           const offset = start - segment.baseLsn
           if (offset + this.payloadBytes > segment.sizeBytes) throw new LinkError('BLOCKS frame straddles a segment')

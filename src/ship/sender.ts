@@ -52,9 +52,10 @@ export class ShipSender {
     this.addr = `${socket.remoteAddress}:${listenPort}`
     this.listenPort = listenPort
     this.cursor = fromLsn
-    this.receivedLsn = fromLsn
-    this.flushedLsn = fromLsn
-    this.appliedLsn = fromLsn
+    // Only acks say what a backup has flushed or applied; its sync position may not be on disk yet.
+    this.receivedLsn = 0
+    this.flushedLsn = 0
+    this.appliedLsn = 0
     this.lagMs = 0
     this.lastSendMs = 0
     this.closed = false
@@ -190,7 +191,8 @@ export class Shipping {
       if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
       const positions: number[] = []
       for (const s of this.senders) if (!s.closed) positions.push(mode === 'remote-flush' ? s.flushedLsn : s.appliedLsn)
-      if (positions.length < this.syncBackups) return -1
+      // Not enough backups: nothing past LSN 0 is released (no op lives below the first block header).
+      if (positions.length < this.syncBackups) return 0
       positions.sort((a, b) => b - a)
       return positions[this.syncBackups - 1]
     }

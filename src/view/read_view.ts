@@ -37,12 +37,23 @@ export class ReadView {
   visibleLsn: number
   /** Filled by locate(); reused, never reallocated. */
   readonly cursor: VersionCursor
+  /**
+   * The newest log position the current command observed (a version it read,
+   * an op it wrote, or everything for DBSIZE/SCAN); -1 for none. On the
+   * primary a reply waits until this position is committed.
+   */
+  observedLsn: number
 
   constructor(log: LogSegments, index: Index, visibleLsn: number) {
     this.log = log
     this.index = index
     this.visibleLsn = visibleLsn
     this.cursor = new VersionCursor()
+    this.observedLsn = -1
+  }
+
+  observe(lsn: number): void {
+    if (lsn > this.observedLsn) this.observedLsn = lsn
   }
 
   /** Ref of the key's newest visible version (set or delete), REF_NONE if none. */
@@ -52,7 +63,9 @@ export class ReadView {
     const slot = findSlot(table, this.log, hash, key, keyStart, keyLength)
     if (slot < 0) return REF_NONE
     const head = slotRef(table, slot)
-    return this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
+    const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
+    if (ref !== REF_NONE) this.observe(ref * LSN_ALIGN_BYTES)
+    return ref
   }
 
   /** Ref of the key's live value (a visible set version), or REF_NONE. */
