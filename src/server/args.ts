@@ -52,7 +52,8 @@ export function parseIntBytes(d: Uint8Array, s: number, n: number): number {
   const end = s + n
   let neg = false
   if (d[i] === 45) { neg = true; i++; if (i === end) return NaN }
-  if (d[i] === 48 && end - i > 1) return NaN
+  // No leading zeros, and no "-0" (Redis string2ll).
+  if (d[i] === 48 && (end - i > 1 || neg)) return NaN
   let v = 0
   for (; i < end; i++) {
     const c = d[i] - 48
@@ -79,58 +80,74 @@ export function parseInt64Bytes(d: Uint8Array, s: number, n: number): bigint | n
   return v < INT64_MIN || v > INT64_MAX ? null : v
 }
 
-/** Redis glob match (*, ?, [...], [^...], \x) of pattern bytes against key bytes. */
+/**
+ * Redis glob match (*, ?, [...], [^...], [a-z], \x) of pattern bytes against
+ * key bytes. Iterative, backtracking only to the most recent '*', so the work
+ * is O(key length x pattern length) for any pattern (a recursive matcher is
+ * exponential on patterns like *a*a*a*b, reachable through SCAN MATCH).
+ */
 export function globMatch(p: Uint8Array, ps: number, pl: number, k: Uint8Array, ks: number, kl: number, nocase = false): boolean {
-  let pi = ps
   const pe = ps + pl
-  let ki = ks
   const ke = ks + kl
-  const fold = (c: number): number => nocase && c >= 65 && c <= 90 ? c + 32 : c
-  while (pi < pe) {
-    const c = p[pi]
-    if (c === 42) { // '*'
-      while (pi + 1 < pe && p[pi + 1] === 42) pi++
-      if (pi + 1 === pe) return true
-      for (let t = ki; t <= ke; t++) {
-        if (globMatch(p, pi + 1, pe - pi - 1, k, t, ke - t, nocase)) return true
-      }
-      return false
-    }
-    if (ki >= ke) return false
-    if (c === 63) { // '?'
-      ki++; pi++
+  let pi = ps
+  let ki = ks
+  let starP = -1
+  let starK = -1
+  while (ki < ke) {
+    if (pi < pe && p[pi] === 42) { // '*': remember where to resume, try matching nothing first
+      while (pi < pe && p[pi] === 42) pi++
+      if (pi === pe) return true
+      starP = pi
+      starK = ki
       continue
     }
-    if (c === 91) { // '['
-      pi++
-      const not = pi < pe && p[pi] === 94
-      if (not) pi++
-      let match = false
-      while (pi < pe && p[pi] !== 93) {
-        if (p[pi] === 92 && pi + 1 < pe) {
-          pi++
-          if (p[pi] === k[ki]) match = true
-        } else if (pi + 2 < pe && p[pi + 1] === 45) {
-          let lo = fold(p[pi]); let hi = fold(p[pi + 2])
-          if (lo > hi) { const t = lo; lo = hi; hi = t }
-          const kc = fold(k[ki])
-          if (kc >= lo && kc <= hi) match = true
-          pi += 2
-        } else if (fold(p[pi]) === fold(k[ki])) {
-          match = true
-        }
-        pi++
-      }
-      if (not) match = !match
-      if (!match) return false
-      pi++ // skip ']'
-      ki++
-      continue
+    if (pi < pe) {
+      const next = matchOne(p, pi, pe, k[ki], nocase)
+      if (next >= 0) { pi = next; ki++; continue }
     }
-    let lit = c
-    if (c === 92 && pi + 1 < pe) { pi++; lit = p[pi] }
-    if (fold(lit) !== fold(k[ki])) return false
-    pi++; ki++
+    if (starP < 0) return false
+    // Backtrack: the last '*' absorbs one more key byte.
+    starK++
+    ki = starK
+    pi = starP
   }
-  return ki === ke
+  while (pi < pe && p[pi] === 42) pi++
+  return pi === pe
+}
+
+function fold(c: number, nocase: boolean): number {
+  return nocase && c >= 65 && c <= 90 ? c + 32 : c
+}
+
+/** Matches one pattern element at `pi` against byte `c`; returns the next pattern index, or -1. */
+function matchOne(p: Uint8Array, pi: number, pe: number, c: number, nocase: boolean): number {
+  const pc = p[pi]
+  if (pc === 63) return pi + 1 // '?'
+  if (pc === 91) { // '['
+    let i = pi + 1
+    const not = i < pe && p[i] === 94
+    if (not) i++
+    let match = false
+    const kc = fold(c, nocase)
+    while (i < pe && p[i] !== 93) {
+      if (p[i] === 92 && i + 1 < pe) {
+        i++
+        if (p[i] === c) match = true
+      } else if (i + 2 < pe && p[i + 1] === 45) {
+        let lo = fold(p[i], nocase)
+        let hi = fold(p[i + 2], nocase)
+        if (lo > hi) { const t = lo; lo = hi; hi = t }
+        if (kc >= lo && kc <= hi) match = true
+        i += 2
+      } else if (fold(p[i], nocase) === kc) {
+        match = true
+      }
+      i++
+    }
+    if (not) match = !match
+    if (!match) return -1
+    return i < pe ? i + 1 : i // skip ']' (an unterminated class ends the pattern, as in Redis)
+  }
+  if (pc === 92 && pi + 1 < pe) return fold(p[pi + 1], nocase) === fold(c, nocase) ? pi + 2 : -1
+  return fold(pc, nocase) === fold(c, nocase) ? pi + 1 : -1
 }

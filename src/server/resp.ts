@@ -126,6 +126,7 @@ export class RespParser {
         return neg ? -n : n
       }
       if (c < 48 || c > 57 || i - start > 15) throw new ProtocolError('invalid length')
+      if (c === 48 && i === start && i + 1 < this.end && d[i + 1] !== CR) throw new ProtocolError('invalid length')
       n = n * 10 + (c - 48)
       i++
     }
