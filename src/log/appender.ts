@@ -37,6 +37,8 @@ export class Appender {
   /** Live keys after the last op (recorded in each block header: DBSIZE at that LSN). */
   keyCount: number
   onSeal: SealListener | null
+  /** End of the room reserved by the current command (ops up to here never seal the block). */
+  private reservedEnd: number
   private openSegment: Segment | null
 
   constructor(store: SegmentStore, epoch: number, keyCount: number) {
@@ -48,12 +50,35 @@ export class Appender {
     this.txnCount = 0
     this.keyCount = keyCount
     this.onSeal = null
+    this.reservedEnd = -1
     this.openSegment = null
   }
 
   /** Largest op-bytes a single block can hold. */
   capacityBytes(): number {
     return this.store.segmentBytes - BLOCK_HEADER_BYTES
+  }
+
+  /**
+   * Reserves room for a whole command (or MULTI) in one block: its ops then
+   * never seal the block midway, whatever BLOCK_BYTES_TARGET says.
+   */
+  reserveCommand(bytes: number): void {
+    this.reserve(bytes)
+    this.reservedEnd = this.cursor + bytes
+  }
+
+  /** Ends the current command's reservation. */
+  endCommand(): void {
+    this.reservedEnd = -1
+    this.txnCount++
+  }
+
+  /** Room for one op: inside a command's reservation, always there; otherwise reserve(). */
+  ensureRoom(bytes: number): void {
+    if (this.openStart >= 0 && this.cursor + bytes <= this.reservedEnd) return
+    assert(this.reservedEnd < 0, 'a command writes no more than it reserved')
+    this.reserve(bytes)
   }
 
   /** Ensures the open block has room for `bytes` more op bytes. */
@@ -88,10 +113,6 @@ export class Appender {
   commitOp(sizeBytes: number): void {
     this.cursor += sizeBytes
     this.opCount++
-  }
-
-  endTxn(): void {
-    this.txnCount++
   }
 
   hasOpenOps(): boolean {

@@ -16,9 +16,11 @@ import path from 'node:path'
 import { assert } from '../assert.js'
 import { blockEpoch, blockKeyCount, validateBlock } from '../codec/record.js'
 import { dbError } from '../errors.js'
+import { FORMAT_VERSION } from '../constants.js'
 import type { SegmentStore } from './segment_store.js'
 
 const SEGMENT_FILE_RE = /^segment-(\d{12})\.log$/
+const META_FILE = 'freshet.json'
 
 export function segmentFileName(id: number): string {
   return `segment-${String(id).padStart(12, '0')}.log`
@@ -46,8 +48,34 @@ export class LogFiles {
     this.fds = new Map()
   }
 
+  /**
+   * Opens (creating) a log directory. The directory records the segment size
+   * it was created with (`freshet.json`): segment files are only meaningful
+   * at that size, so opening it with another one is refused, untouched.
+   */
   static open(dir: string, segmentBytes: number): LogFiles {
     fs.mkdirSync(dir, { recursive: true })
+    const metaFile = path.join(dir, META_FILE)
+    if (fs.existsSync(metaFile)) {
+      let meta: { segmentBytes?: unknown }
+      try {
+        meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as { segmentBytes?: unknown }
+      } catch (err) {
+        throw dbError('LOG_CORRUPT', `${metaFile} is not readable JSON`, err)
+      }
+      if (meta.segmentBytes !== segmentBytes) {
+        throw dbError('INVALID_OPTION', `${dir} holds a log written with --segment-size ${String(meta.segmentBytes)} bytes; start with that size (got ${segmentBytes})`)
+      }
+    } else {
+      const tmp = `${metaFile}.tmp`
+      fs.writeFileSync(tmp, JSON.stringify({ format: FORMAT_VERSION, segmentBytes }) + '\n')
+      const fd = fs.openSync(tmp, 'r')
+      fs.fsyncSync(fd)
+      fs.closeSync(fd)
+      fs.renameSync(tmp, metaFile)
+      const dfd = fs.openSync(dir, 'r')
+      try { fs.fsyncSync(dfd) } finally { fs.closeSync(dfd) }
+    }
     return new LogFiles(dir, segmentBytes)
   }
 

@@ -191,11 +191,11 @@ export class Primary implements ServedNode {
     if (this.usedMemoryBytes() + boundBytes > this.options.maxMemoryBytes) {
       throw dbError('OOM', 'command not allowed when used memory > \'maxmemory\'')
     }
-    this.appender.reserve(boundBytes)
+    this.appender.reserveCommand(boundBytes)
   }
 
   endWrite(): void {
-    this.appender.endTxn()
+    this.appender.endCommand()
   }
 
   /** Looks a key up for writing; returns its newest version's ref (set or delete) or REF_NONE. */
@@ -226,7 +226,7 @@ export class Primary implements ServedNode {
     const valueLength = v1Length + v2Length
     if (valueLength > this.options.valueBytesMax) throw dbError('VALUE_TOO_LARGE', 'string exceeds maximum allowed size')
     const size = opBytes(keyLength, valueLength)
-    this.appender.reserve(size)
+    this.appender.ensureRoom(size)
     const segment = this.appender.opSegment()
     const at = this.appender.opOffset()
     writeOpHeader(segment.dv, at, type, this.pHash, this.pHead, keyLength, valueLength)

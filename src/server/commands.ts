@@ -274,7 +274,7 @@ function incrBound(s: Session, a: Args): number {
 }
 
 export const COMMANDS: CommandSpec[] = [
-  { name: 'ping', arity: -1, flags: F_NOAUTH, run: (s, a) => { if (a.argc > 1) s.conn.out.bulk(a.data, a.argStart[1], a.argLength[1]); else s.conn.out.raw(PONG) } },
+  { name: 'ping', arity: -1, flags: F_NOAUTH, run: (s, a) => { if (a.argc > 2) s.conn.out.error('ERR wrong number of arguments for \'ping\' command'); else if (a.argc > 1) s.conn.out.bulk(a.data, a.argStart[1], a.argLength[1]); else s.conn.out.raw(PONG) } },
   { name: 'echo', arity: 2, flags: 0, run: (s, a) => s.conn.out.bulk(a.data, a.argStart[1], a.argLength[1]) },
   { name: 'select', arity: 2, flags: 0, run: (s, a) => { if (argInt(a, 1) === 0) s.conn.out.raw(OK); else s.conn.out.error('ERR DB index is out of range') } },
   { name: 'get', arity: 2, flags: F_READ, run: get },

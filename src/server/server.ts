@@ -294,11 +294,9 @@ export class RespServer {
     let hasWrite = false
     let bound = 0
     try {
+      // An APPEND's result is at most its key's current value plus every byte the transaction writes.
       let appendBytes = 0
-      for (const a of queue) {
-        const spec = this.lookup(a)
-        if (spec.name === 'append') appendBytes += a.argLength[2]
-      }
+      for (const a of queue) for (let i = 1; i < a.argc; i++) appendBytes += a.argLength[i]
       for (const a of queue) {
         const spec = this.lookup(a)
         if ((spec.flags & F_WRITE) === 0) continue
