@@ -97,8 +97,8 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
   const redisServer = which('redis-server')
   const redisCli = which('redis-cli')
   const pipelines: Pipeline[] = [
-    { depth: 16, requests: param(ctx.mode, 100_000, 2_000_000) },
-    { depth: 1, requests: param(ctx.mode, 10_000, 300_000) },
+    { depth: 16, requests: param(ctx.mode, 50_000, 2_000_000) },
+    { depth: 1, requests: param(ctx.mode, 5_000, 300_000) },
   ]
   const reps = param(ctx.mode, 1, 3)
   const kinds: ServerKind[] = redisServer !== null ? ['freshet', 'redis'] : ['freshet']

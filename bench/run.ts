@@ -3,7 +3,7 @@
  *
  *   --quick   small parameters, all benches in under a minute (CI: keeps benches from rotting)
  *   --full    the real numbers (minutes)
- *   --only    a comma-separated subset of: append, redis, recovery
+ *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster
  *   --json    also write every figure, the machine and the hashes to FILE
  *
  * Prints the machine, then one short summary and a result hash per bench.
@@ -17,11 +17,15 @@ import { killAll } from './lib/proc.js'
 import * as append from './append.bench.js'
 import * as redis from './redis_benchmark.js'
 import * as recovery from './recovery.bench.js'
+import * as replay from './replay.bench.js'
+import * as cluster from './cluster.bench.js'
 
 const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise<BenchReport> }> = [
   { name: 'append', run: append.run },
   { name: 'redis', run: redis.run },
   { name: 'recovery', run: recovery.run },
+  { name: 'replay', run: replay.run },
+  { name: 'cluster', run: cluster.run },
 ]
 
 interface Cli {
