@@ -230,6 +230,16 @@ export class Index {
     for (const t of this.tables) this.bytes += t.byteLength
   }
 
+  /** An index sized up front for about `keyCount` keys (recovery knows the count from the log). */
+  static withCapacity(keyCount: number): Index {
+    const perPartition = Math.ceil((keyCount * 1.25) / PARTITION_COUNT / INDEX_LOAD_MAX)
+    let slots = INDEX_SLOTS_MIN
+    while (slots < perPartition && slots < 1 << 26) slots *= 2
+    const tables: Int32Array[] = []
+    for (let p = 0; p < PARTITION_COUNT; p++) tables.push(createTable(slots))
+    return new Index(tables)
+  }
+
   /** Swaps in a grown table for partition `p`. */
   replaceTable(p: number, table: Int32Array): void {
     this.bytes += table.byteLength - this.tables[p].byteLength

@@ -292,7 +292,7 @@ export function recoverInto(files: LogFiles, store: SegmentStore): { index: Inde
   const t0 = performance.now()
   const result = files.recover(store)
   const t1 = performance.now()
-  const index = new Index()
+  const index = Index.withCapacity(result.keyCount)
   let ops = 0
   for (const segment of store.segments) {
     if (segment === undefined) continue

@@ -11,6 +11,7 @@
 import net from 'node:net'
 import { CLIENTS_MAX_DEFAULT, QUERY_BUFFER_BYTES_MAX } from '../constants.js'
 import { DbError } from '../errors.js'
+import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
 import type { Primary } from '../primary/primary.js'
 import { type Args, argIs, argString, copyArgs } from './args.js'
@@ -51,6 +52,7 @@ export class RespServer {
   readonly options: ServerOptions
   readonly connections: Set<Connection>
   readonly commands: Map<string, CommandSpec>
+  private readonly byHash: Map<number, CommandSpec>
   readonly startedMs: number
   private readonly server: net.Server
   private readonly held: Set<Connection>
@@ -76,9 +78,13 @@ export class RespServer {
     this.connectionsTotal = 0
     this.rejectedConnections = 0
     this.port = options.port
+    this.byHash = new Map()
     for (const spec of [...COMMANDS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
       this.commands.set(spec.name, spec)
-      this.commands.set(spec.name.toUpperCase(), spec)
+      const name = Buffer.from(spec.name)
+      const h = nameHash(name, 0, name.length)
+      assert(!this.byHash.has(h), `command name hashes are distinct (${spec.name})`)
+      this.byHash.set(h, spec)
     }
     node.onRelease = () => this.releaseHeld()
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket))
@@ -206,11 +212,10 @@ export class RespServer {
   dispatch(conn: Connection, a: Args): void {
     this.commandsTotal++
     conn.commandsTotal++
-    const nameStart = a.argStart[0]
-    const name = a.data.toString('latin1', nameStart, nameStart + Math.min(a.argLength[0], 64))
-    const spec = this.commands.get(name) ?? this.commands.get(name.toLowerCase())
+    const spec = this.find(a.data, a.argStart[0], a.argLength[0])
     const out = conn.out
     if (spec === undefined) {
+      const name = a.data.toString('latin1', a.argStart[0], a.argStart[0] + Math.min(a.argLength[0], 64))
       if (conn.inMulti) conn.multiError = true
       out.error(`ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${argsPreview(a)}`)
       return
@@ -315,9 +320,30 @@ export class RespServer {
   }
 
   private lookup(a: Args): CommandSpec {
-    const name = a.data.toString('latin1', a.argStart[0], a.argStart[0] + a.argLength[0])
-    return (this.commands.get(name) ?? this.commands.get(name.toLowerCase()))!
+    return this.find(a.data, a.argStart[0], a.argLength[0])!
   }
+
+  /**
+   * The command named by bytes [start, start + length), case-insensitively,
+   * without building a string: a case-folded hash picks the candidate, then
+   * the bytes are compared.
+   */
+  find(d: Uint8Array, start: number, length: number): CommandSpec | undefined {
+    if (length > COMMAND_NAME_BYTES_MAX) return undefined
+    const spec = this.byHash.get(nameHash(d, start, length))
+    if (spec === undefined || spec.name.length !== length) return undefined
+    for (let i = 0; i < length; i++) if ((d[start + i] | 0x20) !== spec.name.charCodeAt(i)) return undefined
+    return spec
+  }
+}
+
+const COMMAND_NAME_BYTES_MAX = 32
+
+/** FNV-1a over the case-folded bytes of a command name. */
+function nameHash(d: Uint8Array, start: number, length: number): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ (d[start + i] | 0x20), 0x01000193)
+  return h >>> 0
 }
 
 function argsPreview(a: Args): string {
