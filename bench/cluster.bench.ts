@@ -98,11 +98,11 @@ async function drainMs(c: Cluster): Promise<number> {
 }
 
 export async function runLag(ctx: BenchContext, figures: BenchReport['figures']): Promise<string> {
-  const seconds = param(ctx.mode, 3, 60)
+  const seconds = param(ctx.mode, 2, 60)
   const workers = 2
   const c = await startCluster('lag', 2, 'async', workers)
   try {
-    const peak = await loadFor(c, 0, param(ctx.mode, 2, 10))
+    const peak = await loadFor(c, 0, param(ctx.mode, 1, 10))
     peak.load.close()
     const peakRate = Math.round(peak.acked / peak.seconds)
     await drainMs(c)

@@ -1,12 +1,18 @@
 /**
  * Piscina entry for replay workers: turns a task descriptor into views (cached
- * per segment, created once) and runs the shared apply code over the range.
+ * per segment, created once) and runs the shared apply code over the range;
+ * at recovery it also scans segment files (read + validate) in parallel.
  * The worker owns the partitions of its task's lane for the task's duration:
  * the scheduler never runs two tasks of one lane at once.
  */
 import { applyRange } from '../src/replay/apply.js'
+import { initHash } from '../src/codec/hash.js'
 import type { LogSegments } from '../src/index/indirection.js'
-import type { ReplayResult, ReplayTask } from '../src/replay/task.js'
+import { scanSegment, type ScanResult } from '../src/log/log_file.js'
+import type { ReplayResult, ReplayTask, WorkerTask } from '../src/replay/task.js'
+
+// Checksums (recovery scans) need the wasm hasher; load it once per worker.
+await initHash()
 
 const log: LogSegments = { segmentBytes: 0, u8: [], dv: [] }
 const buffers: SharedArrayBuffer[] = []
@@ -27,7 +33,11 @@ function viewSegments(task: ReplayTask): void {
   }
 }
 
-export default function replay(task: ReplayTask): ReplayResult {
+export default function run(task: WorkerTask): ReplayResult | ScanResult {
+  return task.type === 'scan' ? scanSegment(task.job) : replay(task)
+}
+
+function replay(task: ReplayTask): ReplayResult {
   const t0 = performance.now()
   viewSegments(task)
   const tables: Int32Array[] = []

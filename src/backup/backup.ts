@@ -97,7 +97,7 @@ export class Backup implements ServedNode, ReceiverSink {
   private closed: boolean
   private listenPort: number
 
-  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport) {
+  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, pool: ReplayScheduler | null) {
     this.options = options
     this.store = store
     this.index = index
@@ -109,11 +109,11 @@ export class Backup implements ServedNode, ReceiverSink {
       options.log(`FATAL: backup log write failed: ${String(err)}`)
       process.exit(70)
     })
-    this.scheduler = new ReplayScheduler({
-      workers: options.workers, store, index,
-      onVisible: (lsn) => this.visible(lsn),
-      onError: (err) => { options.log(`FATAL: replay worker failed: ${String(err)}`); process.exit(70) },
-    }, store.endLsn)
+    const onError = (err: unknown): void => { options.log(`FATAL: replay worker failed: ${String(err)}`); process.exit(70) }
+    // The pool that recovered the log (if it was large enough to recover in parallel) goes on replaying.
+    this.scheduler = pool ?? new ReplayScheduler({ workers: options.workers, store, index, onVisible: () => {}, onError }, store.endLsn)
+    this.scheduler.onVisible = (lsn) => this.visible(lsn)
+    this.scheduler.onError = onError
     this.receiver = new Receiver(store, this.epoch, this)
     this.extraCommands = [this.waitLsnCommand()]
     this.lagHistogramUs = createHistogram()
@@ -149,9 +149,9 @@ export class Backup implements ServedNode, ReceiverSink {
     await initHash()
     const store = new SegmentStore(options.segmentBytes)
     const files = LogFiles.open(options.dir, options.segmentBytes)
-    const { index, report } = recoverInto(files, store)
+    const { index, report, scheduler } = await recoverInto(files, store, options.workers)
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
-    return new Backup(options, store, index, files, report)
+    return new Backup(options, store, index, files, report, scheduler)
   }
 
   /** Starts following the primary; `listenPort` is the port this backup serves clients on. */

@@ -2,6 +2,7 @@
  * Starts a primary: opens (recovers) its log, serves RESP, and flushes and
  * closes cleanly on SIGINT/SIGTERM.
  */
+import os from 'node:os'
 import { CLIENTS_MAX_DEFAULT } from '../constants.js'
 import { Primary, type CommitMode } from '../primary/primary.js'
 import { RespServer } from '../server/server.js'
@@ -31,7 +32,7 @@ export interface RunningPrimary {
 export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary> {
   const primary = await Primary.open({
     dir: o.dir, segmentBytes: o.segmentBytes, commit: o.commit, maxMemoryBytes: o.maxMemoryBytes,
-    valueBytesMax: o.valueBytesMax, log: o.log,
+    valueBytesMax: o.valueBytesMax, recoveryWorkers: Math.min(4, os.cpus().length), log: o.log,
   })
   const r = primary.recovery
   const mb = r.endLsn / 1e6

@@ -240,6 +240,15 @@ export class Index {
     return new Index(tables)
   }
 
+  /** Replaces the (still empty) tables with ones sized for about `keyCount` keys. */
+  presize(keyCount: number): void {
+    const sized = Index.withCapacity(keyCount)
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      assert(tableUsed(this.tables[p]) === 0, 'only an empty index is presized')
+      if (sized.tables[p].length > this.tables[p].length) this.replaceTable(p, sized.tables[p])
+    }
+  }
+
   /** Swaps in a grown table for partition `p`. */
   replaceTable(p: number, table: Int32Array): void {
     this.bytes += table.byteLength - this.tables[p].byteLength

@@ -26,6 +26,64 @@ export function segmentFileName(id: number): string {
   return `segment-${String(id).padStart(12, '0')}.log`
 }
 
+/** One segment file to scan into its segment's SharedArrayBuffer. */
+export interface ScanJob {
+  file: string
+  id: number
+  baseLsn: number
+  size: number
+  data: SharedArrayBuffer
+}
+
+export interface ScanResult {
+  readBytes: number
+  /** Bytes from offset 0 that are whole, valid blocks. */
+  validBytes: number
+  blockCount: number
+  lastEpoch: number
+  keyCount: number
+}
+
+export type SegmentScanner = (jobs: ScanJob[]) => Promise<ScanResult[]>
+
+/**
+ * Reads a segment file into `data` and validates its blocks from offset 0.
+ * Pure apart from reading the file: runs on any thread (replay workers scan
+ * segments in parallel at recovery).
+ */
+export function scanSegment(job: ScanJob): ScanResult {
+  const buf = Buffer.from(job.data)
+  const u8 = new Uint8Array(job.data)
+  const dv = new DataView(job.data)
+  const fd = fs.openSync(job.file, 'r')
+  let read = 0
+  try {
+    while (read < job.size) {
+      const n = fs.readSync(fd, buf, read, job.size - read, read)
+      if (n === 0) break
+      read += n
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  const r: ScanResult = { readBytes: read, validBytes: 0, blockCount: 0, lastEpoch: 0, keyCount: 0 }
+  let offset = 0
+  while (offset < read) {
+    const length = validateBlock(u8, dv, offset, read - offset, job.baseLsn + offset)
+    if (length < 0) break
+    r.blockCount++
+    r.lastEpoch = blockEpoch(dv, offset)
+    r.keyCount = blockKeyCount(dv, offset)
+    offset += length
+  }
+  r.validBytes = offset
+  return r
+}
+
+export function scanInline(jobs: ScanJob[]): Promise<ScanResult[]> {
+  return Promise.resolve(jobs.map(scanSegment))
+}
+
 export interface RecoveryResult {
   endLsn: number
   blockCount: number
@@ -136,8 +194,13 @@ export class LogFiles {
     }
   }
 
-  /** Reads the log back into `store` and cuts it after the last whole block. */
-  recover(store: SegmentStore): RecoveryResult {
+  /**
+   * Reads the log back into `store` and cuts it after the last whole block.
+   * Segments are scanned (read into their SAB, blocks validated) by `scan`,
+   * which may run them in parallel (the replay pool) or inline; the decision
+   * of where to cut is then made here, in LSN order.
+   */
+  async recover(store: SegmentStore, scan: SegmentScanner = scanInline): Promise<RecoveryResult> {
     const ids = fs.readdirSync(this.dir)
       .map((name) => SEGMENT_FILE_RE.exec(name))
       .filter((m): m is RegExpExecArray => m !== null)
@@ -146,62 +209,70 @@ export class LogFiles {
     const result: RecoveryResult = {
       endLsn: 0, blockCount: 0, bytesRead: 0, truncatedBytes: 0, cutReason: null, lastEpoch: 0, keyCount: 0,
     }
-    let expected = 0
-    let nextId = 0
-    let cut = false
-    for (const id of ids) {
-      const file = path.join(this.dir, segmentFileName(id))
+    // Segments must be 0, 1, 2, ...: everything after a missing one is cut.
+    let contiguous = 0
+    while (contiguous < ids.length && ids[contiguous] === contiguous) contiguous++
+    const jobs: ScanJob[] = []
+    for (let i = 0; i < contiguous; i++) {
+      const file = path.join(this.dir, segmentFileName(ids[i]))
       const size = fs.statSync(file).size
-      if (cut) {
-        result.truncatedBytes += size
-        fs.rmSync(file)
-        continue
-      }
-      const baseLsn = id * this.segmentBytes
       if (size > this.segmentBytes) {
-        throw dbError('LOG_CORRUPT', `${file} is ${size} bytes, larger than the segment size ${this.segmentBytes}: was --segment-size changed?`)
+        throw dbError('LOG_CORRUPT', `${file} is ${size} bytes, larger than the segment size ${this.segmentBytes}`)
       }
-      if (id !== nextId) {
-        result.cutReason = `segment ${nextId} is missing; segments from ${id} on are cut`
-        cut = true
-        result.truncatedBytes += size
-        fs.rmSync(file)
+      const segment = store.segmentFor(ids[i] * this.segmentBytes)
+      jobs.push({ file, id: ids[i], baseLsn: segment.baseLsn, size, data: segment.data })
+    }
+    const scans = await scan(jobs)
+    let expected = 0
+    let cut = false
+    for (let i = 0; i < jobs.length; i++) {
+      const job = jobs[i]
+      const r = scans[i]
+      if (cut) {
+        result.truncatedBytes += job.size
+        fs.rmSync(job.file)
         continue
       }
-      nextId = id + 1
-      const segment = store.segmentFor(baseLsn)
-      const fd = fs.openSync(file, 'r+')
-      let read = 0
-      while (read < size) {
-        const n = fs.readSync(fd, segment.buf, read, size - read, read)
-        if (n === 0) break
-        read += n
+      const segment = store.segments[job.id]
+      result.bytesRead += r.readBytes
+      result.blockCount += r.blockCount
+      if (r.blockCount > 0) {
+        result.lastEpoch = r.lastEpoch
+        result.keyCount = r.keyCount
       }
-      result.bytesRead += read
-      let offset = 0
-      while (offset < read) {
-        const length = validateBlock(segment.u8, segment.dv, offset, read - offset, baseLsn + offset)
-        if (length < 0) break
-        result.blockCount++
-        result.lastEpoch = blockEpoch(segment.dv, offset)
-        result.keyCount = blockKeyCount(segment.dv, offset)
-        offset += length
-      }
-      segment.publish(offset)
-      expected = baseLsn + offset
-      if (offset < read) {
-        result.cutReason = `invalid block at LSN ${baseLsn + offset} (torn or corrupt); ${read - offset} bytes cut`
-        result.truncatedBytes += read - offset
-        segment.u8.fill(0, offset, read)
-        fs.ftruncateSync(fd, offset)
-        fs.fsyncSync(fd)
+      segment.publish(r.validBytes)
+      expected = job.baseLsn + r.validBytes
+      if (r.validBytes < job.size) {
+        result.cutReason = `invalid block at LSN ${expected} (torn or corrupt); ${job.size - r.validBytes} bytes cut`
+        result.truncatedBytes += job.size - r.validBytes
+        segment.u8.fill(0, r.validBytes, job.size)
+        const fd = fs.openSync(job.file, 'r+')
+        try {
+          fs.ftruncateSync(fd, r.validBytes)
+          fs.fsyncSync(fd)
+        } finally {
+          fs.closeSync(fd)
+        }
         cut = true
       }
-      fs.closeSync(fd)
+    }
+    for (let i = contiguous; i < ids.length; i++) {
+      const file = path.join(this.dir, segmentFileName(ids[i]))
+      if (!cut) result.cutReason = `segment ${contiguous} is missing; segments from ${ids[i]} on are cut`
+      cut = true
+      result.truncatedBytes += fs.statSync(file).size
+      fs.rmSync(file)
     }
     result.endLsn = expected
     store.endLsn = expected
     return result
+  }
+
+  /** Total size of the segment files. */
+  bytesOnDisk(): number {
+    let n = 0
+    for (const name of fs.readdirSync(this.dir)) if (SEGMENT_FILE_RE.test(name)) n += fs.statSync(path.join(this.dir, name)).size
+    return n
   }
 
   close(): void {

@@ -11,6 +11,7 @@
  * On open, the log is recovered (torn tail cut) and the index rebuilt with the
  * same applyRange() that backup replay workers use.
  */
+import os from 'node:os'
 import { assert } from '../assert.js'
 import { LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE } from '../constants.js'
 import { dbError } from '../errors.js'
@@ -18,6 +19,7 @@ import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, setSlotRef, slotRef, tableNeedsGrowth } from '../index/indirection.js'
 import { applyRange } from '../replay/apply.js'
+import { ReplayScheduler } from '../replay/scheduler.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles, type RecoveryResult } from '../log/log_file.js'
@@ -35,6 +37,8 @@ export interface PrimaryOptions {
   commit: CommitMode
   maxMemoryBytes: number
   valueBytesMax: number
+  /** Threads for parallel recovery of a large log (1: inline; default min(4, cores)). */
+  recoveryWorkers?: number
   log: (line: string) => void
 }
 
@@ -105,7 +109,8 @@ export class Primary implements ServedNode {
     await initHash()
     const store = new SegmentStore(options.segmentBytes)
     const files = LogFiles.open(options.dir, options.segmentBytes)
-    const { index, report } = recoverInto(files, store)
+    const { index, report, scheduler } = await recoverInto(files, store, options.recoveryWorkers ?? Math.min(4, os.cpus().length))
+    if (scheduler !== null) await scheduler.close()
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
     return new Primary(options, store, index, files, report)
   }
@@ -287,20 +292,45 @@ export class Primary implements ServedNode {
   }
 }
 
-/** Recovers the log into `store` and rebuilds the index with the replay code. */
-export function recoverInto(files: LogFiles, store: SegmentStore): { index: Index, report: RecoveryReport } {
+/** Logs at least this large are recovered on the worker pool; smaller ones inline. */
+export const PARALLEL_RECOVERY_BYTES_MIN = 32 * 1024 * 1024
+
+export interface Recovered {
+  index: Index
+  report: RecoveryReport
+  /** The pool that recovered the log (parallel recovery only), replayed up to the log end. */
+  scheduler: ReplayScheduler | null
+}
+
+/**
+ * Recovers the log into `store` and rebuilds the index with the replay code:
+ * a large log is scanned (read + checksums) segment by segment in parallel on
+ * a replay pool of `workers` threads and indexed on its lanes; a small one
+ * inline, where starting threads would cost more than it saves.
+ */
+export async function recoverInto(files: LogFiles, store: SegmentStore, workers: number): Promise<Recovered> {
   const t0 = performance.now()
-  const result = files.recover(store)
+  if (workers > 1 && files.bytesOnDisk() >= PARALLEL_RECOVERY_BYTES_MIN) {
+    const index = new Index()
+    const scheduler = new ReplayScheduler({
+      workers, store, index, onVisible: () => {}, onError: (err) => { throw err },
+    }, 0)
+    const result = await files.recover(store, (jobs) => scheduler.scan(jobs))
+    const t1 = performance.now()
+    index.presize(result.keyCount)
+    await scheduler.replayTo(result.endLsn)
+    const t2 = performance.now()
+    return { index, scheduler, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: scheduler.installedTotal } }
+  }
+  const result = await files.recover(store)
   const t1 = performance.now()
   const index = Index.withCapacity(result.keyCount)
   let ops = 0
   for (const segment of store.segments) {
-    if (segment === undefined) continue
     const committed = segment.committedBytes()
     if (committed > 0) ops += applyRange(store, segment.id, 0, committed, index.tables, 0, 1)
   }
   const t2 = performance.now()
   // applyRange swapped grown tables in place; a new Index recounts their bytes.
-  return { index: new Index(index.tables), report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
+  return { index: new Index(index.tables), scheduler: null, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
 }
-

@@ -18,7 +18,8 @@ import { compiledPath } from '../dist_path.js'
 import { assert } from '../assert.js'
 import type { Index } from '../index/indirection.js'
 import type { SegmentStore } from '../log/segment_store.js'
-import type { ReplayResult, ReplayTask } from './task.js'
+import type { ReplayResult, ReplayTask, ScanTask } from './task.js'
+import type { ScanJob, ScanResult } from '../log/log_file.js'
 
 export interface SchedulerOptions {
   workers: number
@@ -29,6 +30,7 @@ export interface SchedulerOptions {
   onError: (err: unknown) => void
 }
 
+
 export class ReplayScheduler {
   readonly laneCount: number
   readonly pool: Piscina
@@ -37,8 +39,10 @@ export class ReplayScheduler {
   private readonly laneBusy: boolean[]
   private readonly store: SegmentStore
   private readonly index: Index
-  private readonly onVisible: (lsn: number) => void
-  private readonly onError: (err: unknown) => void
+  /** Replaceable: recovery runs the pool before the backup takes it over. */
+  onVisible: (lsn: number) => void
+  onError: (err: unknown) => void
+  private visibleWaiters: Array<{ lsn: number, resolve: () => void }>
   /** Whole blocks received up to here may be replayed. */
   private targetLsn: number
   visibleLsn: number
@@ -64,6 +68,7 @@ export class ReplayScheduler {
     this.index = o.index
     this.onVisible = o.onVisible
     this.onError = o.onError
+    this.visibleWaiters = []
     this.targetLsn = startLsn
     this.visibleLsn = startLsn
     this.tasksTotal = 0
@@ -99,7 +104,7 @@ export class ReplayScheduler {
     const segments: SharedArrayBuffer[] = []
     for (const s of store.segments) segments.push(s.data)
     const task: ReplayTask = {
-      segmentBytes: store.segmentBytes, segments, segmentId: segment.id, start, end,
+      type: 'replay', segmentBytes: store.segmentBytes, segments, segmentId: segment.id, start, end,
       lane, laneCount: this.laneCount, tables,
     }
     this.laneBusy[lane] = true
@@ -124,8 +129,36 @@ export class ReplayScheduler {
     if (visible > this.visibleLsn) {
       this.visibleLsn = visible
       this.onVisible(visible)
+      if (this.visibleWaiters.length > 0) {
+        const ready = this.visibleWaiters.filter((w) => w.lsn <= visible)
+        this.visibleWaiters = this.visibleWaiters.filter((w) => w.lsn > visible)
+        for (const w of ready) w.resolve()
+      }
     }
     this.startLane(lane)
+  }
+
+  /** Replays up to `lsn` (whole blocks already published) and resolves once it is visible. */
+  replayTo(lsn: number): Promise<void> {
+    if (lsn <= this.visibleLsn) return Promise.resolve()
+    const done = new Promise<void>((resolve) => this.visibleWaiters.push({ lsn, resolve }))
+    this.advance(lsn)
+    return done
+  }
+
+  /** Recovery: scans segment files on the pool, at most one per worker at a time. */
+  async scan(jobs: ScanJob[]): Promise<ScanResult[]> {
+    const results: ScanResult[] = new Array<ScanResult>(jobs.length)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < jobs.length) {
+        const i = next++
+        const task: ScanTask = { type: 'scan', job: jobs[i] }
+        results[i] = await this.pool.run(task) as ScanResult
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.laneCount, jobs.length) }, worker))
+    return results
   }
 
   idle(): boolean {

@@ -3,7 +3,10 @@
  * LSN offsets and SharedArrayBuffer handles only (shared, never copied): the
  * log bytes stay in the segments, the index in its partition tables.
  */
+import type { ScanJob } from '../log/log_file.js'
+
 export interface ReplayTask {
+  type: 'replay'
   segmentBytes: number
   /** Every segment's buffer by id (keys of older versions may live in any of them). */
   segments: SharedArrayBuffer[]
@@ -16,6 +19,14 @@ export interface ReplayTask {
   /** Partition tables by partition; only this lane's partitions are written. */
   tables: SharedArrayBuffer[]
 }
+
+/** Recovery: read one segment file into its SAB and validate its blocks. */
+export interface ScanTask {
+  type: 'scan'
+  job: ScanJob
+}
+
+export type WorkerTask = ReplayTask | ScanTask
 
 export interface ReplayResult {
   installed: number
