@@ -206,7 +206,7 @@ export class Backup implements ServedNode, ReceiverSink {
         const h = this.lagHistogramUs
         const count = h.count
         return [
-          ['replay_tasks_total', this.scheduler.tasksTotal], ['replay_ops_total', this.scheduler.installedTotal],
+          ['replay_tasks_total', this.scheduler.tasksTotal], ['replay_inline_batches_total', this.scheduler.inlineBatchesTotal], ['replay_ops_total', this.scheduler.installedTotal],
           ['replay_bytes_total', this.appliedBytesTotal], ['replay_worker_cpu_ms', Math.round(this.scheduler.workerCpuMs)],
           ['replay_lag_samples', count],
           ['replay_lag_p50_ms', count > 0 ? (h.percentile(50) / 1000).toFixed(3) : '0'],

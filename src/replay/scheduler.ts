@@ -7,6 +7,9 @@
  * takes everything received since, up to the end of that segment, as one
  * coarse task (batches grow under load, stay small when idle).
  *
+ * A trickle (a small range while every lane is idle) is applied on the
+ * calling thread instead, for latency; batches under load go to the pool.
+ *
  * The visible LSN is the minimum over lanes of what each has applied; it is
  * always a block end, so a block (and any MULTI or MSET inside it) becomes
  * visible all at once. Grown tables come back in task results and are swapped
@@ -19,6 +22,10 @@ import { assert } from '../assert.js'
 import type { Index } from '../index/indirection.js'
 import type { SegmentStore } from '../log/segment_store.js'
 import type { ReplayResult, ReplayTask, ScanTask } from './task.js'
+import { applyRange } from './apply.js'
+
+/** Ranges up to this size, arriving while every lane is idle, are applied inline (about 0.2 ms of work). */
+export const INLINE_REPLAY_BYTES_MAX = 64 * 1024
 import type { ScanJob, ScanResult } from '../log/log_file.js'
 
 export interface SchedulerOptions {
@@ -47,6 +54,8 @@ export class ReplayScheduler {
   private targetLsn: number
   visibleLsn: number
   tasksTotal: number
+  /** Small ranges applied on the calling thread while every lane was idle. */
+  inlineBatchesTotal: number
   installedTotal: number
   workerCpuMs: number
   closed: boolean
@@ -72,6 +81,7 @@ export class ReplayScheduler {
     this.targetLsn = startLsn
     this.visibleLsn = startLsn
     this.tasksTotal = 0
+    this.inlineBatchesTotal = 0
     this.installedTotal = 0
     this.workerCpuMs = 0
     this.closed = false
@@ -81,7 +91,45 @@ export class ReplayScheduler {
   advance(lsn: number): void {
     if (lsn <= this.targetLsn) return
     this.targetLsn = lsn
+    if (lsn - this.visibleLsn <= INLINE_REPLAY_BYTES_MAX && this.allLanesIdleAt(this.visibleLsn)) {
+      this.replayInline(lsn)
+      return
+    }
     for (let lane = 0; lane < this.laneCount; lane++) this.startLane(lane)
+  }
+
+  private allLanesIdleAt(lsn: number): boolean {
+    for (let lane = 0; lane < this.laneCount; lane++) {
+      if (this.laneBusy[lane] || this.laneApplied[lane] !== lsn) return false
+    }
+    return true
+  }
+
+  /**
+   * A trickle (every lane idle, a small range): the calling thread applies it
+   * to all partitions at once, saving two thread hops per block. Safe because
+   * no worker holds a partition while every lane is idle.
+   */
+  private replayInline(lsn: number): void {
+    const store = this.store
+    const tables = this.index.tables.slice()
+    let from = this.visibleLsn
+    while (from < lsn) {
+      let segment = store.segments[store.segmentId(from)]
+      if (segment === undefined || from - segment.baseLsn >= segment.committedBytes()) {
+        from = (store.segmentId(from) + 1) * store.segmentBytes
+        segment = store.segments[store.segmentId(from)]
+        if (segment === undefined || from >= lsn) break
+      }
+      const start = from - segment.baseLsn
+      const end = Math.min(segment.committedBytes(), lsn - segment.baseLsn)
+      this.installedTotal += applyRange(store, segment.id, start, end, tables, 0, 1)
+      from = segment.baseLsn + end
+    }
+    for (let p = 0; p < tables.length; p++) if (tables[p] !== this.index.tables[p]) this.index.replaceTable(p, tables[p])
+    this.inlineBatchesTotal++
+    for (let lane = 0; lane < this.laneCount; lane++) this.laneApplied[lane] = lsn
+    this.publishVisible(lsn)
   }
 
   private startLane(lane: number): void {
@@ -126,6 +174,11 @@ export class ReplayScheduler {
     this.laneApplied[lane] = endLsn
     let visible = Number.MAX_SAFE_INTEGER
     for (const v of this.laneApplied) if (v < visible) visible = v
+    this.publishVisible(visible)
+    this.startLane(lane)
+  }
+
+  private publishVisible(visible: number): void {
     if (visible > this.visibleLsn) {
       this.visibleLsn = visible
       this.onVisible(visible)
@@ -135,7 +188,6 @@ export class ReplayScheduler {
         for (const w of ready) w.resolve()
       }
     }
-    this.startLane(lane)
   }
 
   /** Replays up to `lsn` (whole blocks already published) and resolves once it is visible. */
