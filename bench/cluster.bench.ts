@@ -15,7 +15,7 @@ import path from 'node:path'
 import { RespClient, parseInfo } from '../src/client/client.js'
 import { RateLoad } from '../src/client/load.js'
 import { startNode, type NodeProcess } from '../src/cli/spawn.js'
-import { makeTempDir, param, removeDir, type BenchContext, type BenchReport } from './lib/common.js'
+import { makeTempDir, param, processCpuMs, removeDir, type BenchContext, type BenchReport } from './lib/common.js'
 import { runToEnd, which } from './lib/proc.js'
 import { parseQuiet } from './redis_benchmark.js'
 
@@ -157,16 +157,22 @@ export async function runBackupsThroughput(ctx: BenchContext, figures: BenchRepo
   const n = param(ctx.mode, 100_000, 1_000_000)
   const rounds = param(ctx.mode, 1, 3)
   const results = new Map<string, number[]>()
+  // SETs per CPU-second of the primary process: what shipping costs the primary, apart from
+  // the backups and redis-benchmark competing with it for this machine's two cores.
+  const perCpu = new Map<string, number[]>()
   for (let r = 0; r < rounds; r++) {
     for (const commit of ['async', 'remote-flush']) {
       for (const backups of [0, 1, 2]) {
         if (commit === 'remote-flush' && backups === 0) continue
         const c = await startCluster(`tp-${commit}-${backups}`, backups, commit, 2)
         try {
+          const cpu0 = processCpuMs(c.primary.proc.pid!)
           const rps = await redisBench(c.primary.port, ['-t', 'set', '-n', String(n), '-r', String(KEYSPACE), '-d', String(VALUE_BYTES), '-P', '16', '-c', '50'])
+          const cpuS = (processCpuMs(c.primary.proc.pid!) - cpu0) / 1000
           const key = `${commit}/${backups}`
-          if (!results.has(key)) results.set(key, [])
+          if (!results.has(key)) { results.set(key, []); perCpu.set(key, []) }
           results.get(key)!.push(rps)
+          perCpu.get(key)!.push(n / cpuS)
         } finally {
           await stopCluster(c)
         }
@@ -176,11 +182,15 @@ export async function runBackupsThroughput(ctx: BenchContext, figures: BenchRepo
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
   const base = med(results.get('async/0')!)
   ctx.log(`backups: redis-benchmark -t set -n ${n} -r ${KEYSPACE} -d ${VALUE_BYTES} -P 16 -c 50 against the primary, medians of ${rounds}`)
+  const baseCpu = med(perCpu.get('async/0')!)
   for (const [key, xs] of results) {
     const m = med(xs)
+    const c = med(perCpu.get(key)!)
     figures[`throughput.${key}.set_per_s`] = Math.round(m)
     figures[`throughput.${key}.ratio`] = Number((m / base).toFixed(3))
-    ctx.log(`  ${key.padEnd(16)} ${Math.round(m)} SET/s = ${(m / base).toFixed(2)}x standalone async  (runs ${xs.map((x) => Math.round(x)).join(', ')})`)
+    figures[`throughput.${key}.set_per_primary_cpu_s`] = Math.round(c)
+    figures[`throughput.${key}.cpu_ratio`] = Number((c / baseCpu).toFixed(3))
+    ctx.log(`  ${key.padEnd(16)} ${Math.round(m)} SET/s = ${(m / base).toFixed(2)}x standalone async (runs ${xs.map((x) => Math.round(x)).join(', ')}); ${Math.round(c)} SET per primary CPU-second = ${(c / baseCpu).toFixed(2)}x`)
   }
   return String(Math.round(base))
 }
