@@ -79,23 +79,14 @@ export function keyEquals(
 
 /**
  * Probes for the key. Returns its slot (>= 0), or -(empty slot) - 1 where it
- * would be inserted.
+ * would be inserted. (findSlotForOp with no previous-version hint: every hash
+ * match compares key bytes, since no slot holds ref 0.)
  */
 export function findSlot(
   table: Int32Array, log: LogSegments, hash: number,
   key: Uint8Array, keyStart: number, keyLength: number,
 ): number {
-  const mask = (1 << table[TABLE_SLOT_COUNT_LOG2]) - 1
-  let slot = hash & mask
-  for (let probe = 0; probe <= mask; probe++) {
-    const w = TABLE_HEADER_WORDS + 2 * slot
-    // Acquire: a non-zero ref was stored after its slot's hash (see insert protocol).
-    const ref = Atomics.load(table, w + 1)
-    if (ref === REF_NONE) return -slot - 1
-    if ((table[w] >>> 0) === hash && keyEquals(log, ref >>> 0, key, keyStart, keyLength)) return slot
-    slot = (slot + 1) & mask
-  }
-  assert(false, 'index table is never full')
+  return findSlotForOp(table, log, hash, REF_NONE, key, keyStart, keyLength)
 }
 
 export function slotRef(table: Int32Array, slot: number): number {

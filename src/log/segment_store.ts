@@ -69,6 +69,17 @@ export class SegmentStore implements LogSegments {
     return (this.segmentId(lsn) + 1) * this.segmentBytes
   }
 
+  /**
+   * Where the next block at or after `lsn` starts: `lsn` itself if its
+   * segment holds a published block there, else the next segment's start
+   * (past a segment's last block lies only the unused tail a block skipped).
+   */
+  skipGap(lsn: number): number {
+    const segment = this.segments[this.segmentId(lsn)]
+    if (segment !== undefined && lsn - segment.baseLsn < segment.committedBytes()) return lsn
+    return (this.segmentId(lsn) + 1) * this.segmentBytes
+  }
+
   /** Bytes of memory held by segments. */
   memoryBytes(): number {
     let n = 0

@@ -115,12 +115,9 @@ export class ReplayScheduler {
     const tables = this.index.tables.slice()
     let from = this.visibleLsn
     while (from < lsn) {
-      let segment = store.segments[store.segmentId(from)]
-      if (segment === undefined || from - segment.baseLsn >= segment.committedBytes()) {
-        from = (store.segmentId(from) + 1) * store.segmentBytes
-        segment = store.segments[store.segmentId(from)]
-        if (segment === undefined || from >= lsn) break
-      }
+      from = store.skipGap(from)
+      const segment = store.segments[store.segmentId(from)]
+      if (segment === undefined || from >= lsn) break
       const start = from - segment.baseLsn
       const end = Math.min(segment.committedBytes(), lsn - segment.baseLsn)
       this.installedTotal += applyRange(store, segment.id, start, end, tables, 0, 1)
@@ -135,15 +132,10 @@ export class ReplayScheduler {
   private startLane(lane: number): void {
     if (this.laneBusy[lane] || this.closed) return
     const store = this.store
-    let from = this.laneApplied[lane]
-    if (from >= this.targetLsn) return
-    let segment = store.segments[store.segmentId(from)]
-    if (segment === undefined || from - segment.baseLsn >= segment.committedBytes()) {
-      // Past the last block of this segment: the next block starts the next one.
-      from = (store.segmentId(from) + 1) * store.segmentBytes
-      segment = store.segments[store.segmentId(from)]
-      if (segment === undefined || from >= this.targetLsn) return
-    }
+    if (this.laneApplied[lane] >= this.targetLsn) return
+    const from = store.skipGap(this.laneApplied[lane])
+    const segment = store.segments[store.segmentId(from)]
+    if (segment === undefined || from >= this.targetLsn) return
     const start = from - segment.baseLsn
     const end = Math.min(segment.committedBytes(), this.targetLsn - segment.baseLsn)
     if (end <= start) return

@@ -78,13 +78,13 @@ export class ShipSender {
         this.socket.once('drain', () => { this.waitingDrain = false; this.pump() })
         return
       }
-      let segment = store.segments[store.segmentId(this.cursor)]
-      let offset = this.cursor - (segment?.baseLsn ?? 0)
-      if (segment === undefined || offset >= segment.committedBytes()) {
-        // The rest of this segment is a gap: the next block starts the next segment.
-        this.cursor = (store.segmentId(this.cursor) + 1) * store.segmentBytes
+      const next = store.skipGap(this.cursor)
+      if (next !== this.cursor) {
+        this.cursor = next
         continue
       }
+      const segment = store.segments[store.segmentId(this.cursor)]
+      const offset = this.cursor - segment.baseLsn
       const committed = Math.min(segment.committedBytes(), commitLsn - segment.baseLsn)
       let end = offset
       while (end < committed) {
