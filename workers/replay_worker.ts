@@ -47,7 +47,10 @@ function replay(task: ReplayTask): ReplayResult {
     tables.push(t)
     before.push(t)
   }
-  const installed = applyRange(log, task.segmentId, task.start, task.end, tables, task.lane, task.laneCount)
+  let installed = 0
+  for (let i = 0; i < task.ranges.length; i += 3) {
+    installed += applyRange(log, task.ranges[i], task.ranges[i + 1], task.ranges[i + 2], tables, task.lane, task.laneCount)
+  }
   const grownPartitions: number[] = []
   const grownTables: SharedArrayBuffer[] = []
   for (let p = 0; p < tables.length; p++) {

@@ -4,8 +4,8 @@
  * (lane l owns partitions p with p % laneCount === l), so every partition
  * table has exactly one writer and no two tasks race on a slot. Each lane
  * independently chases the received LSN: when its previous task finishes it
- * takes everything received since, up to the end of that segment, as one
- * coarse task (batches grow under load, stay small when idle).
+ * takes everything received since (up to TASK_BYTES_MAX, across segments) as
+ * one coarse task (batches grow under load, stay small when idle).
  *
  * A trickle (a small range while every lane is idle) is applied on the
  * calling thread instead, for latency; batches under load go to the pool.
@@ -26,6 +26,8 @@ import { applyRange } from './apply.js'
 
 /** Ranges up to this size, arriving while every lane is idle, are applied inline (about 0.2 ms of work). */
 export const INLINE_REPLAY_BYTES_MAX = 64 * 1024
+/** A lane task covers at most this much log, so progress (visibility) stays granular in bulk. */
+const TASK_BYTES_MAX = 256 * 1024 * 1024
 import type { ScanJob, ScanResult } from '../log/log_file.js'
 
 export interface SchedulerOptions {
@@ -132,24 +134,34 @@ export class ReplayScheduler {
   private startLane(lane: number): void {
     if (this.laneBusy[lane] || this.closed) return
     const store = this.store
-    if (this.laneApplied[lane] >= this.targetLsn) return
-    const from = store.skipGap(this.laneApplied[lane])
-    const segment = store.segments[store.segmentId(from)]
-    if (segment === undefined || from >= this.targetLsn) return
-    const start = from - segment.baseLsn
-    const end = Math.min(segment.committedBytes(), this.targetLsn - segment.baseLsn)
-    if (end <= start) return
+    // Everything received since the lane's last task, as whole-block ranges per segment (bounded).
+    const ranges: number[] = []
+    let from = this.laneApplied[lane]
+    let endLsn = from
+    let bytes = 0
+    while (from < this.targetLsn && bytes < TASK_BYTES_MAX) {
+      from = store.skipGap(from)
+      const segment = store.segments[store.segmentId(from)]
+      if (segment === undefined || from >= this.targetLsn) break
+      const start = from - segment.baseLsn
+      const end = Math.min(segment.committedBytes(), this.targetLsn - segment.baseLsn)
+      if (end <= start) break
+      ranges.push(segment.id, start, end)
+      bytes += end - start
+      from = segment.baseLsn + end
+      endLsn = from
+    }
+    if (ranges.length === 0) return
     const tables: SharedArrayBuffer[] = []
     for (const t of this.index.tables) tables.push(t.buffer as SharedArrayBuffer)
     const segments: SharedArrayBuffer[] = []
     for (const s of store.segments) segments.push(s.data)
     const task: ReplayTask = {
-      type: 'replay', segmentBytes: store.segmentBytes, segments, segmentId: segment.id, start, end,
+      type: 'replay', segmentBytes: store.segmentBytes, segments, ranges,
       lane, laneCount: this.laneCount, tables,
     }
     this.laneBusy[lane] = true
     this.tasksTotal++
-    const endLsn = segment.baseLsn + end
     this.pool.run(task).then((result: ReplayResult) => this.laneDone(lane, endLsn, result), (err: unknown) => {
       this.laneBusy[lane] = false
       if (!this.closed) this.onError(err)

@@ -10,10 +10,8 @@ export interface ReplayTask {
   segmentBytes: number
   /** Every segment's buffer by id (keys of older versions may live in any of them). */
   segments: SharedArrayBuffer[]
-  segmentId: number
-  /** Offsets within the segment: whole blocks [start, end). */
-  start: number
-  end: number
+  /** Ranges of whole blocks, in LSN order: (segmentId, start offset, end offset) triples. */
+  ranges: number[]
   lane: number
   laneCount: number
   /** Partition tables by partition; only this lane's partitions are written. */
