@@ -1,7 +1,8 @@
 /**
  * Replay alone (issue 3a): a pre-generated log replayed by
  *   - serial:    applyRange on one thread (what a restart does)
- *   - pool W:    the backup's ReplayScheduler with W piscina workers (lanes)
+ *   - pool W:    the backup's ReplayScheduler with W piscina workers (lanes),
+ *                warmed on a small scratch log first (a running backup's pool is warm)
  *   - dual-copy: serial replay that also materialises every version into a
  *                separate store (a Map of key -> value copy), as a classic
  *                standby (Redis replica, PostgreSQL redo into pages) does
@@ -16,7 +17,7 @@ import { opBytes } from '../src/codec/record.js'
 import { Index, tableSlotCount, TABLE_HEADER_WORDS } from '../src/index/indirection.js'
 import { Primary } from '../src/primary/primary.js'
 import { applyRange } from '../src/replay/apply.js'
-import { ReplayScheduler } from '../src/replay/scheduler.js'
+import { ReplayScheduler, createReplayPool } from '../src/replay/scheduler.js'
 import { SegmentStore } from '../src/log/segment_store.js'
 import { param, type BenchContext, type BenchReport } from './lib/common.js'
 
@@ -123,8 +124,8 @@ function dualCopy(store: SegmentStore): { index: Index, map: Map<string, Buffer>
   return { index: new Index(index.tables), map }
 }
 
-async function pooled(store: SegmentStore, workers: number): Promise<{ index: Index, seconds: number, cpuSeconds: number }> {
-  // A backup's view of the same log: same segments (shared memory), fresh index.
+/** A backup's view of the same log: same bytes in fresh segments (SAB), published. */
+function replicaOf(store: SegmentStore): SegmentStore {
   const replica = new SegmentStore(store.segmentBytes)
   for (const s of store.segments) {
     const seg = replica.segmentFor(s.baseLsn)
@@ -132,23 +133,28 @@ async function pooled(store: SegmentStore, workers: number): Promise<{ index: In
     seg.publish(s.committedBytes())
   }
   replica.endLsn = store.endLsn
+  return replica
+}
+
+async function pooled(store: SegmentStore, warmup: SegmentStore, workers: number): Promise<{ index: Index, seconds: number, cpuSeconds: number }> {
+  // A running backup's workers are warm: replay a small scratch log on the same pool first,
+  // so the timed run does not include thread start-up and cold JIT.
+  const pool = createReplayPool(workers)
+  const noop = (): void => {}
+  const fail = (err: unknown): void => { throw err }
+  const warm = new ReplayScheduler({ workers, store: replicaOf(warmup), index: new Index(), onVisible: noop, onError: fail, pool }, 0)
+  await warm.replayTo(warmup.endLsn)
+  await warm.close()
+  const replica = replicaOf(store)
   const index = new Index()
-  let resolveDone: () => void = () => {}
-  const done = new Promise<void>((resolve) => { resolveDone = resolve })
-  const scheduler = new ReplayScheduler({
-    workers, store: replica, index,
-    onVisible: (lsn) => { if (lsn >= replica.endLsn) resolveDone() },
-    onError: (err) => { throw err },
-  }, 0)
-  // Warm the pool (threads start lazily) before timing.
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  const scheduler = new ReplayScheduler({ workers, store: replica, index, onVisible: noop, onError: fail, pool }, 0)
   const c0 = process.cpuUsage()
   const t0 = performance.now()
-  scheduler.advance(replica.endLsn)
-  await done
+  await scheduler.replayTo(replica.endLsn)
   const seconds = (performance.now() - t0) / 1000
   const c = process.cpuUsage(c0)
   await scheduler.close()
+  await pool.destroy()
   return { index, seconds, cpuSeconds: (c.user + c.system) / 1e6 }
 }
 
@@ -167,6 +173,9 @@ export async function runReplayBench(o: ReplayBenchOptions): Promise<ReplayBench
     const genS = (performance.now() - t0) / 1000
     const store = primary.store
     const logBytes = store.endLsn
+    const warmDir = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-replay-warm-'))
+    const warmPrimary = await generateLog({ logBytes: 4 * 1024 * 1024, keyspace: 20_000, valueBytes: o.valueBytes, dir: warmDir })
+    const warmup = warmPrimary.store
     const ops = countOps(store)
     o.out(`replay: log ${(logBytes / 1e9).toFixed(3)} GB, ${ops} ops (${o.valueBytes}-byte values, ${o.keyspace} keys), generated in ${genS.toFixed(1)} s in-process (${(logBytes / 1e6 / genS).toFixed(0)} MB/s, ${(ops / genS / 1e6).toFixed(2)} M ops/s)`)
     const results: Result[] = []
@@ -179,7 +188,7 @@ export async function runReplayBench(o: ReplayBenchOptions): Promise<ReplayBench
       const s = measure(() => serial(store))
       add('serial', s.seconds, s.cpuSeconds, indexDigest(s.value))
       for (const w of o.workers) {
-        const p = await pooled(store, w)
+        const p = await pooled(store, warmup, w)
         add(`pool-${w}`, p.seconds, p.cpuSeconds, indexDigest(p.index))
       }
       const d = measure(() => dualCopy(store))
@@ -199,6 +208,8 @@ export async function runReplayBench(o: ReplayBenchOptions): Promise<ReplayBench
     o.out(`  state digests ${digests.size === 1 ? 'all equal' : 'DIFFER'} (median of ${o.rounds} rounds)`)
     if (digests.size !== 1) throw new Error('replay modes disagree on the final state')
     await primary.close()
+    await warmPrimary.close()
+    fs.rmSync(warmDir, { recursive: true, force: true })
     return { logBytes, ops, results }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })

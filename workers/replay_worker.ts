@@ -16,9 +16,12 @@ await initHash()
 
 const log: LogSegments = { segmentBytes: 0, u8: [], dv: [] }
 const buffers: SharedArrayBuffer[] = []
+let viewedStoreId = 0
 
+/** Views of the task's segments, created once per segment of one store. */
 function viewSegments(task: ReplayTask): void {
-  if (log.segmentBytes !== task.segmentBytes) {
+  if (viewedStoreId !== task.storeId) {
+    viewedStoreId = task.storeId
     log.segmentBytes = task.segmentBytes
     log.u8.length = 0
     log.dv.length = 0

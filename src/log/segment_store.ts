@@ -11,7 +11,11 @@ import { dbError } from '../errors.js'
 import { Segment } from './segment.js'
 import type { LogSegments } from '../index/indirection.js'
 
+let nextStoreId = 1
+
 export class SegmentStore implements LogSegments {
+  /** Unique per store in this process: replay workers key their cached segment views by it. */
+  readonly id: number
   readonly segmentBytes: number
   readonly segments: Segment[]
   /** Views by segment id, for the apply and lookup code (LogSegments). */
@@ -23,6 +27,7 @@ export class SegmentStore implements LogSegments {
   onSegmentCreated: ((segment: Segment) => void) | null
 
   constructor(segmentBytes: number) {
+    this.id = nextStoreId++
     this.segmentBytes = segmentBytes
     this.segments = []
     this.u8 = []

@@ -16,6 +16,7 @@ import {
   OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
 } from '../constants.js'
 import { installOp, type LogSegments } from '../index/indirection.js'
+import { assert } from '../assert.js'
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
 
@@ -35,6 +36,8 @@ export function applyRange(
   let block = start
   while (block < end) {
     const length = dv.getUint32(block + BLOCK_LENGTH_OFFSET, true)
+    // Ranges hold only validated blocks; anything else is a caller bug, never a reason to spin.
+    assert(length >= BLOCK_HEADER_BYTES && block + length <= end, 'replay range holds whole blocks')
     const opCount = dv.getUint32(block + BLOCK_OP_COUNT_OFFSET, true)
     let at = block + BLOCK_HEADER_BYTES
     for (let i = 0; i < opCount; i++) {

@@ -37,12 +37,26 @@ export interface SchedulerOptions {
   /** Called when the visible LSN advances. */
   onVisible: (visibleLsn: number) => void
   onError: (err: unknown) => void
+  /** An existing pool of `workers` threads to run on (kept open by close()); default: a new one. */
+  pool?: Piscina
+}
+
+export function createReplayPool(workers: number): Piscina {
+  return new Piscina({
+    filename: pathToFileURL(compiledPath('../../workers/replay_worker.js', import.meta.url)).href,
+    minThreads: workers,
+    maxThreads: workers,
+    // Lanes never have more than one task each in flight.
+    maxQueue: workers * 2,
+    idleTimeout: 2 ** 31 - 1,
+  })
 }
 
 
 export class ReplayScheduler {
   readonly laneCount: number
   readonly pool: Piscina
+  private readonly ownsPool: boolean
   /** Per lane: LSN up to which the lane's partitions are installed. */
   readonly laneApplied: number[]
   private readonly laneBusy: boolean[]
@@ -65,14 +79,8 @@ export class ReplayScheduler {
   constructor(o: SchedulerOptions, startLsn: number) {
     assert(o.workers >= 1, 'at least one worker')
     this.laneCount = o.workers
-    this.pool = new Piscina({
-      filename: pathToFileURL(compiledPath('../../workers/replay_worker.js', import.meta.url)).href,
-      minThreads: o.workers,
-      maxThreads: o.workers,
-      // Lanes never have more than one task each in flight.
-      maxQueue: o.workers * 2,
-      idleTimeout: 2 ** 31 - 1,
-    })
+    this.ownsPool = o.pool === undefined
+    this.pool = o.pool ?? createReplayPool(o.workers)
     this.laneApplied = new Array<number>(o.workers).fill(startLsn)
     this.laneBusy = new Array<boolean>(o.workers).fill(false)
     this.store = o.store
@@ -157,7 +165,7 @@ export class ReplayScheduler {
     const segments: SharedArrayBuffer[] = []
     for (const s of store.segments) segments.push(s.data)
     const task: ReplayTask = {
-      type: 'replay', segmentBytes: store.segmentBytes, segments, ranges,
+      type: 'replay', storeId: store.id, segmentBytes: store.segmentBytes, segments, ranges,
       lane, laneCount: this.laneCount, tables,
     }
     this.laneBusy[lane] = true
@@ -223,6 +231,6 @@ export class ReplayScheduler {
 
   async close(): Promise<void> {
     this.closed = true
-    await this.pool.destroy()
+    if (this.ownsPool) await this.pool.destroy()
   }
 }

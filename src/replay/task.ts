@@ -7,6 +7,8 @@ import type { ScanJob } from '../log/log_file.js'
 
 export interface ReplayTask {
   type: 'replay'
+  /** The SegmentStore these segments belong to (workers cache views per store). */
+  storeId: number
   segmentBytes: number
   /** Every segment's buffer by id (keys of older versions may live in any of them). */
   segments: SharedArrayBuffer[]
