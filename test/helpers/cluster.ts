@@ -17,6 +17,7 @@ import type { ChildProcess } from 'node:child_process'
 import Redis, { type RedisOptions } from 'ioredis'
 import { afterAll } from 'vitest'
 import type { NodeProcess } from '../../src/cli/spawn.js'
+import { errorCode } from './clients.js'
 
 // spawn.ts finds main.js next to itself, so it must be the compiled module
 // (dist/src/cli/spawn.js spawns dist/src/cli/main.js); loaded from src/ under
@@ -105,16 +106,7 @@ export async function waitFor(
   }
 }
 
-/** The leading code word of an error reply (ERR, READONLY, TIMEOUT, ...); fails if the command succeeds. */
-export async function errorCode(p: Promise<unknown>): Promise<string> {
-  let value: unknown
-  try {
-    value = await p
-  } catch (err) {
-    return String((err as Error).message).split(' ')[0]
-  }
-  throw new Error(`expected an error reply, got ${JSON.stringify(value)}`)
-}
+export { errorCode }
 
 /** INFO text -> key -> value. */
 export function parseInfo(text: string): Map<string, string> {
