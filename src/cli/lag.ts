@@ -5,6 +5,7 @@
  */
 import { RespClient, parseFields, parseInfo, RespErrorReply } from '../client/client.js'
 import { parseHostPort } from './options.js'
+import { dbError } from '../errors.js'
 
 interface Sample { appliedLsn: number, atMs: number }
 
@@ -14,7 +15,8 @@ export async function runLag(addresses: string[], once: boolean, password: strin
     const c = await RespClient.connect(t.host, t.port)
     if (password !== null) {
       const r = await c.call('AUTH', password)
-      if (r instanceof RespErrorReply) throw new Error(`${t.addr}: ${r.text}`)
+      // A node without a password answers AUTH with an error; like redis-cli -a, go on (INFO will tell).
+      if (r instanceof RespErrorReply && r.code === 'WRONGPASS') throw dbError('AUTH_FAILED', `${t.addr}: ${r.text}`)
     }
     return c
   }))
@@ -25,7 +27,11 @@ export async function runLag(addresses: string[], once: boolean, password: strin
     for (let round = 0; !stop; round++) {
       const now = Date.now()
       for (let i = 0; i < targets.length; i++) {
-        const info = parseInfo(await clients[i].call('INFO', 'replication'))
+        const reply = await clients[i].call('INFO', 'replication')
+        if (reply instanceof RespErrorReply) {
+          throw dbError(reply.code === 'NOAUTH' ? 'AUTH_FAILED' : 'PROTOCOL', `${targets[i].addr}: ${reply.text}${reply.code === 'NOAUTH' ? ' (pass --password)' : ''}`)
+        }
+        const info = parseInfo(reply)
         const rows: Array<{ name: string, lagMs: string, lagBytes: string, applied: number }> = []
         if (info.get('role') === 'primary') {
           for (const [k, v] of info) {

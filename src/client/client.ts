@@ -38,7 +38,7 @@ export class RespClient {
       const socket = net.connect({ host, port, noDelay: true })
       const timer = setTimeout(() => { socket.destroy(); reject(dbError('TIMEOUT', `connect to ${host}:${port} timed out`)) }, timeoutMs)
       socket.once('connect', () => { clearTimeout(timer); resolve(new RespClient(socket)) })
-      socket.once('error', (err) => { clearTimeout(timer); reject(err) })
+      socket.once('error', (err) => { clearTimeout(timer); reject(dbError('LINK_DOWN', `cannot connect to ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, err)) })
     })
   }
 
