@@ -8,7 +8,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { RespClient, RespErrorReply, parseInfo, type Reply } from '../client/client.js'
+import { RespClient, parseInfo, type Reply } from '../client/client.js'
 import { startNode, type NodeProcess } from './spawn.js'
 import { RateLoad } from '../client/load.js'
 

@@ -4,7 +4,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
-import { HOST_DEFAULT, SEGMENT_BYTES_MIN, VALUE_BYTES_MAX_DEFAULT, LSN_ALIGN_BYTES } from '../constants.js'
+import { SEGMENT_BYTES_MIN, VALUE_BYTES_MAX_DEFAULT, LSN_ALIGN_BYTES } from '../constants.js'
 import { dbError } from '../errors.js'
 
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i
@@ -57,4 +57,3 @@ export function valueBytesMaxFor(segmentBytes: number): number {
   return Math.min(VALUE_BYTES_MAX_DEFAULT, Math.floor(segmentBytes / 2))
 }
 
-export { HOST_DEFAULT }

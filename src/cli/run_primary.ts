@@ -3,7 +3,6 @@
  * closes cleanly on SIGINT/SIGTERM.
  */
 import os from 'node:os'
-import { CLIENTS_MAX_DEFAULT } from '../constants.js'
 import { Primary, type CommitMode } from '../primary/primary.js'
 import { RespServer } from '../server/server.js'
 import { Shipping } from '../ship/sender.js'
@@ -57,4 +56,3 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
   return { primary, shipping, server, stop }
 }
 
-export { CLIENTS_MAX_DEFAULT }

@@ -115,10 +115,6 @@ export class Appender {
     this.opCount++
   }
 
-  hasOpenOps(): boolean {
-    return this.openStart >= 0 && this.opCount > 0
-  }
-
   /** Seals the open block (if it holds ops) and publishes it. */
   seal(): void {
     if (this.openStart < 0) return

@@ -176,24 +176,6 @@ export class LogFiles {
     }
   }
 
-  /** Synchronous write + fdatasync for a range (used by a backup's bulk path and shutdown). */
-  writeSync(store: SegmentStore, from: number, to: number): void {
-    let lsn = from
-    while (lsn < to) {
-      const id = store.segmentId(lsn)
-      const segment = store.segments[id]
-      const offset = lsn - segment.baseLsn
-      const limit = Math.min(to - segment.baseLsn, segment.committedBytes())
-      if (limit > offset) {
-        const fd = this.fdFor(id)
-        let done = 0
-        while (done < limit - offset) done += fs.writeSync(fd, segment.buf, offset + done, limit - offset - done, offset + done)
-        fs.fdatasyncSync(fd)
-      }
-      lsn = segment.baseLsn + this.segmentBytes
-    }
-  }
-
   /**
    * Reads the log back into `store` and cuts it after the last whole block.
    * Segments are scanned (read into their SAB, blocks validated) by `scan`,

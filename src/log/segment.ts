@@ -14,8 +14,7 @@ import { assert } from '../assert.js'
 import { LSN_ALIGN_BYTES } from '../constants.js'
 
 export const CTRL_COMMITTED_BYTES = 0
-export const CTRL_SEALED = 1
-export const CTRL_FIELD_COUNT = 2
+export const CTRL_FIELD_COUNT = 1
 
 export interface SegmentHandle {
   id: number
@@ -72,15 +71,5 @@ export class Segment {
   committedBytes(): number {
     // Acquire: pairs with publish(); bytes below the loaded value are complete.
     return Atomics.load(this.ctrl, CTRL_COMMITTED_BYTES)
-  }
-
-  seal(): void {
-    // Marks that no block will be appended here any more (the next one opens a new segment).
-    Atomics.store(this.ctrl, CTRL_SEALED, 1)
-  }
-
-  isSealed(): boolean {
-    // Observes seal() from the appending thread.
-    return Atomics.load(this.ctrl, CTRL_SEALED) === 1
   }
 }

@@ -225,10 +225,6 @@ export class ReplayScheduler {
     return results
   }
 
-  idle(): boolean {
-    return this.laneBusy.every((b) => !b) && this.visibleLsn >= this.targetLsn
-  }
-
   async close(): Promise<void> {
     this.closed = true
     if (this.ownsPool) await this.pool.destroy()

@@ -10,7 +10,7 @@
 import { KEY_BYTES_MAX, OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { DbError, dbError } from '../errors.js'
 import { opBytes } from '../codec/record.js'
-import { type Args, argInt, argIs, argString, copyArgs, globMatch, INT64_MAX, INT64_MIN, parseInt64Bytes, parseIntBytes } from './args.js'
+import { type Args, argInt, argIs, argString, globMatch, INT64_MAX, INT64_MIN, parseInt64Bytes, parseIntBytes } from './args.js'
 import type { Connection } from './connection.js'
 import type { ServedNode, RespServer } from './server.js'
 
@@ -62,15 +62,15 @@ function get(s: Session, a: Args): void {
   replyValue(s, s.node.view.lookup(a.data, a.argStart[1], a.argLength[1]))
 }
 
-function recordWrite(s: Session, lsn: number): void {
-  s.conn.lastWriteLsn = lsn
+/** Notes which block holds the connection's newest write (for LSN and WAIT). */
+function recordWrite(s: Session): void {
   s.conn.lastWriteBlockStart = s.node.writer!.lastOpBlockStart()
 }
 
 function setValue(s: Session, a: Args, k: number, v: number): void {
   const w = s.node.writer!
-  const lsn = w.writeProbed(OP_TYPE_SET, a.data, a.argStart[k], a.argLength[k], a.data, a.argStart[v], a.argLength[v], null, 0, 0)
-  recordWrite(s, lsn)
+  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[k], a.argLength[k], a.data, a.argStart[v], a.argLength[v], null, 0, 0)
+  recordWrite(s)
 }
 
 function set(s: Session, a: Args): void {
@@ -111,7 +111,8 @@ function del(s: Session, a: Args): void {
   for (let i = 1; i < a.argc; i++) {
     const head = w.probe(a.data, a.argStart[i], a.argLength[i])
     if (head === REF_NONE || !s.node.view.isSet(head)) continue
-    recordWrite(s, w.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[i], a.argLength[i], null, 0, 0, null, 0, 0))
+    w.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[i], a.argLength[i], null, 0, 0, null, 0, 0)
+    recordWrite(s)
     n++
   }
   s.conn.out.integer(n)
@@ -172,7 +173,8 @@ function incrBy(s: Session, a: Args, delta: number, deltaBig: bigint | null): vo
     text = big.toString()
   }
   const n = scratch.write(text, 0, 'latin1')
-  recordWrite(s, w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], scratch, 0, n, null, 0, 0))
+  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], scratch, 0, n, null, 0, 0)
+  recordWrite(s)
   s.conn.out.integerText(text)
 }
 
@@ -192,9 +194,11 @@ function append(s: Session, a: Args): void {
     const c = s.node.view.locate(head)
     total += c.valueLength
     if (total > valueMax(s)) { s.conn.out.error('ERR string exceeds maximum allowed size (proto-max-bulk-len)'); return }
-    recordWrite(s, w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], c.u8, c.valueStart, c.valueLength, a.data, a.argStart[2], a.argLength[2]))
+    w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], c.u8, c.valueStart, c.valueLength, a.data, a.argStart[2], a.argLength[2])
+    recordWrite(s)
   } else {
-    recordWrite(s, w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], a.data, a.argStart[2], a.argLength[2], null, 0, 0))
+    w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], a.data, a.argStart[2], a.argLength[2], null, 0, 0)
+    recordWrite(s)
   }
   s.conn.out.integer(total)
 }

@@ -13,6 +13,7 @@
 import type { Socket } from 'node:net'
 import { REPLY_BUFFER_BYTES_MAX } from '../constants.js'
 import type { Args } from './args.js'
+import type { Session } from './commands.js'
 import { ReplyWriter } from './reply.js'
 import { RespParser } from './resp.js'
 
@@ -30,8 +31,7 @@ export class Connection {
   inMulti: boolean
   multiQueue: Args[]
   multiError: boolean
-  /** LSN of this connection's newest write and the start of its block (-1: none yet). */
-  lastWriteLsn: number
+  /** Start of the block holding this connection's newest write (-1: none yet). */
   lastWriteBlockStart: number
   /** Bytes [0, sendable) of `out` may be sent; later ones wait for their marks. */
   sendable: number
@@ -47,6 +47,8 @@ export class Connection {
   commandsTotal: number
   /** Newest log position observed by the commands run since the last mark (-1: none). */
   observedLsn: number
+  /** What command handlers see (set once by the server that accepted the connection). */
+  session: Session | null
 
   constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number) {
     this.id = id
@@ -60,7 +62,6 @@ export class Connection {
     this.inMulti = false
     this.multiQueue = []
     this.multiError = false
-    this.lastWriteLsn = -1
     this.lastWriteBlockStart = -1
     this.sendable = 0
     this.markEnd = []
@@ -72,6 +73,7 @@ export class Connection {
     this.detached = false
     this.commandsTotal = 0
     this.observedLsn = -1
+    this.session = null
   }
 
   /** Replies written since the last mark wait until released > waitLsn. */

@@ -9,7 +9,7 @@
  * gets an error reply and at most its own connection closed.
  */
 import net from 'node:net'
-import { CLIENTS_MAX_DEFAULT, QUERY_BUFFER_BYTES_MAX } from '../constants.js'
+import { QUERY_BUFFER_BYTES_MAX } from '../constants.js'
 import { DbError } from '../errors.js'
 import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
@@ -120,6 +120,7 @@ export class RespServer {
     const bulkMax = this.options.valueBytesMax + 1024 * 1024
     const conn = new Connection(this.nextId++, socket, bulkMax, Math.max(QUERY_BUFFER_BYTES_MAX, 2 * bulkMax))
     conn.authed = this.options.requirepass === null
+    conn.session = { node: this.node, server: this, conn }
     this.connections.add(conn)
     this.connectionsTotal++
     socket.setNoDelay(true)
@@ -239,7 +240,7 @@ export class RespServer {
       out.raw(QUEUED)
       return
     }
-    const session: Session = { node: this.node, server: this, conn }
+    const session = conn.session!
     const view = this.node.view
     view.observedLsn = -1
     if ((spec.flags & F_OBSERVES_ALL) !== 0) view.observe(this.node.waitLsn())

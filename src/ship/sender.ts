@@ -23,7 +23,7 @@ import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
   HEARTBEAT_INTERVAL_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, encodeFrameHeader, encodeHeartbeat,
 } from './protocol.js'
-import { F_BLOCKING, F_NOAUTH } from '../server/commands.js'
+import { F_BLOCKING } from '../server/commands.js'
 
 const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES
 const BACKUPS_MAX = 64
