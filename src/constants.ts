@@ -61,6 +61,14 @@ export const QUERY_BUFFER_BYTES_MAX = 64 * 1024 * 1024
 export const REPLY_BUFFER_BYTES_MAX = 64 * 1024 * 1024
 export const ARGS_MAX = 1024 * 1024
 export const INLINE_BYTES_MAX = 64 * 1024
+/**
+ * Before AUTH (when a password is required) a connection may send only small
+ * requests: AUTH and HELLO need a few short arguments, so a client that has not
+ * proven who it is holds at most this much of the server's memory.
+ */
+export const UNAUTH_ARGS_MAX = 10
+export const UNAUTH_BULK_BYTES_MAX = 16 * 1024
+export const UNAUTH_QUERY_BYTES_MAX = 64 * 1024
 
 export const PORT_DEFAULT = 7379
 export const HOST_DEFAULT = '127.0.0.1'
@@ -73,4 +81,6 @@ assert(BLOCK_HEADER_BYTES % LSN_ALIGN_BYTES === 0, 'block header keeps ops align
 assert(BLOCK_COMMIT_TIME_OFFSET + 8 === BLOCK_HEADER_BYTES, 'header fields fill the header')
 assert(OP_PREV_REF_OFFSET + 4 === OP_HEADER_BYTES, 'op fields fill the op header')
 assert(SEGMENT_BYTES_MIN % LSN_ALIGN_BYTES === 0, 'segments keep blocks aligned')
+assert(UNAUTH_QUERY_BYTES_MAX >= UNAUTH_BULK_BYTES_MAX + 1024, 'an unauthenticated request of the largest bulk fits its buffer')
+assert(UNAUTH_QUERY_BYTES_MAX <= INLINE_BYTES_MAX, 'the inline bound does not exceed the unauthenticated one')
 assert(BLOCK_BYTES_TARGET <= SEGMENT_BYTES_DEFAULT, 'a target block fits a segment')

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander'
 import { CLIENTS_MAX_DEFAULT, HOST_DEFAULT, PORT_DEFAULT } from '../constants.js'
 import { DbError } from '../errors.js'
 import { COMMIT_MODES, type CommitMode } from '../primary/primary.js'
-import { defaultDir, defaultMaxMemory, parseBytes, parseCount, parseHostPort, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
+import { backupRequirepass, defaultDir, defaultMaxMemory, parseBytes, parseCount, parseHostPort, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
 import { startPrimary } from './run_primary.js'
 import { startBackup } from './run_backup.js'
 import os from 'node:os'
@@ -66,7 +66,7 @@ program.command('backup')
   .option('--dir <dir>', 'log directory (default: ./freshet-<port>)')
   .option('--workers <n>', 'replay worker threads (default: min(4, cores))')
   .option('--primaryauth <password>', 'the primary\'s --requirepass')
-  .option('--requirepass <password>', 'password clients must AUTH with on this backup')
+  .option('--requirepass <password>', 'password clients must AUTH with on this backup (default: the --primaryauth password; "" for none)')
   .option('--segment-size <size>', 'log segment size (must match the primary)', '64mb')
   .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
   .action(async (o: Record<string, string | undefined>) => {
@@ -75,7 +75,7 @@ program.command('backup')
     const segmentBytes = parseSegmentBytes(o.segmentSize!)
     const running = await startBackup({
       host: o.host!, port, dir: o.dir ?? defaultDir(port), primaryHost: primary.host, primaryPort: primary.port,
-      primaryAuth: o.primaryauth ?? null, requirepass: o.requirepass ?? null,
+      primaryAuth: o.primaryauth ?? null, requirepass: backupRequirepass(o.requirepass, o.primaryauth),
       workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
       segmentBytes, maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
       valueBytesMax: valueBytesMaxFor(segmentBytes), log,

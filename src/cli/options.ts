@@ -57,3 +57,14 @@ export function valueBytesMaxFor(segmentBytes: number): number {
   return Math.min(VALUE_BYTES_MAX_DEFAULT, Math.floor(segmentBytes / 2))
 }
 
+
+/**
+ * The password a backup's clients must AUTH with. A backup holds every key
+ * its primary holds, so a backup of a protected primary is protected too: by
+ * default it requires the password it authenticates to the primary with.
+ * `--requirepass PW` sets another; `--requirepass ""` explicitly opens it.
+ */
+export function backupRequirepass(requirepass: string | undefined, primaryauth: string | undefined): string | null {
+  if (requirepass !== undefined) return requirepass === '' ? null : requirepass
+  return primaryauth !== undefined && primaryauth !== '' ? primaryauth : null
+}

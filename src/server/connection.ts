@@ -11,7 +11,7 @@
  * in order, and no client ever observes a write that is not yet committed.
  */
 import type { Socket } from 'node:net'
-import { REPLY_BUFFER_BYTES_MAX } from '../constants.js'
+import { ARGS_MAX, REPLY_BUFFER_BYTES_MAX, UNAUTH_ARGS_MAX, UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX } from '../constants.js'
 import type { Args } from './args.js'
 import type { Session } from './commands.js'
 import { ReplyWriter } from './reply.js'
@@ -49,16 +49,24 @@ export class Connection {
   observedLsn: number
   /** What command handlers see (set once by the server that accepted the connection). */
   session: Session | null
+  private readonly bulkBytesMax: number
+  private readonly queryBytesMax: number
 
-  constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number) {
+  /**
+   * A connection that must still AUTH (`authed` false) parses with the small
+   * UNAUTH_* bounds; authenticate() lifts them to the connection's own.
+   */
+  constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number, authed: boolean) {
     this.id = id
     this.socket = socket
-    this.parser = new RespParser(bulkBytesMax, queryBytesMax)
+    this.parser = authed
+      ? new RespParser(bulkBytesMax, queryBytesMax, ARGS_MAX)
+      : new RespParser(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX)
     this.out = new ReplyWriter()
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`
     this.createdMs = Date.now()
     this.name = ''
-    this.authed = false
+    this.authed = authed
     this.inMulti = false
     this.multiQueue = []
     this.multiError = false
@@ -74,6 +82,14 @@ export class Connection {
     this.commandsTotal = 0
     this.observedLsn = -1
     this.session = null
+    this.bulkBytesMax = bulkBytesMax
+    this.queryBytesMax = queryBytesMax
+  }
+
+  /** The client proved its password: it may now send requests up to the connection's full bounds. */
+  authenticate(): void {
+    this.authed = true
+    this.parser.setLimits(this.bulkBytesMax, this.queryBytesMax, ARGS_MAX)
   }
 
   /** Replies written since the last mark wait until released > waitLsn. */

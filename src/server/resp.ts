@@ -34,10 +34,11 @@ export class RespParser {
   argStart: Int32Array
   argLength: Int32Array
   private owned: boolean
-  private readonly bulkBytesMax: number
-  private readonly bufferBytesMax: number
+  private bulkBytesMax: number
+  private bufferBytesMax: number
+  private argsMax: number
 
-  constructor(bulkBytesMax: number, bufferBytesMax: number) {
+  constructor(bulkBytesMax: number, bufferBytesMax: number, argsMax = ARGS_MAX) {
     this.data = Buffer.alloc(0)
     this.pos = 0
     this.end = 0
@@ -47,6 +48,17 @@ export class RespParser {
     this.owned = false
     this.bulkBytesMax = bulkBytesMax
     this.bufferBytesMax = bufferBytesMax
+    this.argsMax = argsMax
+  }
+
+  /**
+   * Changes the bounds for what is parsed from now on (a connection's limits
+   * grow once it has authenticated). Input already buffered stays.
+   */
+  setLimits(bulkBytesMax: number, bufferBytesMax: number, argsMax: number): void {
+    this.bulkBytesMax = bulkBytesMax
+    this.bufferBytesMax = bufferBytesMax
+    this.argsMax = argsMax
   }
 
   pendingBytes(): number {
@@ -143,7 +155,7 @@ export class RespParser {
     if (d[this.pos] !== STAR) return this.nextInline()
     const count = this.readLineInt(this.pos + 1)
     if (count === -2) return PARSE_NEED_MORE
-    if (count > ARGS_MAX) throw new ProtocolError('invalid multibulk length')
+    if (count > this.argsMax) throw new ProtocolError('invalid multibulk length')
     let at = this.lineEnd
     if (count <= 0) {
       this.pos = at

@@ -14,7 +14,7 @@ import { DbError } from '../errors.js'
 import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
 import type { Primary } from '../primary/primary.js'
-import { type Args, argIs, argString, copyArgs } from './args.js'
+import { type Args, argIs, argString, copyArgs, globMatch } from './args.js'
 import { COMMANDS, type CommandSpec, errorReply, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, OK, QUEUED, type Session } from './commands.js'
 import { Connection } from './connection.js'
 import { PARSE_COMMAND } from './resp.js'
@@ -62,6 +62,8 @@ export class RespServer {
   commandsTotal: number
   connectionsTotal: number
   rejectedConnections: number
+  /** Unexpected exceptions caught at a connection's boundary (each logged with its stack). */
+  internalErrors: number
   port: number
 
   constructor(node: ServedNode, options: ServerOptions) {
@@ -77,6 +79,7 @@ export class RespServer {
     this.commandsTotal = 0
     this.connectionsTotal = 0
     this.rejectedConnections = 0
+    this.internalErrors = 0
     this.port = options.port
     this.byHash = new Map()
     for (const spec of [...COMMANDS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
@@ -118,8 +121,7 @@ export class RespServer {
       return
     }
     const bulkMax = this.options.valueBytesMax + 1024 * 1024
-    const conn = new Connection(this.nextId++, socket, bulkMax, Math.max(QUERY_BUFFER_BYTES_MAX, 2 * bulkMax))
-    conn.authed = this.options.requirepass === null
+    const conn = new Connection(this.nextId++, socket, bulkMax, Math.max(QUERY_BUFFER_BYTES_MAX, 2 * bulkMax), this.options.requirepass === null)
     conn.session = { node: this.node, server: this, conn }
     this.connections.add(conn)
     this.connectionsTotal++
@@ -172,8 +174,14 @@ export class RespServer {
   }
 
   private protocolError(conn: Connection, err: unknown): void {
-    if (!(err instanceof DbError)) throw err
-    conn.out.error(`ERR Protocol error: ${err.message}`)
+    if (err instanceof DbError) {
+      conn.out.error(`ERR Protocol error: ${err.message}`)
+    } else {
+      // A bug reached by this connection's input: it loses its connection, the node goes on.
+      this.internalErrors++
+      this.options.log(`internal error on client ${conn.addr}, closing it: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      conn.out.error('ERR internal error (the server logged it); closing the connection')
+    }
     conn.closing = true
     conn.mark(-1, 0)
     this.flushConnection(conn)
@@ -265,11 +273,40 @@ export class RespServer {
         out.error(errorReply(err))
         return
       }
-      spec.run(session, a)
-      writer.endWrite()
+      try {
+        this.runHandler(spec, session, a)
+      } finally {
+        writer.endWrite()
+      }
       return
     }
-    spec.run(session, a)
+    this.runHandler(spec, session, a)
+  }
+
+  /**
+   * Runs one command handler. Input never takes the node down: an operating
+   * error a handler throws (DbError) becomes its error reply, and anything
+   * else (a bug that input reached) becomes an error reply plus a logged
+   * stack. Either way the partial reply the handler wrote is dropped, so the
+   * client's reply stream stays in step with its commands.
+   */
+  private runHandler(spec: CommandSpec, session: Session, a: Args): void {
+    const conn = session.conn
+    const replyStart = conn.out.length
+    try {
+      spec.run(session, a)
+    } catch (err) {
+      if (conn.detached) throw err
+      if (conn.out.length >= replyStart && conn.sendable <= replyStart) conn.out.length = replyStart
+      conn.blocked = false
+      if (err instanceof DbError) {
+        conn.out.error(errorReply(err))
+        return
+      }
+      this.internalErrors++
+      this.options.log(`internal error in '${spec.name}' from client ${conn.addr}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      conn.out.error(`ERR internal error while running '${spec.name}' (the server logged it)`)
+    }
   }
 
   /** A blocking command parks its connection: no further input runs until unblock(). */
@@ -316,8 +353,11 @@ export class RespServer {
       return
     }
     conn.out.arrayHeader(queue.length)
-    for (const a of queue) this.lookup(a).run(s, a)
-    if (hasWrite) writer!.endWrite()
+    try {
+      for (const a of queue) this.runHandler(this.lookup(a), s, a)
+    } finally {
+      if (hasWrite) writer!.endWrite()
+    }
   }
 
   private lookup(a: Args): CommandSpec {
@@ -377,7 +417,7 @@ const ADMIN_COMMANDS: CommandSpec[] = [
     if (pass === null) { s.conn.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'); return }
     const user = a.argc === 3 ? argString(a, 1) : 'default'
     const given = argString(a, a.argc - 1)
-    if (user === 'default' && timingSafeEqualString(given, pass)) { s.conn.authed = true; s.conn.out.raw(OK); return }
+    if (user === 'default' && timingSafeEqualString(given, pass)) { s.conn.authenticate(); s.conn.out.raw(OK); return }
     s.conn.out.error('WRONGPASS invalid username-password pair or user is disabled.')
   } },
   { name: 'quit', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.conn.out.raw(OK); s.conn.closing = true } },
@@ -437,9 +477,11 @@ const ADMIN_COMMANDS: CommandSpec[] = [
       }
       const pairs: string[] = []
       for (let i = 2; i < a.argc; i++) {
-        const pattern = argString(a, i).toLowerCase()
-        const re = new RegExp('^' + pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
-        for (const [k, v] of Object.entries(values)) if (re.test(k) && !pairs.includes(k)) pairs.push(k, v)
+        for (const [k, v] of Object.entries(values)) {
+          const name = Buffer.from(k)
+          // Parameter names match case-insensitively, with the same bounded matcher as SCAN MATCH.
+          if (globMatch(a.data, a.argStart[i], a.argLength[i], name, 0, name.length, true) && !pairs.includes(k)) pairs.push(k, v)
+        }
       }
       out.arrayHeader(pairs.length)
       for (const p of pairs) out.bulkString(p)
@@ -502,7 +544,7 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
     case 'stats':
       return [
         ['total_connections_received', server.connectionsTotal], ['total_commands_processed', server.commandsTotal],
-        ['rejected_connections', server.rejectedConnections],
+        ['rejected_connections', server.rejectedConnections], ['internal_errors', server.internalErrors],
         ...(node.info('stats') ?? []),
       ]
     case 'keyspace': {

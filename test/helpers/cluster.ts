@@ -189,11 +189,12 @@ export function seededRng(label: string, defaultSeed: number): Rng {
  * false (default) makes a dead server fail commands instead of retrying.
  */
 export function connect(port: number, o: { password?: string, reconnect?: boolean, extra?: Partial<RedisOptions> } = {}): Redis {
+  const password = o.password ?? nodePasswords.get(port)
   const client = new Redis({
     // No ready check and no CLIENT SETINFO on connect: ioredis waits for their
     // replies before sending anything, and a remote-* primary may hold every
     // reply until enough backups connect (see commit_modes.test.ts).
-    host: '127.0.0.1', port, password: o.password, lazyConnect: false, enableReadyCheck: false, disableClientInfo: true,
+    host: '127.0.0.1', port, password, lazyConnect: false, enableReadyCheck: false, disableClientInfo: true,
     maxRetriesPerRequest: o.reconnect === true ? 20 : 1,
     retryStrategy: o.reconnect === true ? (times: number) => (times > 200 ? null : 50) : () => null,
     // Bounds every command; the longest waits here (WAITLSN, held replies) are shorter.
@@ -210,6 +211,13 @@ export function disconnect(client: Redis): void {
 }
 
 // ---------------------------------------------------------------- nodes and clusters
+
+/**
+ * The password each node started here requires (by port): a backup of a
+ * protected primary requires the password it follows with, so clients of
+ * either role connect with it unless a test passes its own.
+ */
+const nodePasswords = new Map<number, string>()
 
 export interface PrimaryConfig {
   commit?: CommitMode
@@ -250,6 +258,8 @@ export async function startPrimaryNode(c: PrimaryConfig = {}): Promise<NodeHandl
   ]
   if (c.password !== null && c.password !== undefined) args.push('--requirepass', c.password)
   const node = track(await startNode('primary', args, START_TIMEOUT_MS))
+  if (c.password !== null && c.password !== undefined) nodePasswords.set(node.port, c.password)
+  else nodePasswords.delete(node.port)
   return { role: 'primary', dir, node, port: node.port, workers: 0, stderr: () => node.stderr() }
 }
 
@@ -262,6 +272,8 @@ export async function startBackupNode(primaryPort: number, c: BackupConfig = {})
   ]
   if (c.primaryAuth !== null && c.primaryAuth !== undefined) args.push('--primaryauth', c.primaryAuth)
   const node = track(await startNode('backup', args, START_TIMEOUT_MS))
+  if (c.primaryAuth !== null && c.primaryAuth !== undefined && c.primaryAuth !== '') nodePasswords.set(node.port, c.primaryAuth)
+  else nodePasswords.delete(node.port)
   return { role: 'backup', dir, node, port: node.port, workers, stderr: () => node.stderr() }
 }
 
