@@ -137,3 +137,41 @@ test('QUIT works before AUTH', async () => {
     c.close()
   }
 })
+
+test('before AUTH a connection may buffer only a small request; after AUTH the full bounds apply', async () => {
+  // An unfinished 60 MB argument: before AUTH it is refused at its length line, nothing is buffered.
+  const big = await RawConn.connect(primary.port)
+  const many = await RawConn.connect(primary.port)
+  const authed = await RawConn.connect(primary.port)
+  try {
+    await big.write('*2\r\n$4\r\nAUTH\r\n$60000000\r\nxxxx')
+    expect((await big.replies(1)).map(code)).toEqual(['ERR'])
+    expect(await big.waitClosed()).toBe(true)
+    // Too many arguments for any command a client may send before AUTH.
+    await many.write('*11\r\n')
+    expect((await many.replies(1)).map(code)).toEqual(['ERR'])
+    expect(await many.waitClosed()).toBe(true)
+    // Once authenticated, the same connection may send large requests again.
+    const value = Buffer.alloc(100_000, 'v')
+    await authed.write(Buffer.concat([encodeCommand('AUTH', PASSWORD), encodeCommand('SET', 'auth:big', value), encodeCommand('STRLEN', 'auth:big')]))
+    const replies = await authed.replies(3)
+    expect(replies).toEqual([{ type: 'simple', value: 'OK' }, { type: 'simple', value: 'OK' }, { type: 'integer', value: '100000' }])
+  } finally {
+    big.close()
+    many.close()
+    authed.close()
+  }
+})
+
+test('a request pipelined right behind AUTH in the same write is parsed with the authenticated bounds', async () => {
+  const c = await RawConn.connect(primary.port)
+  try {
+    const value = Buffer.alloc(40_000, 'w')
+    await c.write(Buffer.concat([encodeCommand('AUTH', PASSWORD), encodeCommand('SET', 'auth:pipelined', value), encodeCommand('STRLEN', 'auth:pipelined')]))
+    const replies = await c.replies(3)
+    expect(replies).toEqual([{ type: 'simple', value: 'OK' }, { type: 'simple', value: 'OK' }, { type: 'integer', value: '40000' }])
+    expect(c.closed).toBe(false)
+  } finally {
+    c.close()
+  }
+})

@@ -237,6 +237,8 @@ export interface BackupConfig {
   segmentSize?: string
   /** Follow this host:port instead of the cluster's primary (a fake primary). */
   primaryAddr?: string
+  /** Extra CLI arguments, appended last. */
+  args?: string[]
 }
 
 export interface NodeHandle {
@@ -271,6 +273,7 @@ export async function startBackupNode(primaryPort: number, c: BackupConfig = {})
     '--workers', String(workers), '--segment-size', c.segmentSize ?? SEGMENT_SIZE_DEFAULT,
   ]
   if (c.primaryAuth !== null && c.primaryAuth !== undefined) args.push('--primaryauth', c.primaryAuth)
+  if (c.args !== undefined) args.push(...c.args)
   const node = track(await startNode('backup', args, START_TIMEOUT_MS))
   if (c.primaryAuth !== null && c.primaryAuth !== undefined && c.primaryAuth !== '') nodePasswords.set(node.port, c.primaryAuth)
   else nodePasswords.delete(node.port)
