@@ -2,7 +2,7 @@
  * RESP2 request parsing. The parser keeps one input buffer per connection and
  * exposes each complete command as argument (start, length) pairs into that
  * buffer: no object or string per argument. Inline commands (a plain text
- * line, as telnet sends) are accepted too.
+ * line, as telnet sends) are accepted too, with redis-cli's quoting rules.
  *
  * Bounds: argument count, bulk length, inline length and unparsed input are
  * all capped; exceeding one is a protocol error (the connection is closed
@@ -15,6 +15,33 @@ const CR = 13
 const LF = 10
 const STAR = 42
 const DOLLAR = 36
+const DQUOTE = 34
+const SQUOTE = 39
+const BACKSLASH = 92
+
+/** Space, \t, \n, \v, \f, \r (what separates inline arguments). */
+function isBlank(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13)
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+/** The byte a backslash escape inside double quotes stands for. */
+function unescapeByte(c: number): number {
+  switch (c) {
+    case 0x6e: return LF // n
+    case 0x72: return CR // r
+    case 0x74: return 9 // t
+    case 0x62: return 8 // b
+    case 0x61: return 7 // a
+    default: return c
+  }
+}
 
 export const PARSE_NEED_MORE = 0
 export const PARSE_COMMAND = 1
@@ -195,20 +222,81 @@ export class RespParser {
     }
     let lineEnd = nl
     if (lineEnd > this.pos && d[lineEnd - 1] === CR) lineEnd--
+    const argc = this.splitInline(this.pos, lineEnd)
+    // The line is consumed either way: a request with unbalanced quotes is refused whole.
+    this.pos = nl + 1
+    if (argc < 0) throw new ProtocolError('unbalanced quotes in request')
+    this.argc = argc
+    return PARSE_COMMAND
+  }
+
+  /**
+   * Splits an inline request line [from, to) into arguments with the quoting
+   * rules redis-cli and telnet users expect: blanks separate arguments; "..."
+   * takes the escapes \xHH \n \r \t \b \a and \<c> (c itself); '...' takes
+   * only \'; a closing quote must end its argument; a NUL ends the line.
+   * Unescaped bytes are written back in place (an argument never grows when
+   * unescaped), so arguments stay (start, length) ranges of the input buffer.
+   * Returns the argument count, or -1 for unbalanced quotes.
+   */
+  private splitInline(from: number, lineEnd: number): number {
+    const d = this.data
+    // A NUL ends the request text, as it ends a C string: what follows it is ignored.
+    let to = from
+    while (to < lineEnd && d[to] !== 0) to++
     let argc = 0
-    let i = this.pos
-    while (i < lineEnd) {
-      while (i < lineEnd && (d[i] === 32 || d[i] === 9)) i++
-      if (i >= lineEnd) break
+    let i = from
+    for (;;) {
+      while (i < to && isBlank(d[i])) i++
+      if (i >= to) return argc
       const start = i
-      while (i < lineEnd && d[i] !== 32 && d[i] !== 9) i++
+      let w = i
+      let quote = 0
+      for (;;) {
+        if (quote === DQUOTE) {
+          if (i >= to) return -1
+          const c = d[i]
+          if (c === BACKSLASH && i + 3 < to && d[i + 1] === 0x78 && hexValue(d[i + 2]) >= 0 && hexValue(d[i + 3]) >= 0) {
+            d[w++] = hexValue(d[i + 2]) * 16 + hexValue(d[i + 3])
+            i += 4
+          } else if (c === BACKSLASH && i + 1 < to) {
+            d[w++] = unescapeByte(d[i + 1])
+            i += 2
+          } else if (c === DQUOTE) {
+            if (i + 1 < to && !isBlank(d[i + 1])) return -1
+            i++
+            break
+          } else {
+            d[w++] = c
+            i++
+          }
+        } else if (quote === SQUOTE) {
+          if (i >= to) return -1
+          const c = d[i]
+          if (c === BACKSLASH && i + 1 < to && d[i + 1] === SQUOTE) {
+            d[w++] = SQUOTE
+            i += 2
+          } else if (c === SQUOTE) {
+            if (i + 1 < to && !isBlank(d[i + 1])) return -1
+            i++
+            break
+          } else {
+            d[w++] = c
+            i++
+          }
+        } else {
+          if (i >= to) break
+          const c = d[i]
+          if (c === 32 || c === 9 || c === CR || c === LF) break
+          if (c === DQUOTE || c === SQUOTE) quote = c
+          else d[w++] = c
+          i++
+        }
+      }
       this.ensureArgs(argc + 1)
       this.argStart[argc] = start
-      this.argLength[argc] = i - start
+      this.argLength[argc] = w - start
       argc++
     }
-    this.argc = argc
-    this.pos = nl + 1
-    return PARSE_COMMAND
   }
 }

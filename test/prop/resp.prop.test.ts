@@ -103,9 +103,9 @@ const bulkArg = fc.oneof(
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 200, maxLength: BULK_MAX }) },
   { weight: 1, arbitrary: fc.constantFrom(Buffer.from('\r\n'), Buffer.from('*1\r\n$3\r\nfoo\r\n'), Buffer.from('$')) },
 )
-/** Inline argument bytes: no space, tab, CR or LF. */
+/** Plain inline argument bytes: no blank (space, \t \n \v \f \r), quote or NUL. */
 const inlineArg = fc.uint8Array({ minLength: 1, maxLength: 20 })
-  .map((a) => a.map((b) => (b === 32 || b === 9 || b === 10 || b === 13 ? 0x61 : b)))
+  .map((a) => a.map((b) => (b === 32 || (b >= 9 && b <= 13) || b === 0 || b === 34 || b === 39 ? 0x61 : b)))
 
 function commandOf(arg: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Command> {
   return fc.oneof(
@@ -291,4 +291,54 @@ test('empty and negative-count multibulk headers are empty commands; empty inlin
     [Buffer.alloc(0)],
     [Buffer.from('PING'), Buffer.from('a'), Buffer.from('b')],
   ])
+})
+
+/** An argument written inside double quotes: every byte that is not plain printable text as \xHH. */
+function doubleQuoted(a: Uint8Array): string {
+  let out = '"'
+  for (const b of a) {
+    if (b >= 0x20 && b < 0x7f && b !== 34 && b !== 92) out += String.fromCharCode(b)
+    else out += '\\x' + b.toString(16).padStart(2, '0')
+  }
+  return out + '"'
+}
+
+/** An argument written inside single quotes (no CR, LF, NUL or backslash in it: a trailing backslash would escape the closing quote). */
+function singleQuoted(a: Uint8Array): string {
+  return "'" + Buffer.from(a).toString('latin1').replace(/'/g, "\\'") + "'"
+}
+
+test.prop([fc.array(fc.uint8Array({ maxLength: 30 }), { minLength: 1, maxLength: 8 }), cuts], { seed: 0x7e5902, numRuns: 150 })(
+  'inline arguments in double quotes (with \\xHH escapes) parse to exactly the original bytes',
+  (args, cutAt) => {
+    const line = Buffer.from('ECHO ' + args.map(doubleQuoted).join(' ') + '\r\n', 'latin1')
+    const o = parseAll(chunk(line, cutAt))
+    expect(o.error).toBeNull()
+    expect(o.commands).toEqual([[Buffer.from('ECHO'), ...args.map((a) => Buffer.from(a))]])
+  },
+)
+
+test.prop([fc.array(fc.uint8Array({ maxLength: 30 }).map((a) => a.map((b) => (b === 10 || b === 13 || b === 0 || b === 92 ? 0x62 : b))), { minLength: 1, maxLength: 8 })], { seed: 0x7e5903, numRuns: 150 })(
+  'inline arguments in single quotes parse to exactly the original bytes',
+  (args) => {
+    const o = parseAll([Buffer.from('ECHO ' + args.map(singleQuoted).join('\t') + '\n', 'latin1')])
+    expect(o.error).toBeNull()
+    expect(o.commands).toEqual([[Buffer.from('ECHO'), ...args.map((a) => Buffer.from(a))]])
+  },
+)
+
+test('inline quoting: escapes, quotes joining words, unbalanced quotes are PROTOCOL, a NUL ends the line', () => {
+  const o = parseAll([Buffer.from('SET k "a b"\r\nSET k \'it\\\'s\'\r\nECHO "\\n\\r\\t\\b\\a\\\\\\"\\q"\r\nECHO a"b c" d\r\nECHO "\\x4g" "\\x41"\r\nECHO x\0 y\r\n', 'latin1')])
+  expect(o.error).toBeNull()
+  expect(o.commands.map((c) => c.map((b) => b.toString('latin1')))).toEqual([
+    ['SET', 'k', 'a b'],
+    ['SET', 'k', "it's"],
+    ['ECHO', '\n\r\t\b\x07\\"q'],
+    ['ECHO', 'ab c', 'd'],
+    ['ECHO', 'x4g', 'A'],
+    ['ECHO', 'x'],
+  ])
+  for (const bad of ['SET k "a b\r\n', "SET k 'a\r\n", 'SET k "a"b\r\n', "SET k 'a'b\r\n", 'ECHO "a\0"\r\n']) {
+    expectProtocol(protocolErrorOf(Buffer.from(bad, 'latin1')))
+  }
 })
