@@ -182,7 +182,9 @@ function deltaArg(s: Session, a: Args, negate: boolean): { n: number, big: bigin
   const n = argInt(a, 2)
   if (!Number.isNaN(n)) return { n: negate ? -n : n, big: null }
   const big = parseInt64Bytes(a.data, a.argStart[2], a.argLength[2])
-  if (big === null || (negate && big === INT64_MIN)) { s.conn.out.error('ERR value is not an integer or out of range'); return null }
+  if (big === null) { s.conn.out.error('ERR value is not an integer or out of range'); return null }
+  // DECRBY of the smallest integer: its negation does not fit, whatever the key holds.
+  if (negate && big === INT64_MIN) { s.conn.out.error('ERR decrement would overflow'); return null }
   return { n: 0, big: negate ? -big : big }
 }
 

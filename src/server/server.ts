@@ -411,10 +411,17 @@ const ADMIN_COMMANDS: CommandSpec[] = [
     s.conn.multiError = false
     s.conn.out.raw(OK)
   } },
-  { name: 'auth', arity: -2, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s, a) => {
+  // Not F_MULTI_CONTROL: inside MULTI, AUTH is queued and runs with EXEC, as in Redis.
+  { name: 'auth', arity: -2, flags: F_NOAUTH, run: (s, a) => {
     const pass = s.server.options.requirepass
     if (a.argc > 3) { s.conn.out.error('ERR syntax error'); return }
-    if (pass === null) { s.conn.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'); return }
+    if (pass === null) {
+      // With no password, the default user takes any password when named; the one-argument form is refused.
+      if (a.argc === 3 && argString(a, 1) === 'default') { s.conn.out.raw(OK); return }
+      if (a.argc === 3) { s.conn.out.error('WRONGPASS invalid username-password pair or user is disabled.'); return }
+      s.conn.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?')
+      return
+    }
     const user = a.argc === 3 ? argString(a, 1) : 'default'
     const given = argString(a, a.argc - 1)
     if (user === 'default' && timingSafeEqualString(given, pass)) { s.conn.authenticate(); s.conn.out.raw(OK); return }
@@ -424,9 +431,12 @@ const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'client', arity: -2, flags: 0, run: (s, a) => {
     const out = s.conn.out
     if (argIs(a, 1, 'setname') && a.argc === 3) {
-      const name = argString(a, 2)
-      if (/[\s]/.test(name)) { out.error('ERR Client names cannot contain spaces, newlines or special characters.'); return }
-      s.conn.name = name
+      // Names are printable ASCII without spaces ('!' to '~'), as Redis requires.
+      for (let i = 0; i < a.argLength[2]; i++) {
+        const c = a.data[a.argStart[2] + i]
+        if (c < 0x21 || c > 0x7e) { out.error('ERR Client names cannot contain spaces, newlines or special characters.'); return }
+      }
+      s.conn.name = argString(a, 2)
       out.raw(OK)
     } else if (argIs(a, 1, 'getname') && a.argc === 2) {
       if (s.conn.name === '') out.nullBulk(); else out.bulkString(s.conn.name)
@@ -477,6 +487,13 @@ const ADMIN_COMMANDS: CommandSpec[] = [
       }
       const pairs: string[] = []
       for (let i = 2; i < a.argc; i++) {
+        const asked = argString(a, i)
+        // A plain name (no glob character) is looked up, and answered with the name as the client wrote it.
+        if (!/[*?[]/.test(asked)) {
+          const v = values[asked.toLowerCase()]
+          if (v !== undefined && !pairs.includes(asked.toLowerCase())) pairs.push(asked, v)
+          continue
+        }
         for (const [k, v] of Object.entries(values)) {
           const name = Buffer.from(k)
           // Parameter names match case-insensitively, with the same bounded matcher as SCAN MATCH.
@@ -535,7 +552,7 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
     case 'server':
       return [
         ['redis_version', '7.0.0'], ['freshet_version', '0.1.0'], ['redis_mode', 'standalone'],
-        ['role', node.role], ['process_id', process.pid], ['tcp_port', server.port],
+        ['process_id', process.pid], ['tcp_port', server.port],
         ['uptime_in_seconds', Math.floor((Date.now() - server.startedMs) / 1000)],
         ['executable', process.argv[1] ?? ''],
       ]

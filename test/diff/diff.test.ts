@@ -1,0 +1,77 @@
+/**
+ * Differential tests: real Redis is the oracle. Every exchange of
+ * exchanges.ts is sent, byte for byte on a fresh connection, to a real
+ * redis-server and to a freshet primary; the reply bytes must be identical,
+ * except for the exchanges differences.json lists with a reason (and those
+ * must really differ, so the list stays true). redis-server missing fails the
+ * run: .ci/run installs it.
+ */
+import fs from 'node:fs'
+import { afterAll, beforeAll, expect, test } from 'vitest'
+import { startPrimary, type PrimaryProcess } from '../helpers/primary.js'
+import { startRedis, type RedisProcess } from '../helpers/redis.js'
+import { RawConn, encodeCommand, parseReplies } from '../helpers/clients.js'
+import { EXCHANGES, type Exchange } from './exchanges.js'
+
+const REPLY_TIMEOUT_MS = 5_000
+
+const differences = (JSON.parse(fs.readFileSync(new URL('./differences.json', import.meta.url), 'utf8')) as { differences: Record<string, string> }).differences
+
+let redis: RedisProcess
+let freshet: PrimaryProcess
+
+beforeAll(async () => {
+  redis = await startRedis()
+  freshet = await startPrimary()
+})
+
+afterAll(async () => {
+  await redis?.stop()
+  await freshet?.stop()
+})
+
+function wire(e: Exchange, prefix: string): Buffer {
+  const parts: Buffer[] = []
+  for (const r of e.requests) {
+    if (typeof r === 'string') parts.push(Buffer.from(r.replaceAll('{k}', prefix), 'latin1'))
+    else parts.push(encodeCommand(...r.map((a) => (typeof a === 'string' ? a.replaceAll('{k}', prefix) : a))))
+  }
+  return Buffer.concat(parts)
+}
+
+/** Sends the exchange on a fresh connection; returns every byte received (bounded wait). */
+async function run(port: number, e: Exchange, prefix: string): Promise<{ bytes: Buffer, closed: boolean }> {
+  const c = await RawConn.connect(port)
+  try {
+    await c.write(wire(e, prefix))
+    const want = e.replies ?? e.requests.length
+    await c.until(() => parseReplies(c.received).length >= want && (e.closes !== true || c.closed), REPLY_TIMEOUT_MS)
+    if (e.closes === true) await c.waitClosed(REPLY_TIMEOUT_MS)
+    return { bytes: c.received, closed: c.closed }
+  } finally {
+    c.close()
+  }
+}
+
+function show(b: Buffer): string {
+  return JSON.stringify(b.toString('latin1'))
+}
+
+test('every listed difference names an exchange', () => {
+  const names = new Set(EXCHANGES.map((e) => e.name))
+  for (const name of Object.keys(differences)) expect(names.has(name), `differences.json: no exchange named ${name}`).toBe(true)
+})
+
+test.each(EXCHANGES.map((e, i) => [e.name, e, i] as const))('%s', async (_name, e, i) => {
+  const prefix = `diff${i}:`
+  const [fromRedis, fromFreshet] = await Promise.all([run(redis.port, e, prefix), run(freshet.port, e, prefix)])
+  expect(parseReplies(fromRedis.bytes).length, `redis ${redis.version} answered every request: ${show(fromRedis.bytes)}`).toBeGreaterThanOrEqual(e.requests.length > 0 ? 1 : 0)
+  if (e.closes === true) expect(fromRedis.closed, 'redis closed the connection').toBe(true)
+  const reason = differences[e.name]
+  if (reason !== undefined) {
+    expect(show(fromFreshet.bytes), `listed as a deliberate difference (${reason}), but freshet now answers as Redis does: remove it from differences.json`).not.toBe(show(fromRedis.bytes))
+    return
+  }
+  expect(show(fromFreshet.bytes)).toBe(show(fromRedis.bytes))
+  expect(fromFreshet.closed).toBe(fromRedis.closed)
+})
