@@ -17,6 +17,7 @@ import type { Primary } from '../primary/primary.js'
 import { type Args, argIs, argString, copyArgs, globMatch } from './args.js'
 import { COMMANDS, type CommandSpec, errorReply, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, OK, QUEUED, type Session } from './commands.js'
 import { Connection } from './connection.js'
+import { STRING_COMMANDS } from './string_commands.js'
 import { PARSE_COMMAND } from './resp.js'
 
 export interface ServedNode {
@@ -82,7 +83,7 @@ export class RespServer {
     this.internalErrors = 0
     this.port = options.port
     this.byHash = new Map()
-    for (const spec of [...COMMANDS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
+    for (const spec of [...COMMANDS, ...STRING_COMMANDS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
       this.commands.set(spec.name, spec)
       const name = Buffer.from(spec.name)
       const h = nameHash(name, 0, name.length)

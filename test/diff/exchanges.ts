@@ -56,6 +56,43 @@ export const EXCHANGES: Exchange[] = [
   // ---------------------------------------------------------------- keyspace
   { name: 'keyspace: DEL, UNLINK and EXISTS count keys (repeats too)', requests: [['MSET', '{k}a', '1', '{k}b', '2'], ['EXISTS', '{k}a', '{k}a', '{k}zz'], ['DEL', '{k}a', '{k}a', '{k}zz'], ['UNLINK', '{k}b'], ['EXISTS', '{k}a', '{k}b']] },
 
+  // ---------------------------------------------------------------- more strings
+  { name: 'setnx and getdel', requests: [['SETNX', '{k}a', '1'], ['SETNX', '{k}a', '2'], ['GET', '{k}a'], ['GETDEL', '{k}a'], ['GETDEL', '{k}a'], ['EXISTS', '{k}a'], ['SETNX', '{k}a']] },
+  { name: 'getex without expiry options', requests: [['SET', '{k}a', 'v'], ['GETEX', '{k}a'], ['GETEX', '{k}a', 'PERSIST'], ['GETEX', '{k}missing'], ['GETEX', '{k}a', 'FOO']] },
+  { name: 'getrange and substr with every index shape', requests: [
+    ['SET', '{k}s', 'This is a string'], ['GETRANGE', '{k}s', '0', '3'], ['GETRANGE', '{k}s', '-3', '-1'], ['GETRANGE', '{k}s', '0', '-1'],
+    ['GETRANGE', '{k}s', '10', '100'], ['GETRANGE', '{k}s', '5', '3'], ['GETRANGE', '{k}s', '-1', '-5'], ['GETRANGE', '{k}s', '-100', '2'],
+    ['GETRANGE', '{k}s', '0', '9223372036854775807'], ['GETRANGE', '{k}s', 'a', '1'], ['GETRANGE', '{k}missing', '0', '-1'],
+    ['SUBSTR', '{k}s', '1', '2'], ['SET', '{k}e', ''], ['GETRANGE', '{k}e', '0', '-1'], ['GETRANGE', '{k}s', '-9223372036854775808', '-1']] },
+  { name: 'setrange: overwrite, pad with zeros, empty values, bad offsets', requests: [
+    ['SET', '{k}a', 'Hello World'], ['SETRANGE', '{k}a', '6', 'Redis'], ['GET', '{k}a'], ['SETRANGE', '{k}b', '5', 'x'], ['GET', '{k}b'],
+    ['SETRANGE', '{k}c', '3', ''], ['EXISTS', '{k}c'], ['SETRANGE', '{k}a', '100', ''], ['SETRANGE', '{k}a', '-1', 'x'], ['SETRANGE', '{k}a', 'x', 'y'],
+    ['SETRANGE', '{k}a', '0', ''], ['GET', '{k}a']] },
+  { name: 'getbit and setbit', requests: [
+    ['SETBIT', '{k}b', '7', '1'], ['GET', '{k}b'], ['GETBIT', '{k}b', '7'], ['GETBIT', '{k}b', '6'], ['GETBIT', '{k}b', '100'], ['SETBIT', '{k}b', '7', '0'],
+    ['SETBIT', '{k}b', '20', '1'], ['STRLEN', '{k}b'], ['SETBIT', '{k}b', '1', '2'], ['SETBIT', '{k}b', '-1', '1'], ['GETBIT', '{k}b', '4294967296'],
+    ['SETBIT', '{k}b', 'x', '1'], ['GETBIT', '{k}missing', '0'], ['SETBIT', '{k}b', '1', '01']] },
+  { name: 'bitcount: bytes, bits, negative ranges, syntax', requests: [
+    ['SET', '{k}a', 'foobar'], ['BITCOUNT', '{k}a'], ['BITCOUNT', '{k}a', '0', '0'], ['BITCOUNT', '{k}a', '1', '1'], ['BITCOUNT', '{k}a', '1', '1', 'BYTE'],
+    ['BITCOUNT', '{k}a', '5', '30', 'BIT'], ['BITCOUNT', '{k}a', '-2', '-1'], ['BITCOUNT', '{k}a', '-1', '-2'], ['BITCOUNT', '{k}a', '0'], ['BITCOUNT', '{k}a', '0', '1', 'WORD'],
+    ['BITCOUNT', '{k}missing'], ['BITCOUNT', '{k}a', 'x', '1'], ['BITCOUNT', '{k}a', '0', '-1', 'BIT', 'extra']] },
+  { name: 'bitpos: first set and clear bits in ranges', requests: [
+    ['SET', '{k}a', Buffer.from([0xff, 0xf0, 0x00])], ['BITPOS', '{k}a', '0'], ['BITPOS', '{k}a', '1'], ['BITPOS', '{k}a', '1', '2'], ['BITPOS', '{k}a', '0', '0', '0'],
+    ['SET', '{k}f', Buffer.from([0xff, 0xff])], ['BITPOS', '{k}f', '0'], ['BITPOS', '{k}f', '0', '0', '-1'], ['BITPOS', '{k}f', '0', '1'],
+    ['BITPOS', '{k}a', '1', '7', '15', 'BIT'], ['BITPOS', '{k}a', '0', '7', '15', 'BIT'], ['BITPOS', '{k}a', '0', '-10', '-1', 'BIT'], ['BITPOS', '{k}a', '1', '5', '3'],
+    ['BITPOS', '{k}missing', '0'], ['BITPOS', '{k}missing', '1'], ['BITPOS', '{k}a', '2'], ['BITPOS', '{k}a', 'x'], ['BITPOS', '{k}a', '1', '0', '1', 'BYTE', 'x']] },
+
+  // ---------------------------------------------------------------- more keyspace
+  { name: 'type and touch', requests: [['SET', '{k}a', '1'], ['TYPE', '{k}a'], ['TYPE', '{k}missing'], ['TOUCH', '{k}a', '{k}a', '{k}missing']] },
+  { name: 'keys with patterns', requests: [['MSET', '{k}one', '1', '{k}two', '2'], ['KEYS', '{k}o*'], ['KEYS', '{k}t[vwx]o'], ['KEYS', '{k}[^t]ne'], ['KEYS', '{k}nothing*'], ['KEYS', '{k}\\one']] },
+  { name: 'rename and renamenx', requests: [
+    ['SET', '{k}a', 'v'], ['RENAME', '{k}a', '{k}b'], ['EXISTS', '{k}a'], ['GET', '{k}b'], ['RENAME', '{k}a', '{k}c'], ['RENAME', '{k}b', '{k}b'],
+    ['SET', '{k}c', 'w'], ['RENAMENX', '{k}b', '{k}c'], ['RENAMENX', '{k}b', '{k}d'], ['GET', '{k}d'], ['RENAMENX', '{k}d', '{k}d'], ['RENAMENX', '{k}missing', '{k}x']] },
+  { name: 'copy with and without REPLACE', requests: [
+    ['SET', '{k}a', 'v'], ['COPY', '{k}a', '{k}b'], ['COPY', '{k}a', '{k}b'], ['SET', '{k}a', 'w'], ['COPY', '{k}a', '{k}b', 'REPLACE'], ['GET', '{k}b'],
+    ['COPY', '{k}missing', '{k}x'], ['COPY', '{k}a', '{k}a'], ['COPY', '{k}a', '{k}c', 'DB', '0'], ['COPY', '{k}a', '{k}c', 'FOO'], ['COPY', '{k}a', '{k}d', 'DB', 'x']] },
+  { name: 'new writes inside MULTI', requests: [['MULTI'], ['SETNX', '{k}a', '1'], ['SETRANGE', '{k}a', '1', 'xy'], ['SETBIT', '{k}a', '0', '1'], ['RENAME', '{k}a', '{k}b'], ['GETDEL', '{k}b'], ['EXEC']] },
+
   // ---------------------------------------------------------------- errors
   { name: 'errors: wrong number of arguments', requests: [['GET'], ['GET', 'a', 'b'], ['INCR'], ['ECHO'], ['MGET']] },
   { name: 'errors: MULTI nesting, EXEC and DISCARD without MULTI', requests: [['EXEC'], ['DISCARD'], ['MULTI'], ['MULTI'], ['DISCARD']] },

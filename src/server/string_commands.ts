@@ -1,0 +1,416 @@
+/**
+ * Redis's string and keyspace commands beyond the core table (commands.ts):
+ * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, GETBIT, SETBIT, BITCOUNT,
+ * BITPOS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
+ *
+ * Every write is a physical redo op, like the core writes: SETRANGE and
+ * SETBIT log the resulting string, RENAME logs a set of the destination and a
+ * delete of the source (one command, so one block: atomic on backups). Replies
+ * and error replies follow Redis 7; test/diff checks them against a real
+ * redis-server. Values are bounded by the node's value size (not Redis's
+ * 512 MB), so offsets past it are refused with "string exceeds maximum
+ * allowed size".
+ */
+import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
+import { type Args, argIs, globMatch, parseInt64Bytes } from './args.js'
+import { type CommandSpec, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
+
+const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
+const ERR_SYNTAX = 'ERR syntax error'
+const ERR_TOO_LARGE = 'ERR string exceeds maximum allowed size (proto-max-bulk-len)'
+const ERR_BIT_OFFSET = 'ERR bit offset is not an integer or out of range'
+const BIT_OFFSET_MAX = 2 ** 32 - 1
+/** KEYS replies with every match at once: it stops (with an error) past this many keys. */
+const KEYS_REPLY_MAX = 1_000_000
+
+const TYPE_STRING = Buffer.from('+string\r\n')
+const TYPE_NONE = Buffer.from('+none\r\n')
+
+function valueMax(s: Session): number {
+  return s.server.options.valueBytesMax
+}
+
+/** A signed 64-bit argument as a number (exact to 2^53, ordered beyond it), or null if not an integer. */
+function argLong(a: Args, i: number): number | null {
+  const v = parseInt64Bytes(a.data, a.argStart[i], a.argLength[i])
+  return v === null ? null : Number(v)
+}
+
+function recordWrite(s: Session): void {
+  s.conn.lastWriteBlockStart = s.node.writer!.lastOpBlockStart()
+}
+
+/** The live value's ref of key argument i (a visible set version), or REF_NONE. */
+function lookupArg(s: Session, a: Args, i: number): number {
+  return s.node.view.lookup(a.data, a.argStart[i], a.argLength[i])
+}
+
+/** probe() on the primary, then the ref if it holds a live value, else REF_NONE. */
+function probeLive(s: Session, a: Args, i: number): number {
+  const head = s.node.writer!.probe(a.data, a.argStart[i], a.argLength[i])
+  return head !== REF_NONE && s.node.view.isSet(head) ? head : REF_NONE
+}
+
+function currentLength(s: Session, a: Args, i: number): number {
+  const ref = lookupArg(s, a, i)
+  return ref === REF_NONE ? 0 : s.node.view.locate(ref).valueLength
+}
+
+/** Redis's range rule (GETRANGE, BITCOUNT, BITPOS): negative ends count from the end; clamped. */
+function clampRange(start: number, end: number, length: number): [number, number] {
+  if (start < 0) start = length + start
+  if (end < 0) end = length + end
+  if (start < 0) start = 0
+  if (end < 0) end = 0
+  if (end >= length) end = length - 1
+  return [start, end]
+}
+
+// ---------------------------------------------------------------- reads
+
+function getrange(s: Session, a: Args): void {
+  const start = argLong(a, 2)
+  const end = argLong(a, 3)
+  if (start === null || end === null) { s.conn.out.error(ERR_NOT_INTEGER); return }
+  const ref = lookupArg(s, a, 1)
+  if (ref === REF_NONE || (start < 0 && end < 0 && start > end)) { s.conn.out.bulkString(''); return }
+  const c = s.node.view.locate(ref)
+  const [from, to] = clampRange(start, end, c.valueLength)
+  if (c.valueLength === 0 || from > to) { s.conn.out.bulkString(''); return }
+  s.conn.out.bulk(c.u8, c.valueStart + from, to - from + 1)
+}
+
+function getbit(s: Session, a: Args): void {
+  const offset = argLong(a, 2)
+  if (offset === null || offset < 0 || offset > BIT_OFFSET_MAX) { s.conn.out.error(ERR_BIT_OFFSET); return }
+  const ref = lookupArg(s, a, 1)
+  if (ref === REF_NONE) { s.conn.out.integer(0); return }
+  const c = s.node.view.locate(ref)
+  const byte = Math.floor(offset / 8)
+  s.conn.out.integer(byte < c.valueLength ? (c.u8[c.valueStart + byte] >> (7 - (offset % 8))) & 1 : 0)
+}
+
+/** Parses BITCOUNT/BITPOS's optional BYTE|BIT unit at argument i; true for BIT, null after an error reply. */
+function unitArg(s: Session, a: Args, i: number): boolean | null {
+  if (i >= a.argc) return false
+  if (i + 1 < a.argc) { s.conn.out.error(ERR_SYNTAX); return null }
+  if (argIs(a, i, 'bit')) return true
+  if (argIs(a, i, 'byte')) return false
+  s.conn.out.error(ERR_SYNTAX)
+  return null
+}
+
+function bitcount(s: Session, a: Args): void {
+  let start = 0
+  let end = -1
+  let isBit = false
+  if (a.argc === 3 || a.argc > 5) { s.conn.out.error(ERR_SYNTAX); return }
+  if (a.argc >= 4) {
+    const st = argLong(a, 2)
+    const en = argLong(a, 3)
+    if (st === null || en === null) { s.conn.out.error(ERR_NOT_INTEGER); return }
+    const unit = unitArg(s, a, 4)
+    if (unit === null) return
+    start = st; end = en; isBit = unit
+  }
+  const ref = lookupArg(s, a, 1)
+  if (ref === REF_NONE) { s.conn.out.integer(0); return }
+  const c = s.node.view.locate(ref)
+  const total = isBit ? c.valueLength * 8 : c.valueLength
+  if (start < 0 && end < 0 && start > end) { s.conn.out.integer(0); return }
+  const [from, to] = clampRange(start, end, total)
+  if (from > to || total === 0) { s.conn.out.integer(0); return }
+  const bitFrom = isBit ? from : from * 8
+  const bitTo = isBit ? to : to * 8 + 7
+  let n = 0
+  for (let bit = bitFrom; bit <= bitTo;) {
+    if (bit % 8 === 0 && bit + 7 <= bitTo) {
+      n += popcount8(c.u8[c.valueStart + bit / 8])
+      bit += 8
+    } else {
+      n += (c.u8[c.valueStart + (bit >> 3)] >> (7 - (bit & 7))) & 1
+      bit++
+    }
+  }
+  s.conn.out.integer(n)
+}
+
+function popcount8(b: number): number {
+  b = b - ((b >> 1) & 0x55)
+  b = (b & 0x33) + ((b >> 2) & 0x33)
+  return (b + (b >> 4)) & 0x0f
+}
+
+function bitpos(s: Session, a: Args): void {
+  const out = s.conn.out
+  const bitArg = argLong(a, 2)
+  if (bitArg === null) { out.error(ERR_NOT_INTEGER); return }
+  if (bitArg !== 0 && bitArg !== 1) { out.error('ERR The bit argument must be 1 or 0.'); return }
+  let start = 0
+  let end = -1
+  let endGiven = false
+  let isBit = false
+  if (a.argc >= 4) {
+    const st = argLong(a, 3)
+    if (st === null) { out.error(ERR_NOT_INTEGER); return }
+    start = st
+    if (a.argc >= 5) {
+      const en = argLong(a, 4)
+      if (en === null) { out.error(ERR_NOT_INTEGER); return }
+      end = en
+      endGiven = true
+      const unit = unitArg(s, a, 5)
+      if (unit === null) return
+      isBit = unit
+    }
+  }
+  const ref = lookupArg(s, a, 1)
+  if (ref === REF_NONE) { out.integer(bitArg === 1 ? -1 : 0); return }
+  const c = s.node.view.locate(ref)
+  const total = isBit ? c.valueLength * 8 : c.valueLength
+  const [from, to] = clampRange(start, end, total)
+  if (from > to) { out.integer(-1); return }
+  const bitFrom = isBit ? from : from * 8
+  const bitTo = isBit ? to : to * 8 + 7
+  for (let bit = bitFrom; bit <= bitTo; bit++) {
+    if (((c.u8[c.valueStart + (bit >> 3)] >> (7 - (bit & 7))) & 1) === bitArg) { out.integer(bit); return }
+  }
+  // Looking for a clear bit with no end given: the string continues with zeros past its end.
+  out.integer(bitArg === 0 && !endGiven ? (Math.floor(bitTo / 8) + 1) * 8 : -1)
+}
+
+function type(s: Session, a: Args): void {
+  s.conn.out.raw(lookupArg(s, a, 1) === REF_NONE ? TYPE_NONE : TYPE_STRING)
+}
+
+function touch(s: Session, a: Args): void {
+  let n = 0
+  for (let i = 1; i < a.argc; i++) if (lookupArg(s, a, i) !== REF_NONE) n++
+  s.conn.out.integer(n)
+}
+
+function keys(s: Session, a: Args): void {
+  const view = s.node.view
+  const refs: number[] = []
+  let overflow = false
+  const emit = (ref: number): void => {
+    const c = view.locate(ref)
+    if (!globMatch(a.data, a.argStart[1], a.argLength[1], c.u8, c.keyStart, c.keyLength)) return
+    if (refs.length >= KEYS_REPLY_MAX) { overflow = true; return }
+    refs.push(ref)
+  }
+  let cursor = 0
+  do cursor = view.scanStep(cursor, 1024, emit)
+  while (cursor !== 0 && !overflow)
+  if (overflow) { s.conn.out.error(`ERR KEYS matched more than ${KEYS_REPLY_MAX} keys; use SCAN`); return }
+  s.conn.out.arrayHeader(refs.length)
+  for (const ref of refs) {
+    const c = view.locate(ref)
+    s.conn.out.bulk(c.u8, c.keyStart, c.keyLength)
+  }
+}
+
+function randomkey(s: Session): void {
+  const view = s.node.view
+  let found = REF_NONE
+  const emit = (ref: number): void => { if (found === REF_NONE) found = ref }
+  // Start at a random point of hash space and walk on (wrapping once) to the first live key.
+  const start = Math.floor(Math.random() * 2 ** 32)
+  let cursor = start
+  do cursor = view.scanStep(cursor, 1, emit)
+  while (found === REF_NONE && cursor !== 0)
+  if (found === REF_NONE) {
+    cursor = 0
+    do cursor = view.scanStep(cursor, 1, emit)
+    while (found === REF_NONE && cursor !== 0 && cursor < start)
+  }
+  if (found === REF_NONE) { s.conn.out.nullBulk(); return }
+  const c = view.locate(found)
+  s.conn.out.bulk(c.u8, c.keyStart, c.keyLength)
+}
+
+// ---------------------------------------------------------------- writes
+
+function setnx(s: Session, a: Args): void {
+  if (probeLive(s, a, 1) !== REF_NONE) { s.conn.out.integer(0); return }
+  s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], a.data, a.argStart[2], a.argLength[2], null, 0, 0)
+  recordWrite(s)
+  s.conn.out.integer(1)
+}
+
+function getdel(s: Session, a: Args): void {
+  const ref = probeLive(s, a, 1)
+  if (ref === REF_NONE) { s.conn.out.nullBulk(); return }
+  const c = s.node.view.locate(ref)
+  s.conn.out.bulk(c.u8, c.valueStart, c.valueLength) // copied out before the delete is written
+  s.node.writer!.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[1], a.argLength[1], null, 0, 0, null, 0, 0)
+  recordWrite(s)
+}
+
+function getex(s: Session, a: Args): void {
+  for (let i = 2; i < a.argc; i++) {
+    if (argIs(a, i, 'persist')) continue
+    if (argIs(a, i, 'ex') || argIs(a, i, 'px') || argIs(a, i, 'exat') || argIs(a, i, 'pxat')) {
+      s.conn.out.error('ERR key expiry (EX/PX/EXAT/PXAT) is not supported by freshet')
+      return
+    }
+    s.conn.out.error(ERR_SYNTAX)
+    return
+  }
+  const ref = lookupArg(s, a, 1)
+  if (ref === REF_NONE) { s.conn.out.nullBulk(); return }
+  const c = s.node.view.locate(ref)
+  s.conn.out.bulk(c.u8, c.valueStart, c.valueLength)
+}
+
+/** Writes the key of argument i with the value `bytes[0, length)`. */
+function writeValue(s: Session, a: Args, i: number, bytes: Uint8Array, length: number): void {
+  s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[i], a.argLength[i], bytes, 0, length, null, 0, 0)
+  recordWrite(s)
+}
+
+/** A copy of the live value at `ref` (REF_NONE: empty), grown with zeros to at least `length` bytes. */
+function valueCopy(s: Session, ref: number, length: number): { bytes: Buffer, length: number } {
+  const current = ref === REF_NONE ? 0 : s.node.view.locate(ref).valueLength
+  const size = Math.max(current, length)
+  const bytes = Buffer.alloc(size)
+  if (current > 0) {
+    const c = s.node.view.locate(ref)
+    bytes.set(c.u8.subarray(c.valueStart, c.valueStart + current), 0)
+  }
+  return { bytes, length: size }
+}
+
+function setrange(s: Session, a: Args): void {
+  const offset = argLong(a, 2)
+  if (offset === null) { s.conn.out.error(ERR_NOT_INTEGER); return }
+  if (offset < 0) { s.conn.out.error('ERR offset is out of range'); return }
+  const ref = probeLive(s, a, 1)
+  const current = ref === REF_NONE ? 0 : s.node.view.locate(ref).valueLength
+  const n = a.argLength[3]
+  if (n === 0) { s.conn.out.integer(current); return }
+  if (offset + n > valueMax(s)) { s.conn.out.error(ERR_TOO_LARGE); return }
+  const v = valueCopy(s, ref, offset + n)
+  v.bytes.set(a.data.subarray(a.argStart[3], a.argStart[3] + n), offset)
+  writeValue(s, a, 1, v.bytes, v.length)
+  s.conn.out.integer(v.length)
+}
+
+function setbit(s: Session, a: Args): void {
+  const offset = argLong(a, 2)
+  if (offset === null || offset < 0 || offset > BIT_OFFSET_MAX) { s.conn.out.error(ERR_BIT_OFFSET); return }
+  const on = a.argLength[3] === 1 ? a.data[a.argStart[3]] - 48 : -1
+  if (on !== 0 && on !== 1) { s.conn.out.error('ERR bit is not an integer or out of range'); return }
+  const byte = Math.floor(offset / 8)
+  if (byte + 1 > valueMax(s)) { s.conn.out.error(ERR_TOO_LARGE); return }
+  const ref = probeLive(s, a, 1)
+  const v = valueCopy(s, ref, byte + 1)
+  const mask = 1 << (7 - (offset % 8))
+  const old = (v.bytes[byte] & mask) !== 0 ? 1 : 0
+  v.bytes[byte] = on === 1 ? v.bytes[byte] | mask : v.bytes[byte] & ~mask
+  writeValue(s, a, 1, v.bytes, v.length)
+  s.conn.out.integer(old)
+}
+
+/**
+ * RENAME/RENAMENX/COPY, once the caller checked that the source holds a value:
+ * writes the destination with the source's value, then (for a rename) deletes
+ * the source; both ops are in this command's block.
+ */
+function moveValue(s: Session, a: Args, keep: boolean): void {
+  const w = s.node.writer!
+  const src = probeLive(s, a, 1)
+  const c = s.node.view.locate(src)
+  const u8 = c.u8
+  const valueStart = c.valueStart
+  const valueLength = c.valueLength
+  w.probe(a.data, a.argStart[2], a.argLength[2])
+  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[2], a.argLength[2], u8, valueStart, valueLength, null, 0, 0)
+  if (!keep) {
+    w.probe(a.data, a.argStart[1], a.argLength[1])
+    w.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[1], a.argLength[1], null, 0, 0, null, 0, 0)
+  }
+  recordWrite(s)
+}
+
+function sameKey(a: Args, i: number, j: number): boolean {
+  if (a.argLength[i] !== a.argLength[j]) return false
+  for (let k = 0; k < a.argLength[i]; k++) if (a.data[a.argStart[i] + k] !== a.data[a.argStart[j] + k]) return false
+  return true
+}
+
+function rename(s: Session, a: Args, nx: boolean): void {
+  if (lookupArg(s, a, 1) === REF_NONE) { s.conn.out.error('ERR no such key'); return }
+  if (sameKey(a, 1, 2)) { if (nx) s.conn.out.integer(0); else s.conn.out.raw(OK); return }
+  if (nx && lookupArg(s, a, 2) !== REF_NONE) { s.conn.out.integer(0); return }
+  moveValue(s, a, false)
+  if (nx) s.conn.out.integer(1); else s.conn.out.raw(OK)
+}
+
+function copy(s: Session, a: Args): void {
+  let replace = false
+  for (let i = 3; i < a.argc; i++) {
+    if (argIs(a, i, 'replace')) { replace = true; continue }
+    if (argIs(a, i, 'db') && i + 1 < a.argc) {
+      const db = argLong(a, i + 1)
+      if (db === null) { s.conn.out.error(ERR_NOT_INTEGER); return }
+      if (db !== 0) { s.conn.out.error('ERR DB index is out of range'); return }
+      i++
+      continue
+    }
+    s.conn.out.error(ERR_SYNTAX)
+    return
+  }
+  if (sameKey(a, 1, 2)) { s.conn.out.error('ERR source and destination objects are the same'); return }
+  if (lookupArg(s, a, 1) === REF_NONE) { s.conn.out.integer(0); return }
+  if (!replace && lookupArg(s, a, 2) !== REF_NONE) { s.conn.out.integer(0); return }
+  moveValue(s, a, true)
+  s.conn.out.integer(1)
+}
+
+// ---------------------------------------------------------------- bounds (bytes a write may take in the log)
+
+function keyValueBound(s: Session, a: Args): number {
+  return opBound(a.argLength[1], a.argLength[2], valueMax(s))
+}
+
+function deleteBound(s: Session, a: Args): number {
+  return opBound(a.argLength[1], 0, valueMax(s))
+}
+
+function setrangeBound(s: Session, a: Args, extra: number): number {
+  const offset = argLong(a, 2)
+  const grown = offset === null || offset < 0 ? 0 : offset + a.argLength[3]
+  return opBound(a.argLength[1], Math.min(Math.max(currentLength(s, a, 1) + extra, grown), valueMax(s)), valueMax(s))
+}
+
+function setbitBound(s: Session, a: Args, extra: number): number {
+  const offset = argLong(a, 2)
+  const grown = offset === null || offset < 0 ? 0 : Math.floor(offset / 8) + 1
+  return opBound(a.argLength[1], Math.min(Math.max(currentLength(s, a, 1) + extra, grown), valueMax(s)), valueMax(s))
+}
+
+function moveBound(s: Session, a: Args, extra: number): number {
+  const length = Math.min(currentLength(s, a, 1) + extra, valueMax(s))
+  return opBound(a.argLength[2], length, valueMax(s)) + opBound(a.argLength[1], 0, valueMax(s))
+}
+
+export const STRING_COMMANDS: CommandSpec[] = [
+  { name: 'setnx', arity: 3, flags: F_WRITE, bound: keyValueBound, run: setnx },
+  { name: 'getdel', arity: 2, flags: F_WRITE, bound: deleteBound, run: getdel },
+  { name: 'getex', arity: -2, flags: F_READ, run: getex },
+  { name: 'getrange', arity: 4, flags: F_READ, run: getrange },
+  { name: 'substr', arity: 4, flags: F_READ, run: getrange },
+  { name: 'setrange', arity: 4, flags: F_WRITE, bound: setrangeBound, run: setrange },
+  { name: 'getbit', arity: 3, flags: F_READ, run: getbit },
+  { name: 'setbit', arity: 4, flags: F_WRITE, bound: setbitBound, run: setbit },
+  { name: 'bitcount', arity: -2, flags: F_READ, run: bitcount },
+  { name: 'bitpos', arity: -3, flags: F_READ, run: bitpos },
+  { name: 'type', arity: 2, flags: F_READ, run: type },
+  { name: 'touch', arity: -2, flags: F_READ, run: touch },
+  { name: 'keys', arity: 2, flags: F_READ | F_OBSERVES_ALL, run: keys },
+  { name: 'randomkey', arity: 1, flags: F_READ | F_OBSERVES_ALL, run: randomkey },
+  { name: 'rename', arity: 3, flags: F_WRITE, bound: moveBound, run: (s, a) => rename(s, a, false) },
+  { name: 'renamenx', arity: 3, flags: F_WRITE, bound: moveBound, run: (s, a) => rename(s, a, true) },
+  { name: 'copy', arity: -3, flags: F_WRITE, bound: moveBound, run: copy },
+]
