@@ -12,7 +12,8 @@ import { startPrimary, type PrimaryProcess } from '../helpers/primary.js'
 import { startRedis, type RedisProcess } from '../helpers/redis.js'
 import { RawConn, encodeCommand, parseReplies } from '../helpers/clients.js'
 import { EXCHANGES, type Exchange } from './exchanges.js'
-import { createRng, type Rng } from '../helpers/prng.js'
+import { createRng } from '../helpers/prng.js'
+import { randomRequest } from '../helpers/random_commands.js'
 
 const REPLY_TIMEOUT_MS = 5_000
 
@@ -81,40 +82,6 @@ test.each(EXCHANGES.map((e, i) => [e.name, e, i] as const))('%s', async (_name, 
 
 const RANDOM_COMMANDS_PER_RUN = 400
 const RANDOM_RUNS = 4
-
-/** One random command over a handful of keys, among those whose replies do not depend on hash order or time. */
-function randomRequest(rng: Rng, prefix: string): Array<string | Buffer> {
-  const key = (): string => `${prefix}${rng.int(0, 5)}`
-  const value = (): string | Buffer => rng.pick<string | Buffer>(['', '0', '1', '-7', '42', '9223372036854775806', 'abc', 'hello world', rng.bytes(rng.int(1, 12)), 'x'.repeat(rng.int(20, 300))])
-  const index = (): string => String(rng.pick([0, 1, 2, 3, -1, -2, -5, 7, 40, 100, -100]))
-  switch (rng.int(0, 24)) {
-    case 0: return ['SET', key(), value()]
-    case 1: return ['GET', key()]
-    case 2: return ['SETNX', key(), value()]
-    case 3: return ['GETDEL', key()]
-    case 4: return ['GETRANGE', key(), index(), index()]
-    case 5: return ['SETRANGE', key(), String(rng.int(0, 40)), value()]
-    case 6: return ['GETBIT', key(), String(rng.int(0, 200))]
-    case 7: return ['SETBIT', key(), String(rng.int(0, 200)), String(rng.int(0, 1))]
-    case 8: return rng.int(0, 1) === 0 ? ['BITCOUNT', key()] : ['BITCOUNT', key(), index(), index(), rng.pick(['BIT', 'BYTE'])]
-    case 9: return rng.int(0, 1) === 0 ? ['BITPOS', key(), String(rng.int(0, 1))] : ['BITPOS', key(), String(rng.int(0, 1)), index(), index(), rng.pick(['BIT', 'BYTE'])]
-    case 10: return ['APPEND', key(), value()]
-    case 11: return ['STRLEN', key()]
-    case 12: return ['INCR', key()]
-    case 13: return ['INCRBY', key(), String(rng.int(-1000, 1000))]
-    case 14: return ['DECRBY', key(), String(rng.int(-1000, 1000))]
-    case 15: return ['RENAME', key(), key()]
-    case 16: return ['RENAMENX', key(), key()]
-    case 17: return rng.int(0, 1) === 0 ? ['COPY', key(), key()] : ['COPY', key(), key(), 'REPLACE']
-    case 18: return ['DEL', key(), key()]
-    case 19: return ['EXISTS', key(), key(), key()]
-    case 20: return ['TYPE', key()]
-    case 21: return ['MGET', key(), key(), key()]
-    case 22: return ['MSET', key(), value(), key(), value()]
-    case 23: return ['GETSET', key(), value()]
-    default: return rng.int(0, 1) === 0 ? ['MULTI'] : ['EXEC']
-  }
-}
 
 test.each(Array.from({ length: RANDOM_RUNS }, (_, i) => i))('seeded random command sequence %i: every reply is Redis\'s', async (run) => {
   const rng = createRng(`diff random sequence ${run}`, 0xd1ff00 + run)
