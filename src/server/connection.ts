@@ -49,6 +49,9 @@ export class Connection {
   observedLsn: number
   /** What command handlers see (set once by the server that accepted the connection). */
   session: Session | null
+  /** WATCHed keys and the version (ref, REF_NONE if none) each had when watched; EXEC compares. */
+  watchedKeys: Buffer[]
+  watchedVersions: number[]
   private readonly bulkBytesMax: number
   private readonly queryBytesMax: number
 
@@ -82,8 +85,15 @@ export class Connection {
     this.commandsTotal = 0
     this.observedLsn = -1
     this.session = null
+    this.watchedKeys = []
+    this.watchedVersions = []
     this.bulkBytesMax = bulkBytesMax
     this.queryBytesMax = queryBytesMax
+  }
+
+  unwatch(): void {
+    this.watchedKeys.length = 0
+    this.watchedVersions.length = 0
   }
 
   /** The client proved its password: it may now send requests up to the connection's full bounds. */

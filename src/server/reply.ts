@@ -1,6 +1,8 @@
 /**
- * RESP2 reply encoding into a growable per-connection buffer. Values are
- * copied once, from the log straight into the output buffer.
+ * RESP2 and RESP3 reply encoding into a growable per-connection buffer.
+ * Values are copied once, from the log straight into the output buffer. A
+ * connection speaks RESP2 until HELLO 3; then nulls, maps and verbatim text
+ * take their RESP3 types, everything else is encoded the same way.
  */
 import { assert } from '../assert.js'
 
@@ -9,10 +11,13 @@ const CRLF = 0x0a0d
 export class ReplyWriter {
   buf: Buffer
   length: number
+  /** The protocol the client chose with HELLO: 2 (default) or 3 (RESP3 nulls, maps, verbatim text). */
+  protocol: number
 
   constructor(initialBytes = 16 * 1024) {
     this.buf = Buffer.allocUnsafe(initialBytes)
     this.length = 0
+    this.protocol = 2
   }
 
   ensure(n: number): void {
@@ -108,9 +113,38 @@ export class ReplyWriter {
   }
 
   nullBulk(): void {
+    if (this.protocol === 3) { this.null3(); return }
     this.ensure(5)
     this.buf.write('$-1\r\n', this.length, 'latin1')
     this.length += 5
+  }
+
+  private null3(): void {
+    this.ensure(3)
+    this.buf.write('_\r\n', this.length, 'latin1')
+    this.length += 3
+  }
+
+  /** A map of `pairs` key/value pairs follows (RESP3 '%'; a flat array of 2 x pairs in RESP2). */
+  mapHeader(pairs: number): void {
+    if (this.protocol !== 3) { this.arrayHeader(2 * pairs); return }
+    this.ensure(16)
+    this.buf[this.length++] = 37 // '%'
+    this.decimal(pairs)
+    this.crlf()
+  }
+
+  /** Human-readable text (INFO, CLIENT LIST): RESP3 verbatim string of format txt, else a bulk string. */
+  verbatim(text: string): void {
+    if (this.protocol !== 3) { this.bulkString(text); return }
+    const n = Buffer.byteLength(text) + 4
+    this.ensure(n + 16)
+    this.buf[this.length++] = 61 // '='
+    this.decimal(n)
+    this.crlf()
+    this.length += this.buf.write('txt:', this.length, 'latin1')
+    this.length += this.buf.write(text, this.length, 'utf8')
+    this.crlf()
   }
 
   arrayHeader(n: number): void {
@@ -121,6 +155,7 @@ export class ReplyWriter {
   }
 
   nullArray(): void {
+    if (this.protocol === 3) { this.null3(); return }
     this.ensure(5)
     this.buf.write('*-1\r\n', this.length, 'latin1')
     this.length += 5

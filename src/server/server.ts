@@ -14,7 +14,7 @@ import { DbError } from '../errors.js'
 import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
 import type { Primary } from '../primary/primary.js'
-import { type Args, argIs, argString, copyArgs, globMatch } from './args.js'
+import { type Args, argInt, argIs, argString, copyArgs, globMatch } from './args.js'
 import { COMMANDS, type CommandSpec, errorReply, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, OK, QUEUED, type Session } from './commands.js'
 import { Connection } from './connection.js'
 import { STRING_COMMANDS } from './string_commands.js'
@@ -330,7 +330,14 @@ export class RespServer {
     conn.multiQueue = []
     if (conn.multiError) {
       conn.multiError = false
+      conn.unwatch()
       conn.out.error('EXECABORT Transaction discarded because of previous errors.')
+      return
+    }
+    const changed = this.watchedKeyChanged(conn)
+    conn.unwatch()
+    if (changed) {
+      conn.out.nullArray()
       return
     }
     const writer = this.node.writer
@@ -359,6 +366,20 @@ export class RespServer {
     } finally {
       if (hasWrite) writer!.endWrite()
     }
+  }
+
+  /**
+   * Has any key this connection WATCHes got a new version since WATCH (a
+   * write, a delete, by anyone)? The index already knows each key's newest
+   * version, so this is one lookup per watched key.
+   */
+  private watchedKeyChanged(conn: Connection): boolean {
+    const view = this.node.view
+    for (let i = 0; i < conn.watchedKeys.length; i++) {
+      const key = conn.watchedKeys[i]
+      if (view.versionOf(key, 0, key.length) !== conn.watchedVersions[i]) return true
+    }
+    return false
   }
 
   private lookup(a: Args): CommandSpec {
@@ -410,35 +431,26 @@ const ADMIN_COMMANDS: CommandSpec[] = [
     s.conn.inMulti = false
     s.conn.multiQueue = []
     s.conn.multiError = false
+    s.conn.unwatch()
     s.conn.out.raw(OK)
   } },
   // Not F_MULTI_CONTROL: inside MULTI, AUTH is queued and runs with EXEC, as in Redis.
   { name: 'auth', arity: -2, flags: F_NOAUTH, run: (s, a) => {
-    const pass = s.server.options.requirepass
     if (a.argc > 3) { s.conn.out.error('ERR syntax error'); return }
-    if (pass === null) {
-      // With no password, the default user takes any password when named; the one-argument form is refused.
-      if (a.argc === 3 && argString(a, 1) === 'default') { s.conn.out.raw(OK); return }
-      if (a.argc === 3) { s.conn.out.error('WRONGPASS invalid username-password pair or user is disabled.'); return }
+    // With no password configured, the default user takes any password when named; the one-argument form is refused.
+    if (s.server.options.requirepass === null && a.argc === 2) {
       s.conn.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?')
       return
     }
     const user = a.argc === 3 ? argString(a, 1) : 'default'
-    const given = argString(a, a.argc - 1)
-    if (user === 'default' && timingSafeEqualString(given, pass)) { s.conn.authenticate(); s.conn.out.raw(OK); return }
-    s.conn.out.error('WRONGPASS invalid username-password pair or user is disabled.')
+    if (checkPassword(s, user, argString(a, a.argc - 1))) { s.conn.authenticate(); s.conn.out.raw(OK); return }
+    s.conn.out.error(WRONGPASS)
   } },
   { name: 'quit', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.conn.out.raw(OK); s.conn.closing = true } },
   { name: 'client', arity: -2, flags: 0, run: (s, a) => {
     const out = s.conn.out
     if (argIs(a, 1, 'setname') && a.argc === 3) {
-      // Names are printable ASCII without spaces ('!' to '~'), as Redis requires.
-      for (let i = 0; i < a.argLength[2]; i++) {
-        const c = a.data[a.argStart[2] + i]
-        if (c < 0x21 || c > 0x7e) { out.error('ERR Client names cannot contain spaces, newlines or special characters.'); return }
-      }
-      s.conn.name = argString(a, 2)
-      out.raw(OK)
+      if (setClientName(s, a, 2)) out.raw(OK)
     } else if (argIs(a, 1, 'getname') && a.argc === 2) {
       if (s.conn.name === '') out.nullBulk(); else out.bulkString(s.conn.name)
     } else if (argIs(a, 1, 'id') && a.argc === 2) {
@@ -449,7 +461,7 @@ const ADMIN_COMMANDS: CommandSpec[] = [
         if (argIs(a, 1, 'info') && c !== s.conn) continue
         lines.push(`id=${c.id} addr=${c.addr} name=${c.name} age=${Math.floor((Date.now() - c.createdMs) / 1000)} cmds=${c.commandsTotal} multi=${c.inMulti ? c.multiQueue.length : -1}`)
       }
-      out.bulkString(lines.join('\n') + '\n')
+      out.verbatim(lines.join('\n') + '\n')
     } else if (argIs(a, 1, 'setinfo')) {
       out.raw(OK)
     } else {
@@ -501,7 +513,7 @@ const ADMIN_COMMANDS: CommandSpec[] = [
           if (globMatch(a.data, a.argStart[i], a.argLength[i], name, 0, name.length, true) && !pairs.includes(k)) pairs.push(k, v)
         }
       }
-      out.arrayHeader(pairs.length)
+      out.mapHeader(pairs.length / 2)
       for (const p of pairs) out.bulkString(p)
     } else if (argIs(a, 1, 'set')) {
       out.error('ERR CONFIG SET is not supported by freshet; use the command-line flags')
@@ -515,11 +527,97 @@ const ADMIN_COMMANDS: CommandSpec[] = [
   } },
   { name: 'info', arity: -1, flags: 0, run: (s, a) => {
     const sections = a.argc > 1 ? Array.from({ length: a.argc - 1 }, (_, i) => argString(a, i + 1).toLowerCase()) : ['default']
-    s.conn.out.bulkString(renderInfo(s.server, sections))
+    s.conn.out.verbatim(renderInfo(s.server, sections))
   } },
-  { name: 'watch', arity: -2, flags: F_MULTI_CONTROL, run: (s) => s.conn.out.error('ERR WATCH is not supported by freshet') },
-  { name: 'unwatch', arity: 1, flags: F_MULTI_CONTROL, run: (s) => s.conn.out.raw(OK) },
+  { name: 'watch', arity: -2, flags: F_MULTI_CONTROL, run: (s, a) => {
+    const conn = s.conn
+    if (conn.inMulti) { conn.out.error('ERR WATCH inside MULTI is not allowed'); return }
+    if (conn.watchedKeys.length + a.argc - 1 > WATCHED_KEYS_MAX) { conn.out.error(`ERR at most ${WATCHED_KEYS_MAX} keys may be watched by one connection`); return }
+    const view = s.node.view
+    for (let i = 1; i < a.argc; i++) {
+      const key = a.data.subarray(a.argStart[i], a.argStart[i] + a.argLength[i])
+      if (conn.watchedKeys.some((k) => k.equals(key))) continue
+      conn.watchedKeys.push(Buffer.from(key))
+      conn.watchedVersions.push(view.versionOf(a.data, a.argStart[i], a.argLength[i]))
+    }
+    conn.out.raw(OK)
+  } },
+  // Queued inside MULTI, like Redis (EXEC unwatches anyway).
+  { name: 'unwatch', arity: 1, flags: 0, run: (s) => { s.conn.unwatch(); s.conn.out.raw(OK) } },
+  { name: 'hello', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: hello },
 ]
+
+const WATCHED_KEYS_MAX = 100_000
+const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.'
+
+/** The default user's password check (any password when none is configured). */
+function checkPassword(s: Session, user: string, given: string): boolean {
+  const pass = s.server.options.requirepass
+  if (user !== 'default') return false
+  return pass === null || timingSafeEqualString(given, pass)
+}
+
+/** CLIENT SETNAME / HELLO SETNAME: printable ASCII without spaces ('!' to '~'), as Redis requires. */
+function setClientName(s: Session, a: Args, i: number): boolean {
+  for (let j = 0; j < a.argLength[i]; j++) {
+    const c = a.data[a.argStart[i] + j]
+    if (c < 0x21 || c > 0x7e) { s.conn.out.error('ERR Client names cannot contain spaces, newlines or special characters.'); return false }
+  }
+  s.conn.name = argString(a, i)
+  return true
+}
+
+/**
+ * HELLO [protover [AUTH user pass] [SETNAME name]]: picks RESP2 or RESP3 for
+ * this connection (authenticating first if asked) and answers with a map
+ * describing the node.
+ */
+function hello(s: Session, a: Args): void {
+  const conn = s.conn
+  const out = conn.out
+  let protocol = 0
+  if (a.argc >= 2) {
+    protocol = argInt(a, 1)
+    if (Number.isNaN(protocol)) { out.error('ERR Protocol version is not an integer or out of range'); return }
+    if (protocol < 2 || protocol > 3) { out.error('NOPROTO unsupported protocol version'); return }
+  }
+  let user: string | null = null
+  let password = ''
+  for (let j = 2; j < a.argc; j++) {
+    const more = a.argc - 1 - j
+    if (argIs(a, j, 'auth') && more >= 2) {
+      user = argString(a, j + 1)
+      password = argString(a, j + 2)
+      j += 2
+    } else if (argIs(a, j, 'setname') && more >= 1) {
+      if (!setClientName(s, a, j + 1)) return
+      j++
+    } else {
+      out.error(`ERR Syntax error in HELLO option '${argString(a, j).slice(0, 128)}'`)
+      return
+    }
+  }
+  if (user !== null) {
+    if (!checkPassword(s, user, password)) { out.error(WRONGPASS); return }
+    conn.authenticate()
+  }
+  if (!conn.authed) {
+    out.error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time')
+    return
+  }
+  if (protocol !== 0) out.protocol = protocol
+  out.mapHeader(7)
+  out.bulkString('server'); out.bulkString('freshet')
+  out.bulkString('version'); out.bulkString(REDIS_VERSION)
+  out.bulkString('proto'); out.integer(out.protocol)
+  out.bulkString('id'); out.integer(conn.id)
+  out.bulkString('mode'); out.bulkString('standalone')
+  out.bulkString('role'); out.bulkString(s.node.role === 'primary' ? 'master' : 'replica')
+  out.bulkString('modules'); out.arrayHeader(0)
+}
+
+/** The Redis version whose behaviour freshet follows (HELLO, INFO redis_version). */
+const REDIS_VERSION = '7.0.0'
 
 function timingSafeEqualString(a: string, b: string): boolean {
   const x = Buffer.from(a)
@@ -552,7 +650,7 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
   switch (section) {
     case 'server':
       return [
-        ['redis_version', '7.0.0'], ['freshet_version', '0.1.0'], ['redis_mode', 'standalone'],
+        ['redis_version', REDIS_VERSION], ['freshet_version', '0.1.0'], ['redis_mode', 'standalone'],
         ['process_id', process.pid], ['tcp_port', server.port],
         ['uptime_in_seconds', Math.floor((Date.now() - server.startedMs) / 1000)],
         ['executable', process.argv[1] ?? ''],

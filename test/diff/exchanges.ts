@@ -9,6 +9,8 @@
 export interface Exchange {
   name: string
   requests: Array<string | Array<string | Buffer>>
+  /** Speak RESP3: the harness sends HELLO 3 first and compares what follows its reply. */
+  resp3?: boolean
   /** Replies expected (default: one per request; an empty inline line gets none). */
   replies?: number
   closes?: boolean
@@ -92,6 +94,23 @@ export const EXCHANGES: Exchange[] = [
     ['SET', '{k}a', 'v'], ['COPY', '{k}a', '{k}b'], ['COPY', '{k}a', '{k}b'], ['SET', '{k}a', 'w'], ['COPY', '{k}a', '{k}b', 'REPLACE'], ['GET', '{k}b'],
     ['COPY', '{k}missing', '{k}x'], ['COPY', '{k}a', '{k}a'], ['COPY', '{k}a', '{k}c', 'DB', '0'], ['COPY', '{k}a', '{k}c', 'FOO'], ['COPY', '{k}a', '{k}d', 'DB', 'x']] },
   { name: 'new writes inside MULTI', requests: [['MULTI'], ['SETNX', '{k}a', '1'], ['SETRANGE', '{k}a', '1', 'xy'], ['SETBIT', '{k}a', '0', '1'], ['RENAME', '{k}a', '{k}b'], ['GETDEL', '{k}b'], ['EXEC']] },
+
+  // ---------------------------------------------------------------- WATCH (one connection; interleavings in watch.test.ts)
+  { name: 'watch: a write by the watching connection itself aborts EXEC', requests: [['WATCH', '{k}a'], ['SET', '{k}a', '1'], ['MULTI'], ['SET', '{k}a', '2'], ['EXEC'], ['GET', '{k}a']] },
+  { name: 'watch: an unchanged key lets EXEC run; EXEC unwatches', requests: [['SET', '{k}a', '1'], ['WATCH', '{k}a', '{k}b', '{k}a'], ['GET', '{k}a'], ['MULTI'], ['INCR', '{k}a'], ['EXEC'], ['SET', '{k}a', '5'], ['MULTI'], ['INCR', '{k}a'], ['EXEC']] },
+  { name: 'watch: UNWATCH forgets, DISCARD unwatches, WATCH inside MULTI is refused', requests: [
+    ['WATCH', '{k}a'], ['SET', '{k}a', '1'], ['UNWATCH'], ['MULTI'], ['GET', '{k}a'], ['EXEC'],
+    ['WATCH', '{k}a'], ['MULTI'], ['WATCH', '{k}b'], ['UNWATCH'], ['DISCARD'], ['SET', '{k}a', '2'], ['MULTI'], ['GET', '{k}a'], ['EXEC'], ['WATCH']] },
+  { name: 'watch: deleting a watched key, or creating a missing one, aborts; a DEL of nothing does not', requests: [
+    ['SET', '{k}a', '1'], ['WATCH', '{k}a'], ['DEL', '{k}a'], ['MULTI'], ['PING'], ['EXEC'],
+    ['WATCH', '{k}n'], ['SET', '{k}n', 'x'], ['MULTI'], ['PING'], ['EXEC'],
+    ['WATCH', '{k}z'], ['DEL', '{k}z'], ['MULTI'], ['PING'], ['EXEC']] },
+  { name: 'watch: EXECABORT wins over a changed key', requests: [['WATCH', '{k}a'], ['SET', '{k}a', '1'], ['MULTI'], ['GET'], ['EXEC'], ['MULTI'], ['PING'], ['EXEC']] },
+
+  // ---------------------------------------------------------------- HELLO and RESP3
+  { name: 'hello: bad versions and options', requests: [['HELLO', '1'], ['HELLO', '4'], ['HELLO', 'x'], ['HELLO', '3', 'FOO'], ['HELLO', '3', 'AUTH', 'someone', 'pw'], ['HELLO', '3', 'SETNAME', 'bad name'], ['HELLO', '2', 'AUTH', 'default']] },
+  { name: 'resp3: nulls, maps and verbatim text where Redis uses them', resp3: true, requests: [['GET', '{k}missing'], ['MGET', '{k}missing', '{k}x'], ['SET', '{k}x', '1', 'NX', 'GET'], ['CONFIG', 'GET', 'maxclients'], ['CLIENT', 'GETNAME'], ['MULTI'], ['PING'], ['EXEC'], ['SET', '{k}a', '1'], ['GETDEL', '{k}zz']] },
+  { name: 'resp3: an aborted EXEC is a null', resp3: true, requests: [['WATCH', '{k}a'], ['SET', '{k}a', '1'], ['MULTI'], ['PING'], ['EXEC']] },
 
   // ---------------------------------------------------------------- errors
   { name: 'errors: wrong number of arguments', requests: [['GET'], ['GET', 'a', 'b'], ['INCR'], ['ECHO'], ['MGET']] },

@@ -99,6 +99,12 @@ export type Reply =
   | { type: 'integer', value: string }
   | { type: 'bulk', value: Buffer | null }
   | { type: 'array', value: Reply[] | null }
+  // RESP3 types (after HELLO 3)
+  | { type: 'null', value: null }
+  | { type: 'map', value: Reply[] }
+  | { type: 'verbatim', value: Buffer }
+  | { type: 'double', value: string }
+  | { type: 'boolean', value: string }
 
 /** Parses one reply at `at`; returns null if incomplete. Throws on bytes that are not RESP. */
 export function parseReply(buf: Buffer, at = 0): { reply: Reply, end: number } | null {
@@ -111,6 +117,25 @@ export function parseReply(buf: Buffer, at = 0): { reply: Reply, end: number } |
     case '+': return { reply: { type: 'simple', value: line }, end: nl + 2 }
     case '-': return { reply: { type: 'error', value: line }, end: nl + 2 }
     case ':': return { reply: { type: 'integer', value: line }, end: nl + 2 }
+    case '_': return { reply: { type: 'null', value: null }, end: nl + 2 }
+    case ',': return { reply: { type: 'double', value: line }, end: nl + 2 }
+    case '#': return { reply: { type: 'boolean', value: line }, end: nl + 2 }
+    case '=': {
+      const n = Number(line)
+      if (nl + 2 + n + 2 > buf.length) return null
+      return { reply: { type: 'verbatim', value: buf.subarray(nl + 2, nl + 2 + n) }, end: nl + 2 + n + 2 }
+    }
+    case '%': {
+      const items: Reply[] = []
+      let end = nl + 2
+      for (let i = 0; i < 2 * Number(line); i++) {
+        const r = parseReply(buf, end)
+        if (r === null) return null
+        items.push(r.reply)
+        end = r.end
+      }
+      return { reply: { type: 'map', value: items }, end }
+    }
     case '$': {
       const n = Number(line)
       if (n < 0) return { reply: { type: 'bulk', value: null }, end: nl + 2 }
