@@ -1,0 +1,266 @@
+/**
+ * The node's own commands, as opposed to data commands (commands.ts,
+ * string_commands.ts): transactions (MULTI/EXEC/DISCARD/WATCH), connection
+ * state (AUTH, HELLO, CLIENT, QUIT), introspection (INFO, CONFIG, COMMAND).
+ * INFO renders the server's own sections and asks the node for the rest.
+ */
+import { argInt, argIs, argString, globMatch, type Args } from './args.js'
+import { type CommandSpec, F_MULTI_CONTROL, F_NOAUTH, F_WRITE, OK, type Session } from './commands.js'
+import type { RespServer } from './server.js'
+
+export const ADMIN_COMMANDS: CommandSpec[] = [
+  { name: 'multi', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
+    if (s.conn.inMulti) { s.conn.out.error('ERR MULTI calls can not be nested'); return }
+    s.conn.inMulti = true
+    s.conn.multiError = false
+    s.conn.out.raw(OK)
+  } },
+  { name: 'exec', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
+    if (!s.conn.inMulti) { s.conn.out.error('ERR EXEC without MULTI'); return }
+    s.server.execMulti(s)
+  } },
+  { name: 'discard', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
+    if (!s.conn.inMulti) { s.conn.out.error('ERR DISCARD without MULTI'); return }
+    s.conn.inMulti = false
+    s.conn.multiQueue = []
+    s.conn.multiError = false
+    s.conn.unwatch()
+    s.conn.out.raw(OK)
+  } },
+  // Not F_MULTI_CONTROL: inside MULTI, AUTH is queued and runs with EXEC, as in Redis.
+  { name: 'auth', arity: -2, flags: F_NOAUTH, run: (s, a) => {
+    if (a.argc > 3) { s.conn.out.error('ERR syntax error'); return }
+    // With no password configured, the default user takes any password when named; the one-argument form is refused.
+    if (s.server.options.requirepass === null && a.argc === 2) {
+      s.conn.out.error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?')
+      return
+    }
+    const user = a.argc === 3 ? argString(a, 1) : 'default'
+    if (checkPassword(s, user, argString(a, a.argc - 1))) { s.conn.authenticate(); s.conn.out.raw(OK); return }
+    s.conn.out.error(WRONGPASS)
+  } },
+  { name: 'quit', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.conn.out.raw(OK); s.conn.closing = true } },
+  { name: 'client', arity: -2, flags: 0, run: (s, a) => {
+    const out = s.conn.out
+    if (argIs(a, 1, 'setname') && a.argc === 3) {
+      if (setClientName(s, a, 2)) out.raw(OK)
+    } else if (argIs(a, 1, 'getname') && a.argc === 2) {
+      if (s.conn.name === '') out.nullBulk(); else out.bulkString(s.conn.name)
+    } else if (argIs(a, 1, 'id') && a.argc === 2) {
+      out.integer(s.conn.id)
+    } else if ((argIs(a, 1, 'list') || argIs(a, 1, 'info')) ) {
+      const lines: string[] = []
+      for (const c of s.server.connections) {
+        if (argIs(a, 1, 'info') && c !== s.conn) continue
+        lines.push(`id=${c.id} addr=${c.addr} name=${c.name} age=${Math.floor((Date.now() - c.createdMs) / 1000)} cmds=${c.commandsTotal} multi=${c.inMulti ? c.multiQueue.length : -1}`)
+      }
+      out.verbatim(lines.join('\n') + '\n')
+    } else if (argIs(a, 1, 'setinfo')) {
+      out.raw(OK)
+    } else {
+      out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 64)}'. Try CLIENT HELP.`)
+    }
+  } },
+  { name: 'command', arity: -1, flags: 0, run: (s, a) => {
+    const out = s.conn.out
+    if (a.argc >= 2 && argIs(a, 1, 'count')) { out.integer(new Set([...s.server.commands.values()]).size); return }
+    if (a.argc >= 2 && argIs(a, 1, 'docs')) { out.arrayHeader(0); return }
+    const specs = [...new Set(s.server.commands.values())]
+    out.arrayHeader(specs.length)
+    for (const spec of specs) {
+      out.arrayHeader(6)
+      out.bulkString(spec.name)
+      out.integer(spec.arity)
+      const flags: string[] = []
+      if ((spec.flags & F_WRITE) !== 0) flags.push('write')
+      else flags.push('readonly')
+      out.arrayHeader(flags.length)
+      for (const f of flags) out.simple(f)
+      const hasKey = spec.name !== 'ping' && spec.name !== 'echo' && (spec.flags & (F_WRITE | 2)) !== 0
+      out.integer(hasKey ? 1 : 0)
+      out.integer(hasKey ? (spec.name === 'mset' || spec.name === 'msetnx' ? -1 : spec.arity < 0 && spec.name !== 'set' ? -1 : 1) : 0)
+      out.integer(hasKey ? (spec.name === 'mset' || spec.name === 'msetnx' ? 2 : 1) : 0)
+    }
+  } },
+  { name: 'config', arity: -2, flags: 0, run: (s, a) => {
+    const out = s.conn.out
+    if (argIs(a, 1, 'get') && a.argc >= 3) {
+      const values: Record<string, string> = {
+        save: '', appendonly: 'no', maxmemory: String(s.server.node.writer?.options.maxMemoryBytes ?? 0),
+        databases: '1', 'proto-max-bulk-len': String(s.server.options.valueBytesMax),
+        maxclients: String(s.server.options.maxClients), port: String(s.server.port),
+        bind: s.server.options.host, 'replica-read-only': 'yes',
+      }
+      const pairs: string[] = []
+      for (let i = 2; i < a.argc; i++) {
+        const asked = argString(a, i)
+        // A plain name (no glob character) is looked up, and answered with the name as the client wrote it.
+        if (!/[*?[]/.test(asked)) {
+          const v = values[asked.toLowerCase()]
+          if (v !== undefined && !pairs.includes(asked.toLowerCase())) pairs.push(asked, v)
+          continue
+        }
+        for (const [k, v] of Object.entries(values)) {
+          const name = Buffer.from(k)
+          // Parameter names match case-insensitively, with the same bounded matcher as SCAN MATCH.
+          if (globMatch(a.data, a.argStart[i], a.argLength[i], name, 0, name.length, true) && !pairs.includes(k)) pairs.push(k, v)
+        }
+      }
+      out.mapHeader(pairs.length / 2)
+      for (const p of pairs) out.bulkString(p)
+    } else if (argIs(a, 1, 'set')) {
+      out.error('ERR CONFIG SET is not supported by freshet; use the command-line flags')
+    } else if (argIs(a, 1, 'resetstat')) {
+      s.server.commandsTotal = 0
+      s.server.node.resetStats()
+      out.raw(OK)
+    } else {
+      out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 64)}'. Try CONFIG HELP.`)
+    }
+  } },
+  { name: 'info', arity: -1, flags: 0, run: (s, a) => {
+    const sections = a.argc > 1 ? Array.from({ length: a.argc - 1 }, (_, i) => argString(a, i + 1).toLowerCase()) : ['default']
+    s.conn.out.verbatim(renderInfo(s.server, sections))
+  } },
+  { name: 'watch', arity: -2, flags: F_MULTI_CONTROL, run: (s, a) => {
+    const conn = s.conn
+    if (conn.inMulti) { conn.out.error('ERR WATCH inside MULTI is not allowed'); return }
+    if (conn.watchedKeys.length + a.argc - 1 > WATCHED_KEYS_MAX) { conn.out.error(`ERR at most ${WATCHED_KEYS_MAX} keys may be watched by one connection`); return }
+    const view = s.node.view
+    for (let i = 1; i < a.argc; i++) {
+      const key = a.data.subarray(a.argStart[i], a.argStart[i] + a.argLength[i])
+      if (conn.watchedKeys.some((k) => k.equals(key))) continue
+      conn.watchedKeys.push(Buffer.from(key))
+      conn.watchedVersions.push(view.versionOf(a.data, a.argStart[i], a.argLength[i]))
+    }
+    conn.out.raw(OK)
+  } },
+  // Queued inside MULTI, like Redis (EXEC unwatches anyway).
+  { name: 'unwatch', arity: 1, flags: 0, run: (s) => { s.conn.unwatch(); s.conn.out.raw(OK) } },
+  { name: 'hello', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: hello },
+]
+
+const WATCHED_KEYS_MAX = 100_000
+const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.'
+
+/** The default user's password check (any password when none is configured). */
+function checkPassword(s: Session, user: string, given: string): boolean {
+  const pass = s.server.options.requirepass
+  if (user !== 'default') return false
+  return pass === null || timingSafeEqualString(given, pass)
+}
+
+/** CLIENT SETNAME / HELLO SETNAME: printable ASCII without spaces ('!' to '~'), as Redis requires. */
+function setClientName(s: Session, a: Args, i: number): boolean {
+  for (let j = 0; j < a.argLength[i]; j++) {
+    const c = a.data[a.argStart[i] + j]
+    if (c < 0x21 || c > 0x7e) { s.conn.out.error('ERR Client names cannot contain spaces, newlines or special characters.'); return false }
+  }
+  s.conn.name = argString(a, i)
+  return true
+}
+
+/**
+ * HELLO [protover [AUTH user pass] [SETNAME name]]: picks RESP2 or RESP3 for
+ * this connection (authenticating first if asked) and answers with a map
+ * describing the node.
+ */
+function hello(s: Session, a: Args): void {
+  const conn = s.conn
+  const out = conn.out
+  let protocol = 0
+  if (a.argc >= 2) {
+    protocol = argInt(a, 1)
+    if (Number.isNaN(protocol)) { out.error('ERR Protocol version is not an integer or out of range'); return }
+    if (protocol < 2 || protocol > 3) { out.error('NOPROTO unsupported protocol version'); return }
+  }
+  let user: string | null = null
+  let password = ''
+  for (let j = 2; j < a.argc; j++) {
+    const more = a.argc - 1 - j
+    if (argIs(a, j, 'auth') && more >= 2) {
+      user = argString(a, j + 1)
+      password = argString(a, j + 2)
+      j += 2
+    } else if (argIs(a, j, 'setname') && more >= 1) {
+      if (!setClientName(s, a, j + 1)) return
+      j++
+    } else {
+      out.error(`ERR Syntax error in HELLO option '${argString(a, j).slice(0, 128)}'`)
+      return
+    }
+  }
+  if (user !== null) {
+    if (!checkPassword(s, user, password)) { out.error(WRONGPASS); return }
+    conn.authenticate()
+  }
+  if (!conn.authed) {
+    out.error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time')
+    return
+  }
+  if (protocol !== 0) out.protocol = protocol
+  out.mapHeader(7)
+  out.bulkString('server'); out.bulkString('freshet')
+  out.bulkString('version'); out.bulkString(REDIS_VERSION)
+  out.bulkString('proto'); out.integer(out.protocol)
+  out.bulkString('id'); out.integer(conn.id)
+  out.bulkString('mode'); out.bulkString('standalone')
+  out.bulkString('role'); out.bulkString(s.node.role === 'primary' ? 'master' : 'replica')
+  out.bulkString('modules'); out.arrayHeader(0)
+}
+
+/** The Redis version whose behaviour freshet follows (HELLO, INFO redis_version). */
+const REDIS_VERSION = '7.0.0'
+
+function timingSafeEqualString(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  let diff = x.length ^ y.length
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i % Math.max(1, x.length)] ?? 0) ^ (y[i % Math.max(1, y.length)] ?? 0)
+  return diff === 0
+}
+
+const ALL_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'keyspace']
+
+export function renderInfo(server: RespServer, requested: string[]): string {
+  const want = new Set<string>()
+  for (const r of requested) {
+    if (r === 'all' || r === 'everything' || r === 'default') for (const x of ALL_SECTIONS) want.add(x)
+    else want.add(r)
+  }
+  const parts: string[] = []
+  for (const section of ALL_SECTIONS) {
+    if (!want.has(section)) continue
+    const lines = sectionLines(server, section)
+    if (lines === null) continue
+    parts.push(`# ${section[0].toUpperCase()}${section.slice(1)}\r\n` + lines.map(([k, v]) => `${k}:${v}`).join('\r\n') + '\r\n')
+  }
+  return parts.join('\r\n')
+}
+
+function sectionLines(server: RespServer, section: string): Array<[string, string | number]> | null {
+  const node = server.node
+  switch (section) {
+    case 'server':
+      return [
+        ['redis_version', REDIS_VERSION], ['freshet_version', '0.1.0'], ['redis_mode', 'standalone'],
+        ['process_id', process.pid], ['tcp_port', server.port],
+        ['uptime_in_seconds', Math.floor((Date.now() - server.startedMs) / 1000)],
+        ['executable', process.argv[1] ?? ''],
+      ]
+    case 'clients':
+      return [['connected_clients', server.connections.size], ['maxclients', server.options.maxClients]]
+    case 'stats':
+      return [
+        ['total_connections_received', server.connectionsTotal], ['total_commands_processed', server.commandsTotal],
+        ['rejected_connections', server.rejectedConnections], ['internal_errors', server.internalErrors],
+        ...(node.info('stats') ?? []),
+      ]
+    case 'keyspace': {
+      const keys = node.keyCount()
+      return keys > 0 ? [['db0', `keys=${keys},expires=0,avg_ttl=0`]] : []
+    }
+    default:
+      return node.info(section)
+  }
+}
