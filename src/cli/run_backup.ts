@@ -36,6 +36,7 @@ export async function startBackup(o: BackupRunOptions): Promise<RunningBackup> {
   const server = new RespServer(backup, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,
     valueBytesMax: o.valueBytesMax, log: o.log,
+    shutdown: () => { stop().then(() => process.exit(0), (err) => { o.log(`shutdown failed: ${String(err)}`); process.exit(1) }) },
   })
   backup.server = server
   await server.listen()

@@ -40,6 +40,7 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
   const server = new RespServer(primary, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,
     valueBytesMax: o.valueBytesMax, log: o.log,
+    shutdown: () => { stop().then(() => process.exit(0), (err) => { o.log(`shutdown failed: ${String(err)}`); process.exit(1) }) },
   })
   shipping.server = server
   await server.listen()
@@ -47,8 +48,10 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
   let stopping: Promise<void> | null = null
   const stop = (): Promise<void> => {
     if (stopping === null) stopping = (async () => {
-      await server.close()
+      // Seal and flush the log before closing connections: replies of writes made durable still go out.
+      server.quiesce()
       await primary.close()
+      await server.close()
       shipping.close()
     })()
     return stopping

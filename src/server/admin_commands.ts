@@ -4,9 +4,11 @@
  * state (AUTH, HELLO, CLIENT, QUIT), introspection (INFO, CONFIG, COMMAND).
  * INFO renders the server's own sections and asks the node for the rest.
  */
-import { argInt, argIs, argString, globMatch, type Args } from './args.js'
-import { type CommandSpec, F_MULTI_CONTROL, F_NOAUTH, F_WRITE, OK, type Session } from './commands.js'
+import { createHash } from 'node:crypto'
+import { argInt, argIs, argString, globMatch, parseMemory, type Args } from './args.js'
+import { type CommandSpec, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_WRITE, OK, type Session } from './commands.js'
 import type { RespServer } from './server.js'
+import { REF_NONE } from '../constants.js'
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'multi', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
@@ -82,7 +84,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       out.integer(hasKey ? (spec.name === 'mset' || spec.name === 'msetnx' ? 2 : 1) : 0)
     }
   } },
-  { name: 'config', arity: -2, flags: 0, run: (s, a) => {
+  { name: 'config', arity: -2, flags: F_ADMIN, run: (s, a) => {
     const out = s.conn.out
     if (argIs(a, 1, 'get') && a.argc >= 3) {
       const values: Record<string, string> = {
@@ -109,7 +111,8 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       out.mapHeader(pairs.length / 2)
       for (const p of pairs) out.bulkString(p)
     } else if (argIs(a, 1, 'set')) {
-      out.error('ERR CONFIG SET is not supported by freshet; use the command-line flags')
+      if (a.argc >= 4 && a.argc % 2 === 0) configSet(s, a)
+      else out.error('ERR wrong number of arguments for \'config|set\' command')
     } else if (argIs(a, 1, 'resetstat')) {
       s.server.commandsTotal = 0
       s.server.node.resetStats()
@@ -138,6 +141,10 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
   // Queued inside MULTI, like Redis (EXEC unwatches anyway).
   { name: 'unwatch', arity: 1, flags: 0, run: (s) => { s.conn.unwatch(); s.conn.out.raw(OK) } },
   { name: 'hello', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: hello },
+  { name: 'reset', arity: 1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.server.resetConnection(s.conn); s.conn.out.simple('RESET') } },
+  { name: 'monitor', arity: 1, flags: F_ADMIN | F_BLOCKING, run: (s) => { s.server.monitors.add(s.conn); s.conn.out.raw(OK) } },
+  { name: 'shutdown', arity: -1, flags: F_ADMIN | F_MULTI_CONTROL, run: shutdown },
+  { name: 'debug', arity: -2, flags: F_ADMIN, run: debug },
 ]
 
 const WATCHED_KEYS_MAX = 100_000
@@ -209,6 +216,113 @@ function hello(s: Session, a: Args): void {
   out.bulkString('modules'); out.arrayHeader(0)
 }
 
+/** CONFIG SET, for the parameters that can change at run time; all pairs are checked before any applies. */
+function configSet(s: Session, a: Args): void {
+  const out = s.conn.out
+  const writer = s.server.node.writer
+  const apply: Array<() => void> = []
+  for (let i = 2; i < a.argc; i += 2) {
+    const name = argString(a, i).toLowerCase()
+    const value = argString(a, i + 1)
+    const bad = (): void => out.error(`ERR CONFIG SET failed (possibly related to argument '${name.slice(0, 64)}') - argument couldn't be parsed into an integer`)
+    switch (name) {
+      case 'maxclients': {
+        const n = argInt(a, i + 1)
+        if (!(n >= 1)) { bad(); return }
+        apply.push(() => { s.server.options.maxClients = n })
+        break
+      }
+      case 'maxmemory': {
+        const n = parseMemory(value)
+        if (n === null) { bad(); return }
+        if (writer === null) { out.error('ERR CONFIG SET failed (possibly related to argument \'maxmemory\') - a backup\'s memory follows its primary in this version'); return }
+        // 0 means no limit, as in Redis.
+        apply.push(() => { writer.options.maxMemoryBytes = n === 0 ? Number.MAX_SAFE_INTEGER : n })
+        break
+      }
+      case 'requirepass':
+        apply.push(() => { s.server.options.requirepass = value === '' ? null : value })
+        break
+      case 'save': case 'appendonly': {
+        // freshet's log is its persistence: these accept only the values that describe it.
+        const current = name === 'save' ? '' : 'no'
+        if (value.toLowerCase() !== current) { out.error(`ERR CONFIG SET failed (possibly related to argument '${name}') - freshet persists through its log; ${name} stays '${current}'`); return }
+        break
+      }
+      case 'port': case 'bind': case 'databases': case 'dir': case 'dbfilename': case 'proto-max-bulk-len': case 'daemonize':
+        out.error(`ERR CONFIG SET failed (possibly related to argument '${name}') - can't set immutable config`)
+        return
+      default:
+        out.error(`ERR Unknown option or number of arguments for CONFIG SET - '${name.slice(0, 64)}'`)
+        return
+    }
+  }
+  for (const f of apply) f()
+  out.raw(OK)
+}
+
+/** SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: flushes the log and stops the node (freshet has no snapshot to save). */
+function shutdown(s: Session, a: Args): void {
+  for (let i = 1; i < a.argc; i++) {
+    if (argIs(a, i, 'abort')) { s.conn.out.error('ERR No shutdown in progress.'); return }
+    if (!argIs(a, i, 'nosave') && !argIs(a, i, 'save') && !argIs(a, i, 'now') && !argIs(a, i, 'force')) { s.conn.out.error('ERR syntax error'); return }
+  }
+  const stop = s.server.options.shutdown
+  if (stop === null) { s.conn.out.error('ERR SHUTDOWN is not available on this node'); return }
+  s.server.options.log(`SHUTDOWN from client ${s.conn.addr}: flushing the log and closing`)
+  stop()
+}
+
+const DEBUG_SLEEP_SECONDS_MAX = 600
+const DIGEST_EMPTY = '0'.repeat(40)
+
+/**
+ * DEBUG SLEEP (blocks the whole node, as Redis's does: tests use it to make
+ * latency), DEBUG DIGEST (a digest of the dataset: equal on nodes that hold
+ * the same keys and values, whatever their order) and DEBUG DIGEST-VALUE.
+ * Only from a loopback connection.
+ */
+function debug(s: Session, a: Args): void {
+  const out = s.conn.out
+  const remote = s.conn.socket.remoteAddress ?? ''
+  if (remote !== '127.0.0.1' && remote !== '::1' && remote !== '::ffff:127.0.0.1') { out.error('ERR DEBUG command not allowed from a non-local connection'); return }
+  if (argIs(a, 1, 'sleep') && a.argc === 3) {
+    const seconds = Number(argString(a, 2))
+    if (!Number.isFinite(seconds) || seconds < 0 || seconds > DEBUG_SLEEP_SECONDS_MAX) { out.error('ERR value is not a valid float'); return }
+    // Blocks the main thread on purpose, like Redis's DEBUG SLEEP.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, seconds * 1000) // nothing publishes here: a plain timed wait
+    out.raw(OK)
+    return
+  }
+  if (argIs(a, 1, 'digest') && a.argc === 2) {
+    const acc = Buffer.alloc(20)
+    let any = false
+    const view = s.node.view
+    let cursor = 0
+    do {
+      cursor = view.scanStep(cursor, 1024, (ref) => {
+        const c = view.locate(ref)
+        const h = createHash('sha1').update(c.u8.subarray(c.keyStart, c.keyStart + c.keyLength)).update(Buffer.from([0])).update(c.u8.subarray(c.valueStart, c.valueStart + c.valueLength)).digest()
+        for (let i = 0; i < 20; i++) acc[i] ^= h[i]
+        any = true
+      })
+    } while (cursor !== 0)
+    out.simple(any ? acc.toString('hex') : DIGEST_EMPTY)
+    return
+  }
+  if (argIs(a, 1, 'digest-value')) {
+    out.arrayHeader(a.argc - 2)
+    for (let i = 2; i < a.argc; i++) {
+      const ref = s.node.view.lookup(a.data, a.argStart[i], a.argLength[i])
+      if (ref === REF_NONE) { out.simple(DIGEST_EMPTY); continue }
+      const c = s.node.view.locate(ref)
+      out.simple(createHash('sha1').update(c.u8.subarray(c.valueStart, c.valueStart + c.valueLength)).digest('hex'))
+    }
+    return
+  }
+  out.error(`ERR DEBUG subcommand '${argString(a, 1).slice(0, 64)}' is not supported by freshet (SLEEP, DIGEST, DIGEST-VALUE are)`)
+}
+
 /** The Redis version whose behaviour freshet follows (HELLO, INFO redis_version). */
 const REDIS_VERSION = '7.0.0'
 
@@ -244,16 +358,32 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
     case 'server':
       return [
         ['redis_version', REDIS_VERSION], ['freshet_version', '0.1.0'], ['redis_mode', 'standalone'],
-        ['process_id', process.pid], ['tcp_port', server.port],
+        ['os', `${process.platform} ${process.arch}`], ['arch_bits', 64], ['multiplexing_api', 'epoll'],
+        ['process_id', process.pid], ['run_id', server.runId], ['tcp_port', server.port],
         ['uptime_in_seconds', Math.floor((Date.now() - server.startedMs) / 1000)],
-        ['executable', process.argv[1] ?? ''],
+        ['uptime_in_days', Math.floor((Date.now() - server.startedMs) / 86_400_000)],
+        ['executable', process.argv[1] ?? ''], ['config_file', ''],
       ]
     case 'clients':
-      return [['connected_clients', server.connections.size], ['maxclients', server.options.maxClients]]
+      return [
+        ['connected_clients', server.connections.size], ['maxclients', server.options.maxClients],
+        ['blocked_clients', server.blockedClients()], ['tracking_clients', 0], ['monitors', server.monitors.size],
+      ]
+    case 'memory': {
+      const lines = node.info('memory') ?? []
+      const used = Number(lines.find(([k]) => k === 'used_memory')?.[1] ?? 0)
+      const rss = process.memoryUsage.rss()
+      return [
+        ...lines, ['used_memory_human', humanBytes(used)], ['used_memory_rss', rss], ['used_memory_rss_human', humanBytes(rss)],
+        ['mem_allocator', 'libc'],
+      ]
+    }
     case 'stats':
       return [
         ['total_connections_received', server.connectionsTotal], ['total_commands_processed', server.commandsTotal],
+        ['instantaneous_ops_per_sec', server.instantaneousOps()],
         ['rejected_connections', server.rejectedConnections], ['internal_errors', server.internalErrors],
+        ['expired_keys', 0], ['evicted_keys', 0],
         ...(node.info('stats') ?? []),
       ]
     case 'keyspace': {
@@ -263,4 +393,14 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
     default:
       return node.info(section)
   }
+}
+
+/** Bytes as Redis's INFO *_human fields show them (1.50M, 312.00K, 900B). */
+function humanBytes(n: number): string {
+  if (n < 1024) return `${n}B`
+  const units = ['K', 'M', 'G', 'T', 'P']
+  let v = n / 1024
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  return `${v.toFixed(2)}${units[u]}`
 }

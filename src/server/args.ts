@@ -151,3 +151,17 @@ function matchOne(p: Uint8Array, pi: number, pe: number, c: number, nocase: bool
   if (pc === 92 && pi + 1 < pe) return fold(p[pi + 1], nocase) === fold(c, nocase) ? pi + 2 : -1
   return fold(pc, nocase) === fold(c, nocase) ? pi + 1 : -1
 }
+
+const MEMORY_UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1024, m: 1000 ** 2, mb: 1024 ** 2, g: 1000 ** 3, gb: 1024 ** 3 }
+
+/** A memory size as CONFIG SET takes it ("100mb", "1gb", "1048576"); null if it is not one. */
+export function parseMemory(text: string): number | null {
+  const t = text.toLowerCase()
+  let i = 0
+  while (i < t.length && t.charCodeAt(i) >= 48 && t.charCodeAt(i) <= 57) i++
+  if (i === 0 || i > 18) return null
+  const unit = MEMORY_UNITS[t.slice(i)]
+  if (unit === undefined) return null
+  const n = Number(t.slice(0, i)) * unit
+  return Number.isSafeInteger(n) ? n : null
+}

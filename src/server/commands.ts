@@ -22,6 +22,8 @@ export const F_MULTI_CONTROL = 8
 export const F_BLOCKING = 16
 /** The reply reflects the whole keyspace (DBSIZE, SCAN): it waits for every write before it. */
 export const F_OBSERVES_ALL = 32
+/** Administrative (CONFIG, DEBUG, MONITOR, SHUTDOWN): not echoed to MONITOR, as in Redis. */
+export const F_ADMIN = 64
 
 export interface CommandSpec {
   name: string

@@ -96,6 +96,12 @@ export class Connection {
     this.watchedVersions.length = 0
   }
 
+  /** RESET on a node with a password: the connection must AUTH again, with the small bounds meanwhile. */
+  deauthenticate(): void {
+    this.authed = false
+    this.parser.setLimits(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX)
+  }
+
   /** The client proved its password: it may now send requests up to the connection's full bounds. */
   authenticate(): void {
     this.authed = true

@@ -53,6 +53,12 @@ export class ReplyWriter {
     this.length += bytes.length
   }
 
+  /** A whole pre-formatted line (MONITOR output), written as is. */
+  simpleLine(line: string): void {
+    this.ensure(line.length * 3)
+    this.length += this.buf.write(line, this.length, 'utf8')
+  }
+
   simple(text: string): void {
     this.ensure(text.length * 3 + 3)
     this.buf[this.length++] = 43 // '+'

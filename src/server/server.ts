@@ -8,6 +8,7 @@
  * bytes (a client over them is cut off), bulk and key/value sizes. Bad input
  * gets an error reply and at most its own connection closed.
  */
+import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { QUERY_BUFFER_BYTES_MAX } from '../constants.js'
 import { DbError } from '../errors.js'
@@ -15,10 +16,11 @@ import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
 import type { Primary } from '../primary/primary.js'
 import { type Args, argString, copyArgs } from './args.js'
-import { COMMANDS, type CommandSpec, errorReply, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED, type Session } from './commands.js'
+import { COMMANDS, type CommandSpec, errorReply, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED, type Session } from './commands.js'
 import { Connection } from './connection.js'
 import { STRING_COMMANDS } from './string_commands.js'
 import { ADMIN_COMMANDS } from './admin_commands.js'
+import { KEYSPACE_EXTRAS } from './keyspace_extras.js'
 import { PARSE_COMMAND } from './resp.js'
 
 export interface ServedNode {
@@ -47,6 +49,8 @@ export interface ServerOptions {
   maxClients: number
   valueBytesMax: number
   log: (line: string) => void
+  /** How SHUTDOWN stops this node (flush the log, close, exit); null: SHUTDOWN is refused. */
+  shutdown: (() => void) | null
 }
 
 export class RespServer {
@@ -67,6 +71,18 @@ export class RespServer {
   /** Unexpected exceptions caught at a connection's boundary (each logged with its stack). */
   internalErrors: number
   port: number
+  /** Connections in MONITOR mode: each command is echoed to them as it arrives. */
+  readonly monitors: Set<Connection>
+  /** Unique per process start (INFO run_id), as Redis's. */
+  readonly runId: string
+  /** Commands per second over the last OPS_SAMPLES sampling periods (INFO instantaneous_ops_per_sec). */
+  private readonly opsSamples: Float64Array
+  private opsSampleAt: number
+  private opsSampleCommands: number
+  private opsSampleMs: number
+  private readonly sampler: NodeJS.Timeout
+  /** Resolves once the listening socket is closed (set by the first quiesce()). */
+  private closedListener: Promise<void> | null
 
   constructor(node: ServedNode, options: ServerOptions) {
     this.node = node
@@ -83,8 +99,17 @@ export class RespServer {
     this.rejectedConnections = 0
     this.internalErrors = 0
     this.port = options.port
+    this.monitors = new Set()
+    this.runId = randomBytes(20).toString('hex')
+    this.opsSamples = new Float64Array(OPS_SAMPLES)
+    this.opsSampleAt = 0
+    this.opsSampleCommands = 0
+    this.opsSampleMs = Date.now()
+    this.sampler = setInterval(() => this.sampleOps(), OPS_SAMPLE_INTERVAL_MS)
+    this.sampler.unref()
+    this.closedListener = null
     this.byHash = new Map()
-    for (const spec of [...COMMANDS, ...STRING_COMMANDS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
+    for (const spec of [...COMMANDS, ...STRING_COMMANDS, ...KEYSPACE_EXTRAS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
       this.commands.set(spec.name, spec)
       const name = Buffer.from(spec.name)
       const h = nameHash(name, 0, name.length)
@@ -107,13 +132,53 @@ export class RespServer {
     })
   }
 
+  /** One sample of the command rate, for instantaneous_ops_per_sec. */
+  private sampleOps(): void {
+    const now = Date.now()
+    const elapsedMs = Math.max(1, now - this.opsSampleMs)
+    this.opsSamples[this.opsSampleAt] = ((this.commandsTotal - this.opsSampleCommands) * 1000) / elapsedMs
+    this.opsSampleAt = (this.opsSampleAt + 1) % OPS_SAMPLES
+    this.opsSampleCommands = this.commandsTotal
+    this.opsSampleMs = now
+  }
+
+  instantaneousOps(): number {
+    let sum = 0
+    for (const v of this.opsSamples) sum += v
+    return Math.round(sum / OPS_SAMPLES)
+  }
+
+  /** Connections parked by a blocking command (INFO blocked_clients). */
+  blockedClients(): number {
+    let n = 0
+    for (const c of this.connections) if (c.blocked) n++
+    return n
+  }
+
+  /**
+   * First step of a clean stop: no new connections and no further input, and
+   * what this turn wrote is sealed. Replies already held go out as the node
+   * releases them (the caller then flushes the log), so a client whose write
+   * became durable before the stop gets its answer.
+   */
+  quiesce(): void {
+    if (this.closedListener === null) this.closedListener = new Promise((resolve) => this.server.close(() => resolve()))
+    for (const c of this.connections) {
+      if (!c.detached) c.socket.pause()
+    }
+    this.endTurn()
+  }
+
+  /** Sends what may be sent and closes every connection. */
   close(): Promise<void> {
+    clearInterval(this.sampler)
+    this.quiesce()
     for (const c of this.connections) {
       this.flushConnection(c)
       c.socket.end()
       setTimeout(() => c.destroy(), 200).unref()
     }
-    return new Promise((resolve) => this.server.close(() => resolve()))
+    return this.closedListener!
   }
 
   private accept(socket: net.Socket): void {
@@ -133,6 +198,7 @@ export class RespServer {
     socket.on('close', () => {
       conn.closed = true
       this.connections.delete(conn)
+      this.monitors.delete(conn)
       this.held.delete(conn)
       this.dirty.delete(conn)
     })
@@ -196,7 +262,7 @@ export class RespServer {
     setImmediate(() => this.endTurn())
   }
 
-  private endTurn(): void {
+  endTurn(): void {
     this.turnScheduled = false
     this.node.endTurn()
     this.releaseHeld()
@@ -240,6 +306,7 @@ export class RespServer {
       out.error('NOAUTH Authentication required.')
       return
     }
+    if (this.monitors.size > 0 && (spec.flags & F_ADMIN) === 0) this.feedMonitors(conn, a, spec)
     if (conn.inMulti && (spec.flags & F_MULTI_CONTROL) === 0) {
       if ((spec.flags & F_BLOCKING) !== 0) {
         conn.multiError = true
@@ -309,6 +376,46 @@ export class RespServer {
       this.options.log(`internal error in '${spec.name}' from client ${conn.addr}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
       conn.out.error(`ERR internal error while running '${spec.name}' (the server logged it)`)
     }
+  }
+
+  /**
+   * MONITOR: echoes a command, as it arrives, to every monitoring connection.
+   * A monitor that does not read fast enough is cut off (its output is
+   * bounded); it never slows the server down. AUTH and HELLO arguments are
+   * not shown.
+   */
+  private feedMonitors(from: Connection, a: Args, spec: CommandSpec): void {
+    const us = Math.floor((performance.timeOrigin + performance.now()) * 1000)
+    let line = `+${Math.floor(us / 1e6)}.${String(us % 1e6).padStart(6, '0')} [0 ${from.addr}]`
+    const redact = spec.name === 'auth' || spec.name === 'hello'
+    for (let i = 0; i < a.argc; i++) line += ' ' + (redact && i > 0 ? '"(redacted)"' : quoteArg(a.data, a.argStart[i], a.argLength[i]))
+    line += '\r\n'
+    for (const m of this.monitors) {
+      if (m.closed) continue
+      if (m.socket.writableLength + m.out.length + line.length > MONITOR_OUTPUT_BYTES_MAX) {
+        this.options.log(`monitor ${m.addr} cut off: its output is over ${MONITOR_OUTPUT_BYTES_MAX} bytes`)
+        this.monitors.delete(m)
+        m.destroy()
+        continue
+      }
+      m.out.simpleLine(line)
+      // Released at once (nothing to wait for), in order after the monitor's own replies.
+      m.mark(-1, this.node.releasedLsn())
+      this.dirty.add(m)
+    }
+    this.scheduleTurnEnd()
+  }
+
+  /** RESET: the connection's state back to that of a new connection. */
+  resetConnection(conn: Connection): void {
+    conn.inMulti = false
+    conn.multiQueue = []
+    conn.multiError = false
+    conn.unwatch()
+    conn.name = ''
+    conn.out.protocol = 2
+    this.monitors.delete(conn)
+    if (this.options.requirepass !== null) conn.deauthenticate()
   }
 
   /** A blocking command parks its connection: no further input runs until unblock(). */
@@ -402,6 +509,28 @@ export class RespServer {
 }
 
 const COMMAND_NAME_BYTES_MAX = 32
+const OPS_SAMPLES = 16
+const OPS_SAMPLE_INTERVAL_MS = 100
+/** A monitor's unsent output beyond this cuts it off. */
+const MONITOR_OUTPUT_BYTES_MAX = 4 * 1024 * 1024
+
+/** An argument as MONITOR shows it: in double quotes, with \\, \", \n, \r, \t, \a, \b and \xHH escapes. */
+function quoteArg(d: Uint8Array, start: number, length: number): string {
+  let out = '"'
+  for (let i = start; i < start + length; i++) {
+    const c = d[i]
+    if (c === 92) out += '\\\\'
+    else if (c === 34) out += '\\"'
+    else if (c === 10) out += '\\n'
+    else if (c === 13) out += '\\r'
+    else if (c === 9) out += '\\t'
+    else if (c === 7) out += '\\a'
+    else if (c === 8) out += '\\b'
+    else if (c >= 32 && c < 127) out += String.fromCharCode(c)
+    else out += '\\x' + c.toString(16).padStart(2, '0')
+  }
+  return out + '"'
+}
 
 /** FNV-1a over the case-folded bytes of a command name. */
 function nameHash(d: Uint8Array, start: number, length: number): number {

@@ -23,7 +23,8 @@ let redis: RedisProcess
 let freshet: PrimaryProcess
 
 beforeAll(async () => {
-  redis = await startRedis()
+  // One database, as freshet has: SELECT, MOVE, SWAPDB and COPY ... DB then answer alike.
+  redis = await startRedis(['--databases', '1'])
   freshet = await startPrimary()
 })
 

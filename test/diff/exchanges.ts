@@ -112,6 +112,20 @@ export const EXCHANGES: Exchange[] = [
   { name: 'resp3: nulls, maps and verbatim text where Redis uses them', resp3: true, requests: [['GET', '{k}missing'], ['MGET', '{k}missing', '{k}x'], ['SET', '{k}x', '1', 'NX', 'GET'], ['CONFIG', 'GET', 'maxclients'], ['CLIENT', 'GETNAME'], ['MULTI'], ['PING'], ['EXEC'], ['SET', '{k}a', '1'], ['GETDEL', '{k}zz']] },
   { name: 'resp3: an aborted EXEC is a null', resp3: true, requests: [['WATCH', '{k}a'], ['SET', '{k}a', '1'], ['MULTI'], ['PING'], ['EXEC']] },
 
+  // ---------------------------------------------------------------- a string-only, expiry-free, single-database keyspace
+  { name: 'ttl family on keys without expiry', requests: [['SET', '{k}a', '1'], ['TTL', '{k}a'], ['PTTL', '{k}a'], ['TTL', '{k}missing'], ['PTTL', '{k}missing'], ['EXPIRETIME', '{k}a'], ['PEXPIRETIME', '{k}missing'], ['PERSIST', '{k}a'], ['PERSIST', '{k}missing']] },
+  { name: 'object encoding of strings', requests: [['SET', '{k}i', '12345'], ['SET', '{k}e', 'short string'], ['SET', '{k}r', 'x'.repeat(45)], ['SET', '{k}z', '012'], ['SET', '{k}n', '-9223372036854775808'],
+    ['OBJECT', 'ENCODING', '{k}i'], ['OBJECT', 'ENCODING', '{k}e'], ['OBJECT', 'ENCODING', '{k}r'], ['OBJECT', 'ENCODING', '{k}z'], ['OBJECT', 'ENCODING', '{k}n'], ['OBJECT', 'ENCODING', '{k}missing'], ['OBJECT', 'FOO', '{k}i']] },
+  { name: 'move and swapdb with one database', requests: [['SET', '{k}a', '1'], ['MOVE', '{k}a', '0'], ['MOVE', '{k}a', '1'], ['MOVE', '{k}a', 'x'], ['SWAPDB', '0', '0'], ['SWAPDB', '0', '1'], ['SWAPDB', 'x', '0'], ['SELECT', '0'], ['SELECT', '1']] },
+  { name: 'object and memory: subcommand errors', requests: [['OBJECT', 'ENCODING'], ['OBJECT', 'ENCODING', 'a', 'b'], ['MEMORY', 'FOO'], ['MEMORY', 'USAGE'], ['OBJECT', 'FREQ', '{k}missing']] },
+  { name: 'other data types are out of scope', requests: [['LPUSH', '{k}l', 'x'], ['HSET', '{k}h', 'f', 'v'], ['SADD', '{k}s', 'm'], ['ZADD', '{k}z', '1', 'm']] },
+  { name: 'expiry is refused until it lands', requests: [['SET', '{k}a', '1'], ['EXPIRE', '{k}a', '10'], ['SETEX', '{k}b', '10', 'v'], ['TTL', '{k}a']] },
+
+  // ---------------------------------------------------------------- connection state
+  { name: 'reset: leaves MULTI, forgets WATCH and the name, back to RESP2', requests: [['CLIENT', 'SETNAME', 'x'], ['WATCH', '{k}a'], ['MULTI'], ['RESET'], ['CLIENT', 'GETNAME'], ['SET', '{k}a', '1'], ['MULTI'], ['GET', '{k}a'], ['EXEC']] },
+  // (CONFIG SET port is immutable in freshet but not in Redis: never sent to the oracle, it would move it.)
+  { name: 'config set: run-time parameters, unknown and immutable ones', requests: [['CONFIG', 'SET', 'maxclients', '10000'], ['CONFIG', 'GET', 'maxclients'], ['CONFIG', 'SET', 'no-such-option', '1'], ['CONFIG', 'SET', 'maxclients'], ['CONFIG', 'SET', 'databases', '4']] },
+
   // ---------------------------------------------------------------- errors
   { name: 'errors: wrong number of arguments', requests: [['GET'], ['GET', 'a', 'b'], ['INCR'], ['ECHO'], ['MGET']] },
   { name: 'errors: MULTI nesting, EXEC and DISCARD without MULTI', requests: [['EXEC'], ['DISCARD'], ['MULTI'], ['MULTI'], ['DISCARD']] },

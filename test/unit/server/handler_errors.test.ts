@@ -35,7 +35,7 @@ let server: RespServer
 
 beforeAll(async () => {
   server = new RespServer(stubNode(), {
-    host: '127.0.0.1', port: 0, requirepass: null, maxClients: 16, valueBytesMax: 1024 * 1024, log: (line) => logged.push(line),
+    host: '127.0.0.1', port: 0, requirepass: null, maxClients: 16, valueBytesMax: 1024 * 1024, log: (line) => logged.push(line), shutdown: null,
   })
   await server.listen()
 })

@@ -1,0 +1,129 @@
+/**
+ * Commands that exist so a Redis user's tools and habits work on a
+ * string-only, single-database, expiry-free dataset: the TTL family answers as
+ * Redis does for keys without expiry (and refuses to set one, until expiry
+ * lands), OBJECT and MEMORY USAGE describe string values, MOVE and SWAPDB
+ * behave as in a Redis configured with one database, and the commands of data
+ * types freshet does not have (lists, hashes, sets, sorted sets, streams,
+ * HyperLogLog, geo) answer an error that names freshet's scope.
+ */
+import { REF_NONE } from '../constants.js'
+import { opBytes } from '../codec/record.js'
+import { type Args, argInt, argIs, argString, parseInt64Bytes } from './args.js'
+import { type CommandSpec, F_READ, type Session } from './commands.js'
+
+const ERR_EXPIRY = 'ERR key expiry is not supported by freshet yet (keys never expire)'
+/** Redis keeps a small integer as "int" up to this many characters, other short strings as "embstr". */
+const INT_ENCODING_CHARS_MAX = 20
+const EMBSTR_BYTES_MAX = 44
+/** Each key costs one index slot (hash + ref) besides its op in the log. */
+const INDEX_SLOT_BYTES = 8
+
+function lookupArg(s: Session, a: Args, i: number): number {
+  return s.node.view.lookup(a.data, a.argStart[i], a.argLength[i])
+}
+
+/** TTL/PTTL/EXPIRETIME/PEXPIRETIME: -2 for a missing key, -1 for a key without expiry (every key). */
+function noExpiry(s: Session, a: Args): void {
+  s.conn.out.integer(lookupArg(s, a, 1) === REF_NONE ? -2 : -1)
+}
+
+function object(s: Session, a: Args): void {
+  const out = s.conn.out
+  if (argIs(a, 1, 'help') && a.argc === 2) {
+    const lines = ['OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:', 'ENCODING <key>', 'FREQ <key>', 'IDLETIME <key>', 'REFCOUNT <key>', 'HELP']
+    out.arrayHeader(lines.length)
+    for (const l of lines) out.simple(l)
+    return
+  }
+  const sub = argString(a, 1).toLowerCase()
+  if (!['encoding', 'freq', 'idletime', 'refcount'].includes(sub)) { subcommandError(s, a, 'OBJECT'); return }
+  if (a.argc !== 3) { out.error(`ERR wrong number of arguments for 'object|${sub}' command`); return }
+  const ref = lookupArg(s, a, 2)
+  if (ref === REF_NONE) { out.nullBulk(); return }
+  const c = s.node.view.locate(ref)
+  switch (sub) {
+    case 'encoding':
+      if (c.valueLength <= INT_ENCODING_CHARS_MAX && parseInt64Bytes(c.u8, c.valueStart, c.valueLength) !== null) out.bulkString('int')
+      else out.bulkString(c.valueLength <= EMBSTR_BYTES_MAX ? 'embstr' : 'raw')
+      return
+    case 'freq':
+      out.error('ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.')
+      return
+    case 'idletime':
+      // freshet does not track access times: every key reads as just used.
+      out.integer(0)
+      return
+    default:
+      out.integer(1)
+  }
+}
+
+function memory(s: Session, a: Args): void {
+  const out = s.conn.out
+  if (!argIs(a, 1, 'usage')) { subcommandError(s, a, 'MEMORY'); return }
+  if (a.argc < 3) { out.error('ERR wrong number of arguments for \'memory|usage\' command'); return }
+  if (a.argc !== 3 && !(a.argc === 5 && argIs(a, 3, 'samples') && !Number.isNaN(argInt(a, 4)))) { out.error('ERR syntax error'); return }
+  const ref = lookupArg(s, a, 2)
+  if (ref === REF_NONE) { out.nullBulk(); return }
+  const c = s.node.view.locate(ref)
+  // The key's newest version in the log (header, key, value, padding) plus its index slot.
+  out.integer(opBytes(c.keyLength, c.valueLength) + INDEX_SLOT_BYTES)
+}
+
+/** A container command's unknown subcommand, answered as Redis does. */
+export function subcommandError(s: Session, a: Args, command: string): void {
+  s.conn.out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 128)}'. Try ${command} HELP.`)
+}
+
+function move(s: Session, a: Args): void {
+  const db = argInt(a, 2)
+  if (Number.isNaN(db)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
+  if (db !== 0) { s.conn.out.error('ERR DB index is out of range'); return }
+  s.conn.out.error('ERR source and destination objects are the same')
+}
+
+function swapdb(s: Session, a: Args): void {
+  const x = argInt(a, 1)
+  const y = argInt(a, 2)
+  if (Number.isNaN(x)) { s.conn.out.error('ERR invalid first DB index'); return }
+  if (Number.isNaN(y)) { s.conn.out.error('ERR invalid second DB index'); return }
+  if (x !== 0 || y !== 0) { s.conn.out.error('ERR DB index is out of range'); return }
+  s.conn.out.simple('OK')
+}
+
+const OTHER_TYPES: Array<[string, string[]]> = [
+  ['list', ['lpush', 'rpush', 'lpushx', 'rpushx', 'lpop', 'rpop', 'llen', 'lrange', 'lindex', 'lset', 'linsert', 'lrem', 'ltrim', 'lpos', 'lmove', 'lmpop', 'blpop', 'brpop', 'blmove', 'blmpop', 'rpoplpush', 'brpoplpush']],
+  ['hash', ['hset', 'hsetnx', 'hget', 'hmset', 'hmget', 'hgetall', 'hdel', 'hlen', 'hexists', 'hkeys', 'hvals', 'hincrby', 'hincrbyfloat', 'hstrlen', 'hscan', 'hrandfield']],
+  ['set', ['sadd', 'srem', 'smembers', 'sismember', 'smismember', 'scard', 'spop', 'srandmember', 'smove', 'sinter', 'sinterstore', 'sintercard', 'sunion', 'sunionstore', 'sdiff', 'sdiffstore', 'sscan']],
+  ['sorted set', ['zadd', 'zrem', 'zrange', 'zrangebyscore', 'zrevrange', 'zrevrangebyscore', 'zrangebylex', 'zrevrangebylex', 'zrangestore', 'zcard', 'zcount', 'zlexcount', 'zscore', 'zmscore', 'zincrby', 'zrank', 'zrevrank', 'zremrangebyrank', 'zremrangebyscore', 'zremrangebylex', 'zpopmin', 'zpopmax', 'bzpopmin', 'bzpopmax', 'zmpop', 'bzmpop', 'zrandmember', 'zunion', 'zunionstore', 'zinter', 'zinterstore', 'zintercard', 'zdiff', 'zdiffstore', 'zscan']],
+  ['stream', ['xadd', 'xrange', 'xrevrange', 'xlen', 'xread', 'xreadgroup', 'xgroup', 'xack', 'xpending', 'xclaim', 'xautoclaim', 'xinfo', 'xdel', 'xtrim', 'xsetid']],
+  ['HyperLogLog', ['pfadd', 'pfcount', 'pfmerge']],
+  ['geo', ['geoadd', 'geodist', 'geohash', 'geopos', 'georadius', 'georadiusbymember', 'georadius_ro', 'georadiusbymember_ro', 'geosearch', 'geosearchstore']],
+]
+
+function otherType(type: string): CommandSpec['run'] {
+  return (s, a) => s.conn.out.error(`ERR freshet stores strings only: '${argString(a, 0).slice(0, 32).toLowerCase()}' is a ${type} command`)
+}
+
+const refuseExpiry: CommandSpec['run'] = (s) => s.conn.out.error(ERR_EXPIRY)
+
+export const KEYSPACE_EXTRAS: CommandSpec[] = [
+  { name: 'ttl', arity: 2, flags: F_READ, run: noExpiry },
+  { name: 'pttl', arity: 2, flags: F_READ, run: noExpiry },
+  { name: 'expiretime', arity: 2, flags: F_READ, run: noExpiry },
+  { name: 'pexpiretime', arity: 2, flags: F_READ, run: noExpiry },
+  // No key has a timeout to remove.
+  { name: 'persist', arity: 2, flags: F_READ, run: (s) => s.conn.out.integer(0) },
+  { name: 'expire', arity: -3, flags: 0, run: refuseExpiry },
+  { name: 'pexpire', arity: -3, flags: 0, run: refuseExpiry },
+  { name: 'expireat', arity: -3, flags: 0, run: refuseExpiry },
+  { name: 'pexpireat', arity: -3, flags: 0, run: refuseExpiry },
+  { name: 'setex', arity: 4, flags: 0, run: refuseExpiry },
+  { name: 'psetex', arity: 4, flags: 0, run: refuseExpiry },
+  { name: 'object', arity: -2, flags: F_READ, run: object },
+  { name: 'memory', arity: -2, flags: F_READ, run: memory },
+  { name: 'move', arity: 3, flags: 0, run: move },
+  { name: 'swapdb', arity: 3, flags: 0, run: swapdb },
+  ...OTHER_TYPES.flatMap(([type, names]) => names.map((name): CommandSpec => ({ name, arity: -1, flags: 0, run: otherType(type) }))),
+]
