@@ -1,6 +1,6 @@
 /**
  * Redis's string and keyspace commands beyond the core table (commands.ts):
- * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, GETBIT, SETBIT, BITCOUNT,
+ * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, INCRBYFLOAT, GETBIT, SETBIT, BITCOUNT,
  * BITPOS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
  *
  * Every write is a physical redo op, like the core writes: SETRANGE and
@@ -13,6 +13,7 @@
  */
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, globMatch, parseInt64Bytes } from './args.js'
+import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
 import { type CommandSpec, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
 
 const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
@@ -281,6 +282,27 @@ function valueCopy(s: Session, ref: number, length: number): { bytes: Buffer, le
   return { bytes, length: size }
 }
 
+function incrbyfloat(s: Session, a: Args): void {
+  const incr = parseExtended(a.data.toString('latin1', a.argStart[2], a.argStart[2] + a.argLength[2]))
+  const ref = probeLive(s, a, 1)
+  let value: Extended | null = ZERO
+  if (ref !== REF_NONE) {
+    const c = s.node.view.locate(ref)
+    value = parseExtended(Buffer.from(c.u8.buffer, c.u8.byteOffset + c.valueStart, c.valueLength).toString('latin1'))
+  }
+  if (incr === null || value === null) { s.conn.out.error('ERR value is not a valid float'); return }
+  const sum = addExtended(value, incr)
+  if (sum === null) { s.conn.out.error('ERR increment would produce NaN or Infinity'); return }
+  // Logged as the resulting string, as Redis replicates it: replay never redoes float arithmetic.
+  const text = formatExtended(sum)
+  const n = Buffer.byteLength(text, 'latin1')
+  const bytes = Buffer.from(text, 'latin1')
+  writeValue(s, a, 1, bytes, n)
+  s.conn.out.bulk(bytes, 0, n)
+}
+
+const ZERO: Extended = { neg: false, m: 0n, e: 0, inf: false }
+
 function setrange(s: Session, a: Args): void {
   const offset = argLong(a, 2)
   if (offset === null) { s.conn.out.error(ERR_NOT_INTEGER); return }
@@ -401,6 +423,7 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'getex', arity: -2, flags: F_READ, run: getex },
   { name: 'getrange', arity: 4, flags: F_READ, run: getrange },
   { name: 'substr', arity: 4, flags: F_READ, run: getrange },
+  { name: 'incrbyfloat', arity: 3, flags: F_WRITE, bound: (s, a) => opBound(a.argLength[1], FLOAT_TEXT_CHARS_MAX, valueMax(s)), run: incrbyfloat },
   { name: 'setrange', arity: 4, flags: F_WRITE, bound: setrangeBound, run: setrange },
   { name: 'getbit', arity: 3, flags: F_READ, run: getbit },
   { name: 'setbit', arity: 4, flags: F_WRITE, bound: setbitBound, run: setbit },

@@ -83,6 +83,14 @@ export const EXCHANGES: Exchange[] = [
     ['SET', '{k}f', Buffer.from([0xff, 0xff])], ['BITPOS', '{k}f', '0'], ['BITPOS', '{k}f', '0', '0', '-1'], ['BITPOS', '{k}f', '0', '1'],
     ['BITPOS', '{k}a', '1', '7', '15', 'BIT'], ['BITPOS', '{k}a', '0', '7', '15', 'BIT'], ['BITPOS', '{k}a', '0', '-10', '-1', 'BIT'], ['BITPOS', '{k}a', '1', '5', '3'],
     ['BITPOS', '{k}missing', '0'], ['BITPOS', '{k}missing', '1'], ['BITPOS', '{k}a', '2'], ['BITPOS', '{k}a', 'x'], ['BITPOS', '{k}a', '1', '0', '1', 'BYTE', 'x']] },
+  { name: 'incrbyfloat: extended precision, formatting, invalid and infinite values', requests: [
+    ['INCRBYFLOAT', '{k}f', '0.1'], ['INCRBYFLOAT', '{k}f', '0.2'], ['INCRBYFLOAT', '{k}f', '-0.3'], ['SET', '{k}g', '10.50'], ['INCRBYFLOAT', '{k}g', '0.1'],
+    ['SET', '{k}h', '5.0e3'], ['INCRBYFLOAT', '{k}h', '2.0e2'], ['INCRBYFLOAT', '{k}h', '5000.1'], ['INCRBYFLOAT', '{k}i', '1e300'], ['INCRBYFLOAT', '{k}j', '-1e-20'],
+    ['INCRBYFLOAT', '{k}k', '0x1p3'], ['INCRBYFLOAT', '{k}k', '.5'], ['INCRBYFLOAT', '{k}k', '5.'], ['INCRBYFLOAT', '{k}k', '1e'], ['INCRBYFLOAT', '{k}k', ' 1'],
+    ['INCRBYFLOAT', '{k}k', '1 '], ['INCRBYFLOAT', '{k}k', 'nan'], ['INCRBYFLOAT', '{k}k', 'inf'], ['INCRBYFLOAT', '{k}k', '-Infinity'], ['INCRBYFLOAT', '{k}k', '1e5000'],
+    ['SET', '{k}s', 'abc'], ['INCRBYFLOAT', '{k}s', '1'], ['SET', '{k}inf', 'inf'], ['INCRBYFLOAT', '{k}inf', '1'], ['INCRBYFLOAT', '{k}l', '1.7976931348623157e308'],
+    ['INCRBYFLOAT', '{k}l', '1.7976931348623157e308'], ['INCRBYFLOAT', '{k}m', '0.0000000000000000001'], ['INCRBYFLOAT', '{k}n', '3.0'], ['INCRBYFLOAT', '{k}n', '-3'],
+    ['INCRBYFLOAT', '{k}o', String(1 / 41)], ['INCRBYFLOAT', '{k}o', String(-1 / 41)], ['INCRBYFLOAT', '{k}p', '1.23456789012345678901234567890'], ['INCRBYFLOAT', '{k}q', '-0']] },
 
   // ---------------------------------------------------------------- more keyspace
   { name: 'type and touch', requests: [['SET', '{k}a', '1'], ['TYPE', '{k}a'], ['TYPE', '{k}missing'], ['TOUCH', '{k}a', '{k}a', '{k}missing']] },
