@@ -1,7 +1,7 @@
 /**
  * Redis's string and keyspace commands beyond the core table (commands.ts):
  * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, INCRBYFLOAT, GETBIT, SETBIT, BITCOUNT,
- * BITPOS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
+ * BITPOS, LCS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
  *
  * Every write is a physical redo op, like the core writes: SETRANGE and
  * SETBIT log the resulting string, RENAME logs a set of the destination and a
@@ -178,6 +178,103 @@ function bitpos(s: Session, a: Args): void {
   }
   // Looking for a clear bit with no end given: the string continues with zeros past its end.
   out.integer(bitArg === 0 && !endGiven ? (Math.floor(bitTo / 8) + 1) * 8 : -1)
+}
+
+/** The bytes of key argument i's live value, empty when missing (a view into the log: do not keep). */
+function valueBytes(s: Session, a: Args, i: number): Uint8Array {
+  const ref = lookupArg(s, a, i)
+  if (ref === REF_NONE) return EMPTY
+  const c = s.node.view.locate(ref)
+  return c.u8.subarray(c.valueStart, c.valueStart + c.valueLength)
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common
+ * subsequence by the textbook dynamic programme, with Redis's replies. Its
+ * table is bounded like a value (the node's largest value size), as Redis
+ * bounds it by proto-max-bulk-len.
+ */
+function lcs(s: Session, a: Args): void {
+  const out = s.conn.out
+  let getLen = false
+  let getIdx = false
+  let withMatchLen = false
+  let minMatchLen = 0
+  for (let i = 3; i < a.argc; i++) {
+    const more = a.argc - 1 - i
+    if (argIs(a, i, 'idx')) getIdx = true
+    else if (argIs(a, i, 'len')) getLen = true
+    else if (argIs(a, i, 'withmatchlen')) withMatchLen = true
+    else if (argIs(a, i, 'minmatchlen') && more >= 1) {
+      const n = argLong(a, i + 1)
+      if (n === null) { out.error(ERR_NOT_INTEGER); return }
+      minMatchLen = Math.max(0, n)
+      i++
+    } else { out.error(ERR_SYNTAX); return }
+  }
+  if (getLen && getIdx) { out.error('ERR If you want both the length and indexes, please just use IDX.'); return }
+  // Copies: the table is built while nothing else runs, but the log views must not be kept past it.
+  const x = Buffer.from(valueBytes(s, a, 1))
+  const y = Buffer.from(valueBytes(s, a, 2))
+  const alen = x.length
+  const blen = y.length
+  const cells = (alen + 1) * (blen + 1)
+  if (cells * 4 > valueMax(s)) { out.error('ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len'); return }
+  const w = blen + 1
+  const dp = new Uint32Array(cells)
+  for (let i = 1; i <= alen; i++) {
+    for (let j = 1; j <= blen; j++) {
+      dp[i * w + j] = x[i - 1] === y[j - 1] ? dp[(i - 1) * w + j - 1] + 1 : Math.max(dp[(i - 1) * w + j], dp[i * w + j - 1])
+    }
+  }
+  const length = dp[alen * w + blen]
+  if (getLen) { out.integer(length); return }
+  const result = Buffer.alloc(length)
+  const ranges: number[] = [] // aStart, aEnd, bStart, bEnd per match, from the end of the strings
+  let idx = length
+  let i = alen
+  let j = blen
+  let aStart = alen
+  let aEnd = 0
+  let bStart = 0
+  let bEnd = 0
+  while (i > 0 && j > 0) {
+    let emit = false
+    if (x[i - 1] === y[j - 1]) {
+      result[idx - 1] = x[i - 1]
+      if (aStart === alen) {
+        aStart = i - 1; aEnd = i - 1; bStart = j - 1; bEnd = j - 1
+      } else if (aStart === i && bStart === j) {
+        aStart--; bStart--
+      } else {
+        emit = true
+      }
+      if (aStart === 0 || bStart === 0) emit = true
+      idx--; i--; j--
+    } else {
+      if (dp[(i - 1) * w + j] > dp[i * w + j - 1]) i--
+      else j--
+      if (aStart !== alen) emit = true
+    }
+    if (emit) {
+      if (minMatchLen === 0 || aEnd - aStart + 1 >= minMatchLen) ranges.push(aStart, aEnd, bStart, bEnd)
+      aStart = alen
+    }
+  }
+  if (!getIdx) { out.bulk(result, 0, length); return }
+  out.mapHeader(2)
+  out.bulkString('matches')
+  out.arrayHeader(ranges.length / 4)
+  for (let r = 0; r < ranges.length; r += 4) {
+    out.arrayHeader(withMatchLen ? 3 : 2)
+    out.arrayHeader(2); out.integer(ranges[r]); out.integer(ranges[r + 1])
+    out.arrayHeader(2); out.integer(ranges[r + 2]); out.integer(ranges[r + 3])
+    if (withMatchLen) out.integer(ranges[r + 1] - ranges[r] + 1)
+  }
+  out.bulkString('len')
+  out.integer(length)
 }
 
 function type(s: Session, a: Args): void {
@@ -429,6 +526,7 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'setbit', arity: 4, flags: F_WRITE, bound: setbitBound, run: setbit },
   { name: 'bitcount', arity: -2, flags: F_READ, run: bitcount },
   { name: 'bitpos', arity: -3, flags: F_READ, run: bitpos },
+  { name: 'lcs', arity: -3, flags: F_READ, run: lcs },
   { name: 'type', arity: 2, flags: F_READ, run: type },
   { name: 'touch', arity: -2, flags: F_READ, run: touch },
   { name: 'keys', arity: 2, flags: F_READ | F_OBSERVES_ALL, run: keys },

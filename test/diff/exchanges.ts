@@ -91,6 +91,12 @@ export const EXCHANGES: Exchange[] = [
     ['SET', '{k}s', 'abc'], ['INCRBYFLOAT', '{k}s', '1'], ['SET', '{k}inf', 'inf'], ['INCRBYFLOAT', '{k}inf', '1'], ['INCRBYFLOAT', '{k}l', '1.7976931348623157e308'],
     ['INCRBYFLOAT', '{k}l', '1.7976931348623157e308'], ['INCRBYFLOAT', '{k}m', '0.0000000000000000001'], ['INCRBYFLOAT', '{k}n', '3.0'], ['INCRBYFLOAT', '{k}n', '-3'],
     ['INCRBYFLOAT', '{k}o', String(1 / 41)], ['INCRBYFLOAT', '{k}o', String(-1 / 41)], ['INCRBYFLOAT', '{k}p', '1.23456789012345678901234567890'], ['INCRBYFLOAT', '{k}q', '-0']] },
+  { name: 'lcs: string, LEN, IDX with MINMATCHLEN and WITHMATCHLEN', requests: [
+    ['MSET', '{k}a', 'ohmytext', '{k}b', 'mynewtext'], ['LCS', '{k}a', '{k}b'], ['LCS', '{k}a', '{k}b', 'LEN'], ['LCS', '{k}a', '{k}b', 'IDX'],
+    ['LCS', '{k}a', '{k}b', 'IDX', 'MINMATCHLEN', '4'], ['LCS', '{k}a', '{k}b', 'IDX', 'MINMATCHLEN', '4', 'WITHMATCHLEN'], ['LCS', '{k}a', '{k}b', 'LEN', 'IDX'],
+    ['LCS', '{k}a', '{k}missing'], ['LCS', '{k}missing', '{k}missing', 'IDX'], ['LCS', '{k}a', '{k}b', 'MINMATCHLEN', 'x'], ['LCS', '{k}a', '{k}b', 'FOO'],
+    ['MSET', '{k}c', 'abcabcabcXYZ', '{k}d', 'XYZcbacbaabc'], ['LCS', '{k}c', '{k}d', 'IDX', 'WITHMATCHLEN'], ['LCS', '{k}c', '{k}d'], ['LCS', '{k}a', '{k}b', 'IDX', 'MINMATCHLEN', '-5']] },
+  { name: 'lcs in RESP3', resp3: true, requests: [['MSET', '{k}a', 'ohmytext', '{k}b', 'mynewtext'], ['LCS', '{k}a', '{k}b', 'IDX', 'WITHMATCHLEN']] },
 
   // ---------------------------------------------------------------- more keyspace
   { name: 'type and touch', requests: [['SET', '{k}a', '1'], ['TYPE', '{k}a'], ['TYPE', '{k}missing'], ['TOUCH', '{k}a', '{k}a', '{k}missing']] },
