@@ -33,7 +33,7 @@ export async function runLag(addresses: string[], once: boolean, password: strin
         }
         const info = parseInfo(reply)
         const rows: Array<{ name: string, lagMs: string, lagBytes: string, applied: number }> = []
-        if (info.get('role') === 'primary') {
+        if (info.get('freshet_role') === 'primary') {
           for (const [k, v] of info) {
             if (!/^backup\d+$/.test(k)) continue
             const f = parseFields(v)

@@ -386,6 +386,8 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
         ['expired_keys', 0], ['evicted_keys', 0],
         ...(node.info('stats') ?? []),
       ]
+    case 'replication':
+      return withRedisReplicationFields(node.info('replication') ?? [], node.role)
     case 'keyspace': {
       const keys = node.keyCount()
       return keys > 0 ? [['db0', `keys=${keys},expires=0,avg_ttl=0`]] : []
@@ -403,4 +405,29 @@ function humanBytes(n: number): string {
   let u = 0
   while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
   return `${v.toFixed(2)}${units[u]}`
+}
+
+/**
+ * INFO replication as tools read it: `role` in Redis's words (master, slave)
+ * and the Redis-named fields tools parse (master_repl_offset,
+ * connected_slaves, master_host, master_port, master_link_status), derived
+ * here, in one place, from freshet's own fields, which keep their names
+ * (`freshet_role` holds freshet's word for the role).
+ */
+function withRedisReplicationFields(lines: Array<[string, string | number]>, role: 'primary' | 'backup'): Array<[string, string | number]> {
+  const get = (k: string): string | number | undefined => lines.find(([key]) => key === k)?.[1]
+  const own = lines.filter(([k]) => k !== 'role')
+  if (role === 'primary') {
+    return [
+      ['role', 'master'], ['freshet_role', 'primary'], ['connected_slaves', get('connected_backups') ?? 0],
+      ['master_repl_offset', get('commit_lsn') ?? 0], ...own,
+    ]
+  }
+  const primary = String(get('primary') ?? ':')
+  const colon = primary.lastIndexOf(':')
+  return [
+    ['role', 'slave'], ['freshet_role', 'backup'], ['master_host', primary.slice(0, colon)], ['master_port', primary.slice(colon + 1)],
+    ['master_link_status', get('link') === 'up' ? 'up' : 'down'], ['slave_repl_offset', get('received_lsn') ?? 0],
+    ['slave_read_only', 1], ['master_repl_offset', get('received_lsn') ?? 0], ...own,
+  ]
 }

@@ -109,7 +109,8 @@ test('ioredis with the password option works end to end', async () => {
     expect(await c.incr('auth:ctr')).toBe(1)
     expect(await c.multi().incr('auth:ctr').get('auth:io').exec()).toEqual([[null, 2], [null, 'hello']])
     const info = await c.info('replication')
-    expect(info).toContain('role:primary')
+    expect(info).toContain('role:master')
+    expect(info).toContain('freshet_role:primary')
   } finally {
     await closeClient(c)
   }

@@ -385,7 +385,7 @@ describe('a fake primary against a real backup', () => {
     expect(backup.node.proc.exitCode, 'backup still running').toBeNull()
     const c = connect(backup.port)
     const repl = await info(c, 'replication')
-    expect(repl.get('role')).toBe('backup')
+    expect(repl.get('freshet_role')).toBe('backup')
     expect(repl.get('applied_lsn')).toBe('0')
     expect(repl.get('received_lsn')).toBe('0')
     expect(repl.get('flushed_lsn')).toBe('0')

@@ -153,7 +153,8 @@ describe('remote-flush, --sync-backups 2', () => {
 
   test('INFO shows every contract field on both roles', async () => {
     const repl = await info(primary, 'replication')
-    expect(repl.get('role')).toBe('primary')
+    expect(repl.get('role')).toBe('master')
+    expect(repl.get('freshet_role')).toBe('primary')
     for (const f of ['epoch', 'commit_lsn', 'durable_lsn']) expect(Number(repl.get(f)), f).toBeGreaterThan(0)
     expect(repl.get('connected_backups')).toBe('2')
     const lines = backupLines(repl)
@@ -169,7 +170,8 @@ describe('remote-flush, --sync-backups 2', () => {
     for (const [i, b] of cluster.backups.entries()) {
       const client = cluster.backupClient(i)
       const r = await info(client, 'replication')
-      expect(r.get('role')).toBe('backup')
+      expect(r.get('role')).toBe('slave')
+      expect(r.get('freshet_role')).toBe('backup')
       expect(r.get('epoch')).toBe(repl.get('epoch'))
       expect(r.get('primary')).toBe(`127.0.0.1:${cluster.primary.port}`)
       expect(r.get('link')).toBe('up')
