@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto'
 import { argInt, argIs, argString, globMatch, parseMemory, type Args } from './args.js'
-import { type CommandSpec, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_WRITE, OK, type Session } from './commands.js'
+import { type CommandSpec, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, OK, type Session } from './commands.js'
 import type { RespServer } from './server.js'
+import { command } from './command_info.js'
 import { REF_NONE } from '../constants.js'
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
@@ -63,27 +64,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
       out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 64)}'. Try CLIENT HELP.`)
     }
   } },
-  { name: 'command', arity: -1, flags: 0, run: (s, a) => {
-    const out = s.conn.out
-    if (a.argc >= 2 && argIs(a, 1, 'count')) { out.integer(new Set([...s.server.commands.values()]).size); return }
-    if (a.argc >= 2 && argIs(a, 1, 'docs')) { out.arrayHeader(0); return }
-    const specs = [...new Set(s.server.commands.values())]
-    out.arrayHeader(specs.length)
-    for (const spec of specs) {
-      out.arrayHeader(6)
-      out.bulkString(spec.name)
-      out.integer(spec.arity)
-      const flags: string[] = []
-      if ((spec.flags & F_WRITE) !== 0) flags.push('write')
-      else flags.push('readonly')
-      out.arrayHeader(flags.length)
-      for (const f of flags) out.simple(f)
-      const hasKey = spec.name !== 'ping' && spec.name !== 'echo' && (spec.flags & (F_WRITE | 2)) !== 0
-      out.integer(hasKey ? 1 : 0)
-      out.integer(hasKey ? (spec.name === 'mset' || spec.name === 'msetnx' ? -1 : spec.arity < 0 && spec.name !== 'set' ? -1 : 1) : 0)
-      out.integer(hasKey ? (spec.name === 'mset' || spec.name === 'msetnx' ? 2 : 1) : 0)
-    }
-  } },
+  { name: 'command', arity: -1, flags: 0, run: command },
   { name: 'config', arity: -2, flags: F_ADMIN, run: (s, a) => {
     const out = s.conn.out
     if (argIs(a, 1, 'get') && a.argc >= 3) {

@@ -140,6 +140,10 @@ export const EXCHANGES: Exchange[] = [
   // (CONFIG SET port is immutable in freshet but not in Redis: never sent to the oracle, it would move it.)
   { name: 'config set: run-time parameters, unknown and immutable ones', requests: [['CONFIG', 'SET', 'maxclients', '10000'], ['CONFIG', 'GET', 'maxclients'], ['CONFIG', 'SET', 'no-such-option', '1'], ['CONFIG', 'SET', 'maxclients'], ['CONFIG', 'SET', 'databases', '4']] },
 
+  // ---------------------------------------------------------------- COMMAND (entries differ in detail; these parts agree)
+  { name: 'command: getkeys and errors', requests: [['COMMAND', 'GETKEYS', 'MSET', 'a', '1', 'b', '2'], ['COMMAND', 'GETKEYS', 'GET', 'k'], ['COMMAND', 'GETKEYS', 'LCS', 'x', 'y'], ['COMMAND', 'GETKEYS', 'PING'], ['COMMAND', 'GETKEYS', 'NOPE', 'x'], ['COMMAND', 'GETKEYS', 'GET'], ['COMMAND', 'GETKEYS', 'GET', 'a', 'b'], ['COMMAND', 'GETKEYS', 'PING', 'x'], ['COMMAND', 'FOO']] },
+  { name: 'command info: an unknown name is nil', requests: [['COMMAND', 'INFO', 'no-such-command']] },
+
   // ---------------------------------------------------------------- errors
   { name: 'errors: wrong number of arguments', requests: [['GET'], ['GET', 'a', 'b'], ['INCR'], ['ECHO'], ['MGET']] },
   { name: 'errors: MULTI nesting, EXEC and DISCARD without MULTI', requests: [['EXEC'], ['DISCARD'], ['MULTI'], ['MULTI'], ['DISCARD']] },

@@ -167,3 +167,23 @@ test('SHUTDOWN flushes the log and stops the node; what was acknowledged is ther
     await again.stop()
   }
 })
+
+test('COMMAND INFO answers Redis 7\'s ten-field entries for the named commands only; keyless commands declare no keys', async () => {
+  const c = connect(cluster.primary.port)
+  try {
+    const [get, dbsize, scan, mset] = await c.call('COMMAND', 'INFO', 'get', 'dbsize', 'scan', 'mset') as unknown[][]
+    expect(get.length).toBe(10)
+    expect(get.slice(0, 6)).toEqual(['get', 2, ['readonly'], 1, 1, 1])
+    expect(get[6]).toEqual(['@read', '@string'])
+    expect(dbsize.slice(3, 6)).toEqual([0, 0, 0])
+    expect(scan.slice(3, 6)).toEqual([0, 0, 0])
+    expect(mset.slice(3, 6)).toEqual([1, -1, 2])
+    const count = await c.call('COMMAND', 'COUNT') as number
+    const list = await c.call('COMMAND', 'LIST') as string[]
+    expect(list.length).toBe(count)
+    expect(list).toContain('incrbyfloat')
+    expect((await c.call('COMMAND') as unknown[]).length).toBe(count)
+  } finally {
+    disconnect(c)
+  }
+})
