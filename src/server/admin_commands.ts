@@ -9,6 +9,7 @@ import { argInt, argIs, argString, globMatch, parseMemory, type Args } from './a
 import { type CommandSpec, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, OK, type Session } from './commands.js'
 import type { RespServer } from './server.js'
 import { command } from './command_info.js'
+import { client, setClientName } from './client_command.js'
 import { REF_NONE } from '../constants.js'
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
@@ -43,27 +44,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     s.conn.out.error(WRONGPASS)
   } },
   { name: 'quit', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.conn.out.raw(OK); s.conn.closing = true } },
-  { name: 'client', arity: -2, flags: 0, run: (s, a) => {
-    const out = s.conn.out
-    if (argIs(a, 1, 'setname') && a.argc === 3) {
-      if (setClientName(s, a, 2)) out.raw(OK)
-    } else if (argIs(a, 1, 'getname') && a.argc === 2) {
-      if (s.conn.name === '') out.nullBulk(); else out.bulkString(s.conn.name)
-    } else if (argIs(a, 1, 'id') && a.argc === 2) {
-      out.integer(s.conn.id)
-    } else if ((argIs(a, 1, 'list') || argIs(a, 1, 'info')) ) {
-      const lines: string[] = []
-      for (const c of s.server.connections) {
-        if (argIs(a, 1, 'info') && c !== s.conn) continue
-        lines.push(`id=${c.id} addr=${c.addr} name=${c.name} age=${Math.floor((Date.now() - c.createdMs) / 1000)} cmds=${c.commandsTotal} multi=${c.inMulti ? c.multiQueue.length : -1}`)
-      }
-      out.verbatim(lines.join('\n') + '\n')
-    } else if (argIs(a, 1, 'setinfo')) {
-      out.raw(OK)
-    } else {
-      out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 64)}'. Try CLIENT HELP.`)
-    }
-  } },
+  { name: 'client', arity: -2, flags: 0, run: client },
   { name: 'command', arity: -1, flags: 0, run: command },
   { name: 'config', arity: -2, flags: F_ADMIN, run: (s, a) => {
     const out = s.conn.out
@@ -136,16 +117,6 @@ function checkPassword(s: Session, user: string, given: string): boolean {
   const pass = s.server.options.requirepass
   if (user !== 'default') return false
   return pass === null || timingSafeEqualString(given, pass)
-}
-
-/** CLIENT SETNAME / HELLO SETNAME: printable ASCII without spaces ('!' to '~'), as Redis requires. */
-function setClientName(s: Session, a: Args, i: number): boolean {
-  for (let j = 0; j < a.argLength[i]; j++) {
-    const c = a.data[a.argStart[i] + j]
-    if (c < 0x21 || c > 0x7e) { s.conn.out.error('ERR Client names cannot contain spaces, newlines or special characters.'); return false }
-  }
-  s.conn.name = argString(a, i)
-  return true
 }
 
 /**

@@ -49,6 +49,9 @@ export class Connection {
   observedLsn: number
   /** What command handlers see (set once by the server that accepted the connection). */
   session: Session | null
+  /** The newest command's name and when it ran (CLIENT LIST cmd= and idle=). */
+  lastCommand: string
+  lastCommandMs: number
   /** WATCHed keys and the version (ref, REF_NONE if none) each had when watched; EXEC compares. */
   watchedKeys: Buffer[]
   watchedVersions: number[]
@@ -85,6 +88,8 @@ export class Connection {
     this.commandsTotal = 0
     this.observedLsn = -1
     this.session = null
+    this.lastCommand = 'NULL'
+    this.lastCommandMs = this.createdMs
     this.watchedKeys = []
     this.watchedVersions = []
     this.bulkBytesMax = bulkBytesMax

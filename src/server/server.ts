@@ -306,6 +306,8 @@ export class RespServer {
       out.error('NOAUTH Authentication required.')
       return
     }
+    conn.lastCommand = spec.name
+    conn.lastCommandMs = Date.now()
     if (this.monitors.size > 0 && (spec.flags & F_ADMIN) === 0) this.feedMonitors(conn, a, spec)
     if (conn.inMulti && (spec.flags & F_MULTI_CONTROL) === 0) {
       if ((spec.flags & F_BLOCKING) !== 0) {

@@ -28,6 +28,7 @@ export const EXCHANGES: Exchange[] = [
 
   // ---------------------------------------------------------------- CLIENT SETNAME / GETNAME
   { name: 'client: names with a space, a newline or a non-ASCII byte are refused', requests: [['CLIENT', 'SETNAME', 'a b'], ['CLIENT', 'SETNAME', 'a\nb'], ['CLIENT', 'SETNAME', 'caf\u00e9'], ['CLIENT', 'SETNAME', 'tab\there'], ['CLIENT', 'GETNAME']] },
+  { name: 'client: list and kill filters, errors', requests: [['CLIENT', 'LIST', 'TYPE', 'foo'], ['CLIENT', 'LIST', 'ID', 'x'], ['CLIENT', 'LIST', 'ID', '999999999'], ['CLIENT', 'LIST', 'TYPE', 'pubsub'], ['CLIENT', 'KILL', 'ID', '0'], ['CLIENT', 'KILL', 'ID', '999999999'], ['CLIENT', 'KILL', '1.2.3.4:5'], ['CLIENT', 'KILL', 'ID'], ['CLIENT', 'FOO'], ['CLIENT', 'NO-EVICT', 'on']] },
   { name: 'client: a printable name is kept; an empty name clears it', requests: [['CLIENT', 'SETNAME', 'worker-1!~'], ['CLIENT', 'GETNAME'], ['CLIENT', 'SETNAME', ''], ['CLIENT', 'GETNAME']] },
 
   // ---------------------------------------------------------------- CONFIG GET patterns (glob, never regex)

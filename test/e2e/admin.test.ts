@@ -187,3 +187,27 @@ test('COMMAND INFO answers Redis 7\'s ten-field entries for the named commands o
     disconnect(c)
   }
 })
+
+test('CLIENT LIST has Redis\'s fields and filters by ID and TYPE; CLIENT KILL ID closes that connection', async () => {
+  const a = connect(cluster.primary.port)
+  const b = connect(cluster.primary.port)
+  try {
+    await b.call('CLIENT', 'SETNAME', 'victim')
+    const idB = await b.call('CLIENT', 'ID') as number
+    const one = await a.call('CLIENT', 'LIST', 'ID', String(idB)) as string
+    const lines = one.trim().split('\n')
+    expect(lines.length).toBe(1)
+    const fields = new Map(lines[0].split(' ').map((kv) => kv.split('=', 2) as [string, string]))
+    for (const f of ['id', 'addr', 'laddr', 'fd', 'name', 'age', 'idle', 'flags', 'db', 'multi', 'qbuf', 'obl', 'omem', 'tot-mem', 'cmd', 'user', 'resp']) expect(fields.has(f), f).toBe(true)
+    expect(fields.get('name')).toBe('victim')
+    expect(fields.get('cmd')).toBe('client')
+    const normal = (await a.call('CLIENT', 'LIST', 'TYPE', 'normal') as string).trim().split('\n')
+    expect(normal.length).toBeGreaterThanOrEqual(2)
+    expect(await a.call('CLIENT', 'KILL', 'ID', String(idB))).toBe(1)
+    await expect(b.ping()).rejects.toThrow()
+    expect((await a.call('CLIENT', 'INFO') as string)).toMatch(/^id=\d+ addr=127\.0\.0\.1:\d+ /)
+  } finally {
+    disconnect(a)
+    disconnect(b)
+  }
+})
