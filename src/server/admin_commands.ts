@@ -107,6 +107,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'monitor', arity: 1, flags: F_ADMIN | F_BLOCKING, run: (s) => { s.server.monitors.add(s.conn); s.conn.out.raw(OK) } },
   { name: 'shutdown', arity: -1, flags: F_ADMIN | F_MULTI_CONTROL, run: shutdown },
   { name: 'debug', arity: -2, flags: F_ADMIN, run: debug },
+  { name: 'role', arity: 1, flags: F_NOAUTH, run: role },
 ]
 
 const WATCHED_KEYS_MAX = 100_000
@@ -273,6 +274,40 @@ function debug(s: Session, a: Args): void {
     return
   }
   out.error(`ERR DEBUG subcommand '${argString(a, 1).slice(0, 64)}' is not supported by freshet (SLEEP, DIGEST, DIGEST-VALUE are)`)
+}
+
+/**
+ * ROLE as Redis answers it, from the node's replication fields: a primary is
+ * ["master", offset, [[ip, port, offset] per backup]], a backup ["slave",
+ * host, port, link state, offset]. Offsets are LSNs.
+ */
+function role(s: Session): void {
+  const out = s.conn.out
+  const fields = new Map(s.node.info('replication') ?? [])
+  if (s.node.role === 'primary') {
+    const backups = [...fields.entries()].filter(([k]) => /^backup\d+$/.test(k)).map(([, v]) => new Map(String(v).split(',').map((kv) => kv.split('=', 2) as [string, string])))
+    out.arrayHeader(3)
+    out.bulkString('master')
+    out.integer(Number(fields.get('commit_lsn') ?? 0))
+    out.arrayHeader(backups.length)
+    for (const b of backups) {
+      const addr = b.get('addr') ?? ':'
+      const colon = addr.lastIndexOf(':')
+      out.arrayHeader(3)
+      out.bulkString(addr.slice(0, colon))
+      out.bulkString(addr.slice(colon + 1))
+      out.bulkString(b.get('flushed_lsn') ?? '0')
+    }
+    return
+  }
+  const primary = String(fields.get('primary') ?? ':')
+  const colon = primary.lastIndexOf(':')
+  out.arrayHeader(5)
+  out.bulkString('slave')
+  out.bulkString(primary.slice(0, colon))
+  out.integer(Number(primary.slice(colon + 1)))
+  out.bulkString(fields.get('link') === 'up' ? 'connected' : 'connect')
+  out.integer(Number(fields.get('received_lsn') ?? 0))
 }
 
 /** The Redis version whose behaviour freshet follows (HELLO, INFO redis_version). */

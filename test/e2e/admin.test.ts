@@ -211,3 +211,24 @@ test('CLIENT LIST has Redis\'s fields and filters by ID and TYPE; CLIENT KILL ID
     disconnect(b)
   }
 })
+
+test('ROLE answers as Redis does on a primary and on a backup', async () => {
+  const p = connect(cluster.primary.port)
+  const b = connect(cluster.backups[0].port)
+  try {
+    await p.set('role:k', 'v')
+    await waitApplied(cluster.backups[0].port, await lsnOf(p))
+    const [name, offset, replicas] = await p.call('ROLE') as [string, number, string[][]]
+    expect(name).toBe('master')
+    expect(offset).toBeGreaterThan(0)
+    expect(replicas.length).toBe(1)
+    expect(replicas[0][0]).toBe('127.0.0.1')
+    expect(replicas[0][1]).toBe(String(cluster.backups[0].port))
+    const [bname, host, port, state, boffset] = await b.call('ROLE') as [string, string, number, string, number]
+    expect([bname, host, port, state]).toEqual(['slave', '127.0.0.1', cluster.primary.port, 'connected'])
+    expect(boffset).toBeGreaterThan(0)
+  } finally {
+    disconnect(p)
+    disconnect(b)
+  }
+})
