@@ -2,15 +2,20 @@
  * Commands that exist so a Redis user's tools and habits work on a
  * string-only, single-database, expiry-free dataset: the TTL family answers as
  * Redis does for keys without expiry (and refuses to set one, until expiry
- * lands), OBJECT and MEMORY USAGE describe string values, MOVE and SWAPDB
+ * lands), FLUSHALL/FLUSHDB delete every key, OBJECT and MEMORY USAGE describe string values, MOVE and SWAPDB
  * behave as in a Redis configured with one database, and the commands of data
  * types freshet does not have (lists, hashes, sets, sorted sets, streams,
  * HyperLogLog, geo) answer an error that names freshet's scope.
+ *
+ * FLUSHALL/FLUSHDB delete every key in one transaction: one block of delete
+ * ops, so backups replay it and readers see all keys go at once. Until the
+ * log's reclamation lands, the memory is returned only as the log is, and a
+ * dataset whose deletes do not fit one block is refused (TXN_TOO_LARGE).
  */
-import { REF_NONE } from '../constants.js'
+import { OP_TYPE_DELETE, REF_NONE } from '../constants.js'
 import { opBytes } from '../codec/record.js'
 import { type Args, argInt, argIs, argString, parseInt64Bytes } from './args.js'
-import { type CommandSpec, F_READ, type Session } from './commands.js'
+import { type CommandSpec, F_READ, F_WRITE, type Session } from './commands.js'
 
 const ERR_EXPIRY = 'ERR key expiry is not supported by freshet yet (keys never expire)'
 /** Redis keeps a small integer as "int" up to this many characters, other short strings as "embstr". */
@@ -76,6 +81,45 @@ export function subcommandError(s: Session, a: Args, command: string): void {
   s.conn.out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 128)}'. Try ${command} HELP.`)
 }
 
+/** Visits the ref of every live key at the node's view (in hash order). */
+function forEachKey(s: Session, visit: (ref: number) => void): void {
+  const view = s.node.view
+  let cursor = 0
+  do cursor = view.scanStep(cursor, 4096, visit)
+  while (cursor !== 0)
+}
+
+function flushArgsValid(s: Session, a: Args): boolean {
+  if (a.argc === 1 || (a.argc === 2 && (argIs(a, 1, 'async') || argIs(a, 1, 'sync')))) return true
+  s.conn.out.error('ERR syntax error')
+  return false
+}
+
+/** Log bytes of a delete op for every live key. */
+function flushBound(s: Session): number {
+  let bytes = 0
+  forEachKey(s, (ref) => { bytes += opBytes(s.node.view.locate(ref).keyLength, 0) })
+  return bytes
+}
+
+function flushall(s: Session, a: Args): void {
+  if (!flushArgsValid(s, a)) return
+  const view = s.node.view
+  const keys: Array<[Uint8Array, number, number]> = []
+  forEachKey(s, (ref) => {
+    const c = view.locate(ref)
+    keys.push([c.u8, c.keyStart, c.keyLength])
+  })
+  const w = s.node.writer!
+  // The key bytes are read straight from the (immutable) log versions being deleted.
+  for (const [u8, start, length] of keys) {
+    w.probe(u8, start, length)
+    w.writeProbed(OP_TYPE_DELETE, u8, start, length, null, 0, 0, null, 0, 0)
+  }
+  if (keys.length > 0) s.conn.lastWriteBlockStart = w.lastOpBlockStart()
+  s.conn.out.simple('OK')
+}
+
 function move(s: Session, a: Args): void {
   const db = argInt(a, 2)
   if (Number.isNaN(db)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
@@ -123,6 +167,8 @@ export const KEYSPACE_EXTRAS: CommandSpec[] = [
   { name: 'psetex', arity: 4, flags: 0, run: refuseExpiry },
   { name: 'object', arity: -2, flags: F_READ, run: object },
   { name: 'memory', arity: -2, flags: F_READ, run: memory },
+  { name: 'flushall', arity: -1, flags: F_WRITE, bound: flushBound, run: flushall },
+  { name: 'flushdb', arity: -1, flags: F_WRITE, bound: flushBound, run: flushall },
   { name: 'move', arity: 3, flags: 0, run: move },
   { name: 'swapdb', arity: 3, flags: 0, run: swapdb },
   ...OTHER_TYPES.flatMap(([type, names]) => names.map((name): CommandSpec => ({ name, arity: -1, flags: 0, run: otherType(type) }))),

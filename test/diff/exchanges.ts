@@ -131,6 +131,9 @@ export const EXCHANGES: Exchange[] = [
   { name: 'ttl family on keys without expiry', requests: [['SET', '{k}a', '1'], ['TTL', '{k}a'], ['PTTL', '{k}a'], ['TTL', '{k}missing'], ['PTTL', '{k}missing'], ['EXPIRETIME', '{k}a'], ['PEXPIRETIME', '{k}missing'], ['PERSIST', '{k}a'], ['PERSIST', '{k}missing']] },
   { name: 'object encoding of strings', requests: [['SET', '{k}i', '12345'], ['SET', '{k}e', 'short string'], ['SET', '{k}r', 'x'.repeat(45)], ['SET', '{k}z', '012'], ['SET', '{k}n', '-9223372036854775808'],
     ['OBJECT', 'ENCODING', '{k}i'], ['OBJECT', 'ENCODING', '{k}e'], ['OBJECT', 'ENCODING', '{k}r'], ['OBJECT', 'ENCODING', '{k}z'], ['OBJECT', 'ENCODING', '{k}n'], ['OBJECT', 'ENCODING', '{k}missing'], ['OBJECT', 'FOO', '{k}i']] },
+  { name: 'flushall and flushdb empty the keyspace and abort a WATCH on a key that existed', requests: [
+    ['MSET', '{k}a', '1', '{k}b', '2'], ['FLUSHALL'], ['DBSIZE'], ['GET', '{k}a'], ['SET', '{k}c', '3'], ['FLUSHDB', 'ASYNC'], ['EXISTS', '{k}c'], ['FLUSHALL', 'FOO'], ['FLUSHALL', 'SYNC'],
+    ['SET', '{k}w', '1'], ['WATCH', '{k}w'], ['FLUSHALL'], ['MULTI'], ['PING'], ['EXEC'], ['WATCH', '{k}none'], ['FLUSHALL'], ['MULTI'], ['PING'], ['EXEC']] },
   { name: 'move and swapdb with one database', requests: [['SET', '{k}a', '1'], ['MOVE', '{k}a', '0'], ['MOVE', '{k}a', '1'], ['MOVE', '{k}a', 'x'], ['SWAPDB', '0', '0'], ['SWAPDB', '0', '1'], ['SWAPDB', 'x', '0'], ['SELECT', '0'], ['SELECT', '1']] },
   { name: 'object and memory: subcommand errors', requests: [['OBJECT', 'ENCODING'], ['OBJECT', 'ENCODING', 'a', 'b'], ['MEMORY', 'FOO'], ['MEMORY', 'USAGE'], ['OBJECT', 'FREQ', '{k}missing']] },
   { name: 'other data types are out of scope', requests: [['LPUSH', '{k}l', 'x'], ['HSET', '{k}h', 'f', 'v'], ['SADD', '{k}s', 'm'], ['ZADD', '{k}z', '1', 'm']] },

@@ -232,3 +232,20 @@ test('ROLE answers as Redis does on a primary and on a backup', async () => {
     disconnect(b)
   }
 })
+
+test('FLUSHALL is replayed by backups: every key goes at once', async () => {
+  const p = connect(cluster.primary.port)
+  const b = connect(cluster.backups[0].port)
+  try {
+    await p.mset('fl:a', '1', 'fl:b', '2')
+    expect(await p.flushall()).toBe('OK')
+    expect(await p.dbsize()).toBe(0)
+    await waitApplied(cluster.backups[0].port, await lsnOf(p))
+    expect(await b.dbsize()).toBe(0)
+    expect(await b.exists('fl:a', 'fl:b')).toBe(0)
+    expect(await errorCode(b.flushall())).toBe('READONLY')
+  } finally {
+    disconnect(p)
+    disconnect(b)
+  }
+})
