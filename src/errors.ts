@@ -31,3 +31,6 @@ export class DbError extends Error {
 export function dbError(code: DbErrorCode, message: string, cause?: unknown): DbError {
   return new DbError(code, message, cause === undefined ? undefined : { cause })
 }
+
+/** Redis's words for a write refused past maxmemory (clients and tests match on them). */
+export const OOM_MESSAGE = 'command not allowed when used memory > \'maxmemory\'.'

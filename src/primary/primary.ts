@@ -14,7 +14,7 @@
 import os from 'node:os'
 import { assert } from '../assert.js'
 import { LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE } from '../constants.js'
-import { dbError } from '../errors.js'
+import { dbError, OOM_MESSAGE } from '../errors.js'
 import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, setSlotRef, slotRef, tableNeedsGrowth } from '../index/indirection.js'
@@ -189,12 +189,13 @@ export class Primary implements ServedNode {
   }
 
   /**
-   * Before a write command: checks memory and reserves room for all of its ops
-   * in one block. Throws DbError OOM / TXN_TOO_LARGE / LOG_FULL.
+   * Before a write command: checks memory (unless the command only removes
+   * data, which Redis allows past maxmemory) and reserves room for all of its
+   * ops in one block. Throws DbError OOM / TXN_TOO_LARGE / LOG_FULL.
    */
-  beginWrite(boundBytes: number): void {
-    if (this.usedMemoryBytes() + boundBytes > this.options.maxMemoryBytes) {
-      throw dbError('OOM', 'command not allowed when used memory > \'maxmemory\'')
+  beginWrite(boundBytes: number, checkMemory = true): void {
+    if (checkMemory && this.usedMemoryBytes() + boundBytes > this.options.maxMemoryBytes) {
+      throw dbError('OOM', OOM_MESSAGE)
     }
     this.appender.reserveCommand(boundBytes)
   }

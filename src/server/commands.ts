@@ -24,6 +24,8 @@ export const F_BLOCKING = 16
 export const F_OBSERVES_ALL = 32
 /** Administrative (CONFIG, DEBUG, MONITOR, SHUTDOWN): not echoed to MONITOR, as in Redis. */
 export const F_ADMIN = 64
+/** A write that only removes or moves data (DEL, FLUSHALL, RENAME): allowed past maxmemory, as Redis allows it. */
+export const F_MAY_FREE = 128
 
 export interface CommandSpec {
   name: string
@@ -288,8 +290,8 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'get', arity: 2, flags: F_READ, run: get },
   { name: 'set', arity: -3, flags: F_WRITE, bound: setBound, run: set },
   { name: 'getset', arity: 3, flags: F_WRITE, bound: setBound, run: getset },
-  { name: 'del', arity: -2, flags: F_WRITE, bound: (s, a) => keyBound(s, a, 1, 1, 0), run: del },
-  { name: 'unlink', arity: -2, flags: F_WRITE, bound: (s, a) => keyBound(s, a, 1, 1, 0), run: del },
+  { name: 'del', arity: -2, flags: F_WRITE | F_MAY_FREE, bound: (s, a) => keyBound(s, a, 1, 1, 0), run: del },
+  { name: 'unlink', arity: -2, flags: F_WRITE | F_MAY_FREE, bound: (s, a) => keyBound(s, a, 1, 1, 0), run: del },
   { name: 'exists', arity: -2, flags: F_READ, run: exists },
   { name: 'mget', arity: -2, flags: F_READ, run: mget },
   { name: 'mset', arity: -3, flags: F_WRITE, bound: (s, a) => { if (a.argc % 2 === 0) throw dbError('PROTOCOL', 'wrong number of arguments for \'mset\' command'); return keyBound(s, a, 1, 2, 1) }, run: mset },

@@ -15,7 +15,7 @@
 import { OP_TYPE_DELETE, REF_NONE } from '../constants.js'
 import { opBytes } from '../codec/record.js'
 import { type Args, argInt, argIs, argString, parseInt64Bytes } from './args.js'
-import { type CommandSpec, F_READ, F_WRITE, type Session } from './commands.js'
+import { type CommandSpec, F_MAY_FREE, F_READ, F_WRITE, type Session } from './commands.js'
 
 const ERR_EXPIRY = 'ERR key expiry is not supported by freshet yet (keys never expire)'
 /** Redis keeps a small integer as "int" up to this many characters, other short strings as "embstr". */
@@ -152,6 +152,21 @@ function otherType(type: string): CommandSpec['run'] {
 
 const refuseExpiry: CommandSpec['run'] = (s) => s.conn.out.error(ERR_EXPIRY)
 
+const ERR_NO_SCRIPTS = 'ERR freshet runs no scripts or functions'
+
+/** FUNCTION and SCRIPT: there are none, so FLUSH succeeds and listings are empty; loading one is refused. */
+function scripting(s: Session, a: Args): void {
+  const out = s.conn.out
+  if (argIs(a, 1, 'flush') && (a.argc === 2 || (a.argc === 3 && (argIs(a, 2, 'async') || argIs(a, 2, 'sync'))))) { out.simple('OK'); return }
+  if (argString(a, 0).toLowerCase() === 'function' && argIs(a, 1, 'list')) { out.arrayHeader(0); return }
+  if (argString(a, 0).toLowerCase() === 'script' && argIs(a, 1, 'exists') && a.argc >= 3) {
+    out.arrayHeader(a.argc - 2)
+    for (let i = 2; i < a.argc; i++) out.integer(0)
+    return
+  }
+  out.error(ERR_NO_SCRIPTS)
+}
+
 export const KEYSPACE_EXTRAS: CommandSpec[] = [
   { name: 'ttl', arity: 2, flags: F_READ, run: noExpiry },
   { name: 'pttl', arity: 2, flags: F_READ, run: noExpiry },
@@ -167,9 +182,12 @@ export const KEYSPACE_EXTRAS: CommandSpec[] = [
   { name: 'psetex', arity: 4, flags: 0, run: refuseExpiry },
   { name: 'object', arity: -2, flags: F_READ, run: object },
   { name: 'memory', arity: -2, flags: F_READ, run: memory },
-  { name: 'flushall', arity: -1, flags: F_WRITE, bound: flushBound, run: flushall },
-  { name: 'flushdb', arity: -1, flags: F_WRITE, bound: flushBound, run: flushall },
+  { name: 'flushall', arity: -1, flags: F_WRITE | F_MAY_FREE, bound: flushBound, run: flushall },
+  { name: 'flushdb', arity: -1, flags: F_WRITE | F_MAY_FREE, bound: flushBound, run: flushall },
   { name: 'move', arity: 3, flags: 0, run: move },
   { name: 'swapdb', arity: 3, flags: 0, run: swapdb },
+  { name: 'function', arity: -2, flags: 0, run: scripting },
+  { name: 'script', arity: -2, flags: 0, run: scripting },
+  ...['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'].map((name): CommandSpec => ({ name, arity: -1, flags: 0, run: (s) => s.conn.out.error(ERR_NO_SCRIPTS) })),
   ...OTHER_TYPES.flatMap(([type, names]) => names.map((name): CommandSpec => ({ name, arity: -1, flags: 0, run: otherType(type) }))),
 ]

@@ -11,12 +11,12 @@
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { QUERY_BUFFER_BYTES_MAX } from '../constants.js'
-import { DbError } from '../errors.js'
+import { DbError, OOM_MESSAGE } from '../errors.js'
 import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
 import type { Primary } from '../primary/primary.js'
 import { type Args, argString, copyArgs } from './args.js'
-import { COMMANDS, type CommandSpec, errorReply, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED, type Session } from './commands.js'
+import { COMMANDS, type CommandSpec, errorReply, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED, type Session } from './commands.js'
 import { Connection } from './connection.js'
 import { STRING_COMMANDS } from './string_commands.js'
 import { ADMIN_COMMANDS } from './admin_commands.js'
@@ -315,6 +315,13 @@ export class RespServer {
         out.error(`ERR ${spec.name} is not allowed inside MULTI`)
         return
       }
+      // Like Redis, a write that adds data is refused when queued if the node is already past maxmemory.
+      const writer = this.node.writer
+      if ((spec.flags & (F_WRITE | F_MAY_FREE)) === F_WRITE && writer !== null && writer.usedMemoryBytes() > writer.options.maxMemoryBytes) {
+        conn.multiError = true
+        out.error(`OOM ${OOM_MESSAGE}`)
+        return
+      }
       conn.multiQueue.push(copyArgs(a))
       out.raw(QUEUED)
       return
@@ -339,7 +346,7 @@ export class RespServer {
         return
       }
       try {
-        writer.beginWrite(spec.bound!(session, a, 0))
+        writer.beginWrite(spec.bound!(session, a, 0), (spec.flags & F_MAY_FREE) === 0)
       } catch (err) {
         out.error(errorReply(err))
         return
@@ -453,6 +460,7 @@ export class RespServer {
     const writer = this.node.writer
     for (const a of queue) if ((this.lookup(a).flags & F_OBSERVES_ALL) !== 0) this.node.view.observe(this.node.waitLsn())
     let hasWrite = false
+    let addsData = false
     let bound = 0
     try {
       // An APPEND's result is at most its key's current value plus every byte the transaction writes.
@@ -462,10 +470,11 @@ export class RespServer {
         const spec = this.lookup(a)
         if ((spec.flags & F_WRITE) === 0) continue
         hasWrite = true
+        if ((spec.flags & F_MAY_FREE) === 0) addsData = true
         if (writer === null) { conn.out.error('EXECABORT Transaction discarded because of: READONLY You can\'t write against a read only replica.'); return }
         bound += spec.bound!(s, a, appendBytes)
       }
-      if (hasWrite) writer!.beginWrite(bound)
+      if (hasWrite) writer!.beginWrite(bound, addsData)
     } catch (err) {
       conn.out.error(`EXECABORT Transaction discarded because of: ${errorReply(err)}`)
       return

@@ -14,7 +14,7 @@
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, globMatch, parseInt64Bytes } from './args.js'
 import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
-import { type CommandSpec, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
+import { type CommandSpec, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
 
 const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
 const ERR_SYNTAX = 'ERR syntax error'
@@ -516,7 +516,7 @@ function moveBound(s: Session, a: Args, extra: number): number {
 
 export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'setnx', arity: 3, flags: F_WRITE, bound: keyValueBound, run: setnx },
-  { name: 'getdel', arity: 2, flags: F_WRITE, bound: deleteBound, run: getdel },
+  { name: 'getdel', arity: 2, flags: F_WRITE | F_MAY_FREE, bound: deleteBound, run: getdel },
   { name: 'getex', arity: -2, flags: F_READ, run: getex },
   { name: 'getrange', arity: 4, flags: F_READ, run: getrange },
   { name: 'substr', arity: 4, flags: F_READ, run: getrange },
@@ -531,7 +531,7 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'touch', arity: -2, flags: F_READ, run: touch },
   { name: 'keys', arity: 2, flags: F_READ | F_OBSERVES_ALL, run: keys },
   { name: 'randomkey', arity: 1, flags: F_READ | F_OBSERVES_ALL, run: randomkey },
-  { name: 'rename', arity: 3, flags: F_WRITE, bound: moveBound, run: (s, a) => rename(s, a, false) },
-  { name: 'renamenx', arity: 3, flags: F_WRITE, bound: moveBound, run: (s, a) => rename(s, a, true) },
+  { name: 'rename', arity: 3, flags: F_WRITE | F_MAY_FREE, bound: moveBound, run: (s, a) => rename(s, a, false) },
+  { name: 'renamenx', arity: 3, flags: F_WRITE | F_MAY_FREE, bound: moveBound, run: (s, a) => rename(s, a, true) },
   { name: 'copy', arity: -3, flags: F_WRITE, bound: moveBound, run: copy },
 ]

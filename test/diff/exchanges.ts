@@ -142,6 +142,9 @@ export const EXCHANGES: Exchange[] = [
   // ---------------------------------------------------------------- connection state
   { name: 'reset: leaves MULTI, forgets WATCH and the name, back to RESP2', requests: [['CLIENT', 'SETNAME', 'x'], ['WATCH', '{k}a'], ['MULTI'], ['RESET'], ['CLIENT', 'GETNAME'], ['SET', '{k}a', '1'], ['MULTI'], ['GET', '{k}a'], ['EXEC']] },
   // (CONFIG SET port is immutable in freshet but not in Redis: never sent to the oracle, it would move it.)
+  { name: 'maxmemory: writes that add data get OOM; deletes and FLUSHALL still run', requests: [
+    ['SET', '{k}a', '1'], ['CONFIG', 'SET', 'maxmemory', '1'], ['SET', '{k}b', '2'], ['APPEND', '{k}a', 'x'], ['GET', '{k}a'], ['DEL', '{k}a'], ['MULTI'], ['SET', '{k}c', '1'], ['EXEC'],
+    ['FLUSHALL'], ['CONFIG', 'SET', 'maxmemory', '0'], ['SET', '{k}b', '2']] },
   { name: 'config set: run-time parameters, unknown and immutable ones', requests: [['CONFIG', 'SET', 'maxclients', '10000'], ['CONFIG', 'GET', 'maxclients'], ['CONFIG', 'SET', 'no-such-option', '1'], ['CONFIG', 'SET', 'maxclients'], ['CONFIG', 'SET', 'databases', '4']] },
 
   // ---------------------------------------------------------------- COMMAND (entries differ in detail; these parts agree)

@@ -530,7 +530,8 @@ describe('INFO', () => {
     expect(server.process_id).toBe(String(primary.proc.pid))
 
     const replication = parseInfo(await r.info('replication'))
-    expect(replication.role).toBe('primary')
+    expect(replication.role).toBe('master')
+    expect(replication.freshet_role).toBe('primary')
     for (const k of ['epoch', 'commit_lsn', 'durable_lsn']) expect(replication[k], k).toMatch(/^\d+$/)
 
     const persistence = parseInfo(await r.info('persistence'))
