@@ -67,7 +67,7 @@ export class Connection {
     this.socket = socket
     this.parser = authed
       ? new RespParser(bulkBytesMax, queryBytesMax, ARGS_MAX)
-      : new RespParser(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX)
+      : new RespParser(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX, true)
     this.out = new ReplyWriter()
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`
     this.createdMs = Date.now()
@@ -104,13 +104,13 @@ export class Connection {
   /** RESET on a node with a password: the connection must AUTH again, with the small bounds meanwhile. */
   deauthenticate(): void {
     this.authed = false
-    this.parser.setLimits(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX)
+    this.parser.setLimits(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX, true)
   }
 
   /** The client proved its password: it may now send requests up to the connection's full bounds. */
   authenticate(): void {
     this.authed = true
-    this.parser.setLimits(this.bulkBytesMax, this.queryBytesMax, ARGS_MAX)
+    this.parser.setLimits(this.bulkBytesMax, this.queryBytesMax, ARGS_MAX, false)
   }
 
   /** Replies written since the last mark wait until released > waitLsn. */

@@ -64,8 +64,10 @@ export class RespParser {
   private bulkBytesMax: number
   private bufferBytesMax: number
   private argsMax: number
+  /** The bounds are those of a connection that has not authenticated (Redis words its errors so). */
+  private unauthenticated: boolean
 
-  constructor(bulkBytesMax: number, bufferBytesMax: number, argsMax = ARGS_MAX) {
+  constructor(bulkBytesMax: number, bufferBytesMax: number, argsMax = ARGS_MAX, unauthenticated = false) {
     this.data = Buffer.alloc(0)
     this.pos = 0
     this.end = 0
@@ -76,16 +78,18 @@ export class RespParser {
     this.bulkBytesMax = bulkBytesMax
     this.bufferBytesMax = bufferBytesMax
     this.argsMax = argsMax
+    this.unauthenticated = unauthenticated
   }
 
   /**
    * Changes the bounds for what is parsed from now on (a connection's limits
    * grow once it has authenticated). Input already buffered stays.
    */
-  setLimits(bulkBytesMax: number, bufferBytesMax: number, argsMax: number): void {
+  setLimits(bulkBytesMax: number, bufferBytesMax: number, argsMax: number, unauthenticated: boolean): void {
     this.bulkBytesMax = bulkBytesMax
     this.bufferBytesMax = bufferBytesMax
     this.argsMax = argsMax
+    this.unauthenticated = unauthenticated
   }
 
   pendingBytes(): number {
@@ -148,8 +152,12 @@ export class RespParser {
     this.argLength = l
   }
 
-  /** Reads a decimal integer line at `at` (after a type byte). Returns -2 if incomplete. */
-  private readLineInt(at: number): number {
+  /**
+   * Reads a decimal integer line at `at` (after a type byte). Returns -2 if
+   * incomplete. `what` names the length in errors, as Redis does
+   * ("invalid multibulk length", "invalid bulk length").
+   */
+  private readLineInt(at: number, what: string): number {
     const d = this.data
     let n = 0
     let i = at
@@ -160,16 +168,16 @@ export class RespParser {
       const c = d[i]
       if (c === CR) {
         if (i + 1 >= this.end) return -2
-        if (d[i + 1] !== LF || i === start) throw new ProtocolError('invalid length line')
+        if (d[i + 1] !== LF || i === start) throw new ProtocolError(`invalid ${what} length`)
         this.lineEnd = i + 2
         return neg ? -n : n
       }
-      if (c < 48 || c > 57 || i - start > 15) throw new ProtocolError('invalid length')
-      if (c === 48 && i === start && i + 1 < this.end && d[i + 1] !== CR) throw new ProtocolError('invalid length')
+      if (c < 48 || c > 57 || i - start > 15) throw new ProtocolError(`invalid ${what} length`)
+      if (c === 48 && i === start && i + 1 < this.end && d[i + 1] !== CR) throw new ProtocolError(`invalid ${what} length`)
       n = n * 10 + (c - 48)
       i++
     }
-    if (i - start > 16) throw new ProtocolError('invalid length')
+    if (i - start > 16) throw new ProtocolError(`invalid ${what} length`)
     return -2
   }
 
@@ -180,9 +188,9 @@ export class RespParser {
     if (this.pos >= this.end) return PARSE_NEED_MORE
     const d = this.data
     if (d[this.pos] !== STAR) return this.nextInline()
-    const count = this.readLineInt(this.pos + 1)
+    const count = this.readLineInt(this.pos + 1, 'multibulk')
     if (count === -2) return PARSE_NEED_MORE
-    if (count > this.argsMax) throw new ProtocolError('invalid multibulk length')
+    if (count > this.argsMax) throw new ProtocolError(this.unauthenticated ? 'unauthenticated multibulk length' : 'invalid multibulk length')
     let at = this.lineEnd
     if (count <= 0) {
       this.pos = at
@@ -193,8 +201,9 @@ export class RespParser {
     for (let i = 0; i < count; i++) {
       if (at >= this.end) return PARSE_NEED_MORE
       if (d[at] !== DOLLAR) throw new ProtocolError(`expected '$', got '${String.fromCharCode(d[at])}'`)
-      const len = this.readLineInt(at + 1)
+      const len = this.readLineInt(at + 1, 'bulk')
       if (len === -2) return PARSE_NEED_MORE
+      if (len > this.bulkBytesMax && this.unauthenticated) throw new ProtocolError('unauthenticated bulk length')
       if (len < 0 || len > this.bulkBytesMax) throw new ProtocolError('invalid bulk length')
       const start = this.lineEnd
       if (start + len + 2 > this.end) {

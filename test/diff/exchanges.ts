@@ -44,6 +44,13 @@ export const EXCHANGES: Exchange[] = [
   { name: 'inline: unbalanced single quotes are a protocol error', requests: ["SET {k}u 'open\r\n"], closes: true },
   { name: 'inline: a closing quote followed by a letter is a protocol error', requests: ['SET {k}u "a"b\r\n'], closes: true },
 
+  // ---------------------------------------------------------------- protocol errors (the connection closes after the reply)
+  { name: 'protocol: a multibulk length that is not a number', requests: ['*x\r\n'], closes: true },
+  { name: 'protocol: a bulk length that is not a number', requests: ['*1\r\n$x\r\n'], closes: true },
+  { name: 'protocol: a negative bulk length', requests: ['*1\r\n$-5\r\n'], closes: true },
+  { name: 'protocol: something else where a bulk should start', requests: ['*1\r\nfoo\r\n'], closes: true },
+  { name: 'protocol: commands before the error still run', requests: ['PING\r\n', '*1\r\n$4\r\nPING\r\n', '*1\r\n$q\r\n'], closes: true },
+
   // ---------------------------------------------------------------- strings
   { name: 'strings: SET and GET, empty and binary values', requests: [['SET', '{k}a', ''], ['GET', '{k}a'], ['SET', '{k}b', BIN], ['GET', '{k}b'], ['STRLEN', '{k}b'], ['GET', '{k}missing']] },
   { name: 'strings: SET NX, XX and GET options', requests: [['SET', '{k}a', '1', 'NX'], ['SET', '{k}a', '2', 'NX'], ['SET', '{k}a', '3', 'XX'], ['SET', '{k}b', '1', 'XX'], ['SET', '{k}a', '4', 'GET'], ['SET', '{k}c', '1', 'GET'], ['GET', '{k}a']] },
