@@ -105,7 +105,8 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'hello', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: hello },
   { name: 'reset', arity: 1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.server.resetConnection(s.conn); s.conn.out.simple('RESET') } },
   { name: 'monitor', arity: 1, flags: F_ADMIN | F_BLOCKING, run: (s) => { s.server.monitors.add(s.conn); s.conn.out.raw(OK) } },
-  { name: 'shutdown', arity: -1, flags: F_ADMIN | F_MULTI_CONTROL, run: shutdown },
+  // Refused inside MULTI (F_BLOCKING: not queued), as Redis refuses it.
+  { name: 'shutdown', arity: -1, flags: F_ADMIN | F_BLOCKING, run: shutdown },
   { name: 'debug', arity: -2, flags: F_ADMIN, run: debug },
   { name: 'role', arity: 1, flags: F_NOAUTH, run: role },
 ]

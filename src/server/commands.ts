@@ -19,6 +19,7 @@ export const F_READ = 2
 export const F_NOAUTH = 4
 /** Not queued inside MULTI (executes immediately). */
 export const F_MULTI_CONTROL = 8
+/** Blocks or ends the connection (WAIT, WAITLSN, MONITOR, SHUTDOWN): refused inside MULTI. */
 export const F_BLOCKING = 16
 /** The reply reflects the whole keyspace (DBSIZE, SCAN): it waits for every write before it. */
 export const F_OBSERVES_ALL = 32

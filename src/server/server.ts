@@ -312,7 +312,7 @@ export class RespServer {
     if (conn.inMulti && (spec.flags & F_MULTI_CONTROL) === 0) {
       if ((spec.flags & F_BLOCKING) !== 0) {
         conn.multiError = true
-        out.error(`ERR ${spec.name} is not allowed inside MULTI`)
+        out.error('ERR Command not allowed inside a transaction')
         return
       }
       // Like Redis, a write that adds data is refused when queued if the node is already past maxmemory.

@@ -160,6 +160,7 @@ export const EXCHANGES: Exchange[] = [
 
   // ---------------------------------------------------------------- errors
   { name: 'errors: wrong number of arguments', requests: [['GET'], ['GET', 'a', 'b'], ['INCR'], ['ECHO'], ['MGET']] },
+  { name: 'errors: SHUTDOWN is refused inside MULTI, which then aborts', requests: [['MULTI'], ['SET', '{k}a', '1'], ['SHUTDOWN'], ['EXEC'], ['EXISTS', '{k}a']] },
   { name: 'errors: MULTI nesting, EXEC and DISCARD without MULTI', requests: [['EXEC'], ['DISCARD'], ['MULTI'], ['MULTI'], ['DISCARD']] },
   { name: 'errors: a queued command with a wrong arity aborts EXEC', requests: [['MULTI'], ['SET', '{k}a'], ['SET', '{k}a', '1'], ['EXEC'], ['EXISTS', '{k}a']] },
 ]
