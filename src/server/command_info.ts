@@ -23,7 +23,7 @@ const KEY_POSITIONS: Record<string, KeyPositions> = {
   ttl: ONE, pttl: ONE, expiretime: ONE, pexpiretime: ONE, persist: ONE, expire: ONE, pexpire: ONE, expireat: ONE, pexpireat: ONE, setex: ONE, psetex: ONE,
   del: ALL, unlink: ALL, exists: ALL, mget: ALL, touch: ALL, watch: ALL,
   mset: PAIRS, msetnx: PAIRS,
-  rename: TWO, renamenx: TWO, copy: TWO, lcs: TWO,
+  rename: TWO, renamenx: TWO, copy: TWO, lcs: TWO, bitop: [2, -1, 1],
 }
 
 /** Commands of the keyspace (as opposed to string values), for their ACL category. */

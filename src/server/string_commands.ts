@@ -1,7 +1,7 @@
 /**
  * Redis's string and keyspace commands beyond the core table (commands.ts):
  * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, INCRBYFLOAT, GETBIT, SETBIT, BITCOUNT,
- * BITPOS, LCS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
+ * BITPOS, BITOP, LCS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
  *
  * Every write is a physical redo op, like the core writes: SETRANGE and
  * SETBIT log the resulting string, RENAME logs a set of the destination and a
@@ -12,7 +12,7 @@
  * allowed size".
  */
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
-import { type Args, argIs, globMatch, parseInt64Bytes } from './args.js'
+import { type Args, argIs, argString, globMatch, parseInt64Bytes } from './args.js'
 import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
 import { type CommandSpec, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
 
@@ -431,6 +431,50 @@ function setbit(s: Session, a: Args): void {
   s.conn.out.integer(old)
 }
 
+/** BITOP AND|OR|XOR|NOT destkey srckey...: the result (as long as the longest source) is written to destkey, or destkey deleted when it is empty. */
+function bitop(s: Session, a: Args): void {
+  const out = s.conn.out
+  const op = argString(a, 1).toLowerCase()
+  if (op !== 'and' && op !== 'or' && op !== 'xor' && op !== 'not') { out.error(ERR_SYNTAX); return }
+  if (op === 'not' && a.argc !== 4) { out.error('ERR BITOP NOT must be called with a single source key.'); return }
+  const sources: Uint8Array[] = []
+  let length = 0
+  for (let i = 3; i < a.argc; i++) {
+    const v = Buffer.from(valueBytes(s, a, i))
+    sources.push(v)
+    if (v.length > length) length = v.length
+  }
+  const result = Buffer.alloc(length)
+  for (let j = 0; j < length; j++) {
+    let b = sources[0][j] ?? 0
+    if (op === 'not') b = ~b & 0xff
+    for (let k = 1; k < sources.length; k++) {
+      const x = sources[k][j] ?? 0
+      if (op === 'and') b &= x
+      else if (op === 'or') b |= x
+      else b ^= x
+    }
+    result[j] = b
+  }
+  const w = s.node.writer!
+  const head = probeLive(s, a, 2)
+  if (length === 0) {
+    if (head !== REF_NONE) {
+      w.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[2], a.argLength[2], null, 0, 0, null, 0, 0)
+      recordWrite(s)
+    }
+  } else {
+    writeValue(s, a, 2, result, length)
+  }
+  out.integer(length)
+}
+
+function bitopBound(s: Session, a: Args, extra: number): number {
+  let length = 0
+  for (let i = 3; i < a.argc; i++) length = Math.max(length, currentLength(s, a, i))
+  return opBound(a.argLength[2], Math.min(length + extra, valueMax(s)), valueMax(s))
+}
+
 /**
  * RENAME/RENAMENX/COPY, once the caller checked that the source holds a value:
  * writes the destination with the source's value, then (for a rename) deletes
@@ -524,6 +568,7 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'setrange', arity: 4, flags: F_WRITE, bound: setrangeBound, run: setrange },
   { name: 'getbit', arity: 3, flags: F_READ, run: getbit },
   { name: 'setbit', arity: 4, flags: F_WRITE, bound: setbitBound, run: setbit },
+  { name: 'bitop', arity: -4, flags: F_WRITE, bound: bitopBound, run: bitop },
   { name: 'bitcount', arity: -2, flags: F_READ, run: bitcount },
   { name: 'bitpos', arity: -3, flags: F_READ, run: bitpos },
   { name: 'lcs', arity: -3, flags: F_READ, run: lcs },

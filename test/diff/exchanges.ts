@@ -82,6 +82,10 @@ export const EXCHANGES: Exchange[] = [
     ['SETBIT', '{k}b', '7', '1'], ['GET', '{k}b'], ['GETBIT', '{k}b', '7'], ['GETBIT', '{k}b', '6'], ['GETBIT', '{k}b', '100'], ['SETBIT', '{k}b', '7', '0'],
     ['SETBIT', '{k}b', '20', '1'], ['STRLEN', '{k}b'], ['SETBIT', '{k}b', '1', '2'], ['SETBIT', '{k}b', '-1', '1'], ['GETBIT', '{k}b', '4294967296'],
     ['SETBIT', '{k}b', 'x', '1'], ['GETBIT', '{k}missing', '0'], ['SETBIT', '{k}b', '1', '01']] },
+  { name: 'bitop: and, or, xor, not, missing and empty sources', requests: [
+    ['SET', '{k}a', 'foobar'], ['SET', '{k}b', 'abcdef'], ['SET', '{k}c', 'xy'], ['BITOP', 'AND', '{k}d', '{k}a', '{k}b'], ['GET', '{k}d'], ['BITOP', 'OR', '{k}d', '{k}a', '{k}c'], ['GET', '{k}d'],
+    ['BITOP', 'XOR', '{k}d', '{k}a', '{k}b', '{k}c'], ['GET', '{k}d'], ['BITOP', 'NOT', '{k}d', '{k}c'], ['GET', '{k}d'], ['BITOP', 'NOT', '{k}d', '{k}a', '{k}b'], ['BITOP', 'NAND', '{k}d', '{k}a'],
+    ['BITOP', 'AND', '{k}d', '{k}missing1', '{k}missing2'], ['EXISTS', '{k}d'], ['BITOP', 'OR', '{k}e', '{k}missing', '{k}c'], ['GET', '{k}e']] },
   { name: 'bitcount: bytes, bits, negative ranges, syntax', requests: [
     ['SET', '{k}a', 'foobar'], ['BITCOUNT', '{k}a'], ['BITCOUNT', '{k}a', '0', '0'], ['BITCOUNT', '{k}a', '1', '1'], ['BITCOUNT', '{k}a', '1', '1', 'BYTE'],
     ['BITCOUNT', '{k}a', '5', '30', 'BIT'], ['BITCOUNT', '{k}a', '-2', '-1'], ['BITCOUNT', '{k}a', '-1', '-2'], ['BITCOUNT', '{k}a', '0'], ['BITCOUNT', '{k}a', '0', '1', 'WORD'],
