@@ -19,7 +19,7 @@ const TWO: KeyPositions = [1, 2, 1]
 const KEY_POSITIONS: Record<string, KeyPositions> = {
   get: ONE, set: ONE, getset: ONE, setnx: ONE, getdel: ONE, getex: ONE, getrange: ONE, substr: ONE, setrange: ONE,
   incr: ONE, decr: ONE, incrby: ONE, decrby: ONE, incrbyfloat: ONE, append: ONE, strlen: ONE,
-  getbit: ONE, setbit: ONE, bitcount: ONE, bitpos: ONE, type: ONE, move: ONE,
+  getbit: ONE, setbit: ONE, bitfield: ONE, bitfield_ro: ONE, bitcount: ONE, bitpos: ONE, type: ONE, move: ONE,
   ttl: ONE, pttl: ONE, expiretime: ONE, pexpiretime: ONE, persist: ONE, expire: ONE, pexpire: ONE, expireat: ONE, pexpireat: ONE, setex: ONE, psetex: ONE,
   del: ALL, unlink: ALL, exists: ALL, mget: ALL, touch: ALL, watch: ALL,
   mset: PAIRS, msetnx: PAIRS,

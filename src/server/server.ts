@@ -514,7 +514,7 @@ export class RespServer {
     if (length > COMMAND_NAME_BYTES_MAX) return undefined
     const spec = this.byHash.get(nameHash(d, start, length))
     if (spec === undefined || spec.name.length !== length) return undefined
-    for (let i = 0; i < length; i++) if ((d[start + i] | 0x20) !== spec.name.charCodeAt(i)) return undefined
+    for (let i = 0; i < length; i++) if (foldCase(d[start + i]) !== spec.name.charCodeAt(i)) return undefined
     return spec
   }
 }
@@ -546,8 +546,13 @@ function quoteArg(d: Uint8Array, start: number, length: number): string {
 /** FNV-1a over the case-folded bytes of a command name. */
 function nameHash(d: Uint8Array, start: number, length: number): number {
   let h = 0x811c9dc5
-  for (let i = 0; i < length; i++) h = Math.imul(h ^ (d[start + i] | 0x20), 0x01000193)
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ foldCase(d[start + i]), 0x01000193)
   return h >>> 0
+}
+
+/** ASCII upper-case letters to lower case; every other byte (digits, '_', '.', '-') as it is. */
+function foldCase(c: number): number {
+  return c >= 65 && c <= 90 ? c | 0x20 : c
 }
 
 function argsPreview(a: Args): string {

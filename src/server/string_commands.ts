@@ -1,7 +1,7 @@
 /**
  * Redis's string and keyspace commands beyond the core table (commands.ts):
  * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, INCRBYFLOAT, GETBIT, SETBIT, BITCOUNT,
- * BITPOS, BITOP, LCS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
+ * BITPOS, BITOP, BITFIELD (bitfield.ts), LCS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
  *
  * Every write is a physical redo op, like the core writes: SETRANGE and
  * SETBIT log the resulting string, RENAME logs a set of the destination and a
@@ -13,6 +13,7 @@
  */
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, argString, globMatch, parseInt64Bytes } from './args.js'
+import { bitfield, bitfieldValueBytes } from './bitfield.js'
 import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
 import { type CommandSpec, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
 
@@ -568,6 +569,8 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'setrange', arity: 4, flags: F_WRITE, bound: setrangeBound, run: setrange },
   { name: 'getbit', arity: 3, flags: F_READ, run: getbit },
   { name: 'setbit', arity: 4, flags: F_WRITE, bound: setbitBound, run: setbit },
+  { name: 'bitfield', arity: -2, flags: F_WRITE, bound: (s, a, extra) => opBound(a.argLength[1], Math.min(Math.max(currentLength(s, a, 1) + extra, bitfieldValueBytes(s, a)), valueMax(s)), valueMax(s)), run: (s, a) => bitfield(s, a, false) },
+  { name: 'bitfield_ro', arity: -2, flags: F_READ, run: (s, a) => bitfield(s, a, true) },
   { name: 'bitop', arity: -4, flags: F_WRITE, bound: bitopBound, run: bitop },
   { name: 'bitcount', arity: -2, flags: F_READ, run: bitcount },
   { name: 'bitpos', arity: -3, flags: F_READ, run: bitpos },

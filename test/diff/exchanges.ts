@@ -82,6 +82,15 @@ export const EXCHANGES: Exchange[] = [
     ['SETBIT', '{k}b', '7', '1'], ['GET', '{k}b'], ['GETBIT', '{k}b', '7'], ['GETBIT', '{k}b', '6'], ['GETBIT', '{k}b', '100'], ['SETBIT', '{k}b', '7', '0'],
     ['SETBIT', '{k}b', '20', '1'], ['STRLEN', '{k}b'], ['SETBIT', '{k}b', '1', '2'], ['SETBIT', '{k}b', '-1', '1'], ['GETBIT', '{k}b', '4294967296'],
     ['SETBIT', '{k}b', 'x', '1'], ['GETBIT', '{k}missing', '0'], ['SETBIT', '{k}b', '1', '01']] },
+  { name: 'bitfield: get, set, incrby with wrap, sat and fail', requests: [
+    ['BITFIELD', '{k}a', 'SET', 'i8', '0', '100', 'GET', 'i8', '0', 'INCRBY', 'i8', '0', '100', 'GET', 'u4', '0'], ['GET', '{k}a'],
+    ['BITFIELD', '{k}a', 'OVERFLOW', 'SAT', 'INCRBY', 'i8', '0', '200', 'INCRBY', 'u2', '100', '1', 'OVERFLOW', 'FAIL', 'INCRBY', 'u2', '102', '5', 'GET', 'u2', '102'],
+    ['BITFIELD', '{k}b', 'SET', 'u8', '#1', '255', 'GET', 'u8', '8', 'SET', 'u8', '#2', '-1', 'OVERFLOW', 'SAT', 'SET', 'u8', '#3', '-1', 'SET', 'i8', '#4', '300'], ['GET', '{k}b'],
+    ['BITFIELD', '{k}c', 'SET', 'i64', '0', '-9223372036854775808', 'INCRBY', 'i64', '0', '-1', 'GET', 'i64', '0', 'SET', 'u63', '64', '9223372036854775807', 'INCRBY', 'u63', '64', '1'],
+    ['BITFIELD', '{k}d', 'OVERFLOW', 'FAIL', 'INCRBY', 'u8', '16', '300'], ['STRLEN', '{k}d'], ['BITFIELD', '{k}missing', 'GET', 'i16', '0'], ['EXISTS', '{k}missing'],
+    ['BITFIELD', '{k}e', 'GET', 'u64', '0'], ['BITFIELD', '{k}e', 'GET', 'i0', '0'], ['BITFIELD', '{k}e', 'GET', 'x8', '0'], ['BITFIELD', '{k}e', 'GET', 'i8', '-1'], ['BITFIELD', '{k}e', 'GET', 'i8', '#x'],
+    ['BITFIELD', '{k}e', 'OVERFLOW', 'NOPE', 'GET', 'i8', '0'], ['BITFIELD', '{k}e', 'SET', 'i8', '0'], ['BITFIELD', '{k}e', 'FOO'], ['BITFIELD', '{k}e', 'SET', 'i8', '0', 'x'], ['BITFIELD', '{k}e'],
+    ['BITFIELD_RO', '{k}b', 'GET', 'u8', '#1', 'GET', 'I8', '#4'], ['BITFIELD_RO', '{k}b', 'SET', 'u8', '0', '1'], ['BITFIELD', '{k}f', 'SET', 'i5', '3', '17', 'GET', 'i5', '3', 'INCRBY', 'U3', '2', '9']] },
   { name: 'bitop: and, or, xor, not, missing and empty sources', requests: [
     ['SET', '{k}a', 'foobar'], ['SET', '{k}b', 'abcdef'], ['SET', '{k}c', 'xy'], ['BITOP', 'AND', '{k}d', '{k}a', '{k}b'], ['GET', '{k}d'], ['BITOP', 'OR', '{k}d', '{k}a', '{k}c'], ['GET', '{k}d'],
     ['BITOP', 'XOR', '{k}d', '{k}a', '{k}b', '{k}c'], ['GET', '{k}d'], ['BITOP', 'NOT', '{k}d', '{k}c'], ['GET', '{k}d'], ['BITOP', 'NOT', '{k}d', '{k}a', '{k}b'], ['BITOP', 'NAND', '{k}d', '{k}a'],

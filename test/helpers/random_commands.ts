@@ -11,7 +11,7 @@ export function randomRequest(rng: Rng, prefix: string): Array<string | Buffer> 
   const key = (): string => `${prefix}${rng.int(0, 5)}`
   const value = (): string | Buffer => rng.pick<string | Buffer>(['', '0', '1', '-7', '42', '9223372036854775806', 'abc', 'hello world', rng.bytes(rng.int(1, 12)), 'x'.repeat(rng.int(20, 300))])
   const index = (): string => String(rng.pick([0, 1, 2, 3, -1, -2, -5, 7, 40, 100, -100]))
-  switch (rng.int(0, 26)) {
+  switch (rng.int(0, 28)) {
     case 0: return ['SET', key(), value()]
     case 1: return ['GET', key()]
     case 2: return ['SETNX', key(), value()]
@@ -36,6 +36,8 @@ export function randomRequest(rng: Rng, prefix: string): Array<string | Buffer> 
     case 21: return ['MGET', key(), key(), key()]
     case 22: return ['MSET', key(), value(), key(), value()]
     case 23: return ['GETSET', key(), value()]
+    case 26: return ['BITOP', rng.pick(['AND', 'OR', 'XOR']), key(), key(), key()]
+    case 27: return ['BITFIELD', key(), 'OVERFLOW', rng.pick(['WRAP', 'SAT', 'FAIL']), rng.pick(['SET', 'INCRBY']), rng.pick(['i8', 'u4', 'i16', 'u7']), String(rng.int(0, 40)), String(rng.int(-300, 300)), 'GET', 'i8', String(rng.int(0, 40))]
     case 25: return rng.int(0, 2) === 0 ? ['LCS', key(), key()] : ['LCS', key(), key(), rng.pick(['LEN', 'IDX'])]
     case 24: return ['INCRBYFLOAT', key(), rng.pick([`${rng.int(-99, 99)}.${rng.int(0, 999)}`, `${rng.int(1, 9)}e${rng.int(-5, 5)}`, String(rng.int(-3, 3)), '0.1', '-0.1'])]
     default: return rng.int(0, 1) === 0 ? ['MULTI'] : ['EXEC']
