@@ -262,33 +262,21 @@ export class RespParser {
       let w = i
       let quote = 0
       for (;;) {
-        if (quote === DQUOTE) {
+        if (quote !== 0) {
           if (i >= to) return -1
           const c = d[i]
-          if (c === BACKSLASH && i + 3 < to && d[i + 1] === 0x78 && hexValue(d[i + 2]) >= 0 && hexValue(d[i + 3]) >= 0) {
+          if (c === quote) {
+            // A closing quote must end its argument.
+            if (i + 1 < to && !isBlank(d[i + 1])) return -1
+            i++
+            break
+          }
+          if (c === BACKSLASH && quote === DQUOTE && i + 3 < to && d[i + 1] === 0x78 && hexValue(d[i + 2]) >= 0 && hexValue(d[i + 3]) >= 0) {
             d[w++] = hexValue(d[i + 2]) * 16 + hexValue(d[i + 3])
             i += 4
-          } else if (c === BACKSLASH && i + 1 < to) {
-            d[w++] = unescapeByte(d[i + 1])
+          } else if (c === BACKSLASH && i + 1 < to && (quote === DQUOTE || d[i + 1] === SQUOTE)) {
+            d[w++] = quote === DQUOTE ? unescapeByte(d[i + 1]) : SQUOTE
             i += 2
-          } else if (c === DQUOTE) {
-            if (i + 1 < to && !isBlank(d[i + 1])) return -1
-            i++
-            break
-          } else {
-            d[w++] = c
-            i++
-          }
-        } else if (quote === SQUOTE) {
-          if (i >= to) return -1
-          const c = d[i]
-          if (c === BACKSLASH && i + 1 < to && d[i + 1] === SQUOTE) {
-            d[w++] = SQUOTE
-            i += 2
-          } else if (c === SQUOTE) {
-            if (i + 1 < to && !isBlank(d[i + 1])) return -1
-            i++
-            break
           } else {
             d[w++] = c
             i++
