@@ -59,6 +59,13 @@ export const INDEX_LOAD_MAX = 0.7
 export const CLIENTS_MAX_DEFAULT = 10000
 export const QUERY_BUFFER_BYTES_MAX = 64 * 1024 * 1024
 export const REPLY_BUFFER_BYTES_MAX = 64 * 1024 * 1024
+/**
+ * After a protocol error the connection sends its error reply and a FIN, then
+ * reads and drops input for at most this long before it is destroyed: a close
+ * with unread input is a reset, and a reset can destroy the error reply at a
+ * client that is still writing before it reads.
+ */
+export const PROTOCOL_ERROR_LINGER_MS_MAX = 2_000
 export const ARGS_MAX = 1024 * 1024
 export const INLINE_BYTES_MAX = 64 * 1024
 /**

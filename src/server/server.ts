@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
-import { QUERY_BUFFER_BYTES_MAX } from '../constants.js'
+import { PROTOCOL_ERROR_LINGER_MS_MAX, QUERY_BUFFER_BYTES_MAX } from '../constants.js'
 import { DbError, OOM_MESSAGE } from '../errors.js'
 import { assert } from '../assert.js'
 import type { ReadView } from '../view/read_view.js'
@@ -206,6 +206,8 @@ export class RespServer {
 
   private onData(conn: Connection, chunk: Buffer): void {
     if (conn.closed || conn.detached) return
+    // Closing (QUIT, a protocol error): no command after it runs, so its input is dropped, not parsed or buffered.
+    if (conn.closing) return
     try {
       conn.parser.feed(chunk)
     } catch (err) {
@@ -252,8 +254,11 @@ export class RespServer {
     }
     conn.closing = true
     conn.mark(-1, 0)
+    // Sends the error, then a FIN once nothing is held (Connection.flush). Input is read and dropped
+    // meanwhile (onData), so the client reads the error before the end of the stream instead of losing
+    // it to a reset; a client that neither closes nor stops sending is cut after a bounded linger.
     this.flushConnection(conn)
-    setTimeout(() => conn.destroy(), 100).unref()
+    setTimeout(() => conn.destroy(), PROTOCOL_ERROR_LINGER_MS_MAX).unref()
   }
 
   scheduleTurnEnd(): void {

@@ -56,19 +56,28 @@ async function expectHealthy(what: string): Promise<void> {
   }
 }
 
+/** How long a closing or answering server may take before the test gives up (a failure bound only). */
+const SERVER_WAIT_MS = 15_000
+
 /**
- * Sends `bytes` on a fresh connection, then waits until the server closes it
- * or sends nothing more for idleMs (bounded by totalMs). Returns what came back.
+ * Sends `bytes` on a fresh connection, then waits for what the test expects:
+ * 'closed' (the server ends the connection), or, for fuzz rounds that expect
+ * nothing in particular, until the server closes it or sends nothing more
+ * for idleMs. Returns what came back.
  */
-async function sendAndObserve(bytes: Buffer, idleMs = 60, totalMs = 3_000): Promise<{ replies: Reply[], closed: boolean, raw: Buffer }> {
+async function sendAndObserve(bytes: Buffer, wait: 'closed' | { idleMs: number } = { idleMs: 60 }): Promise<{ replies: Reply[], closed: boolean, raw: Buffer }> {
   const c = await RawConn.connect(primary.port)
   try {
     await c.write(bytes)
-    const deadline = Date.now() + totalMs
-    let seen = -1
-    while (!c.closed && Date.now() < deadline && seen !== c.received.length) {
-      seen = c.received.length
-      await c.until(() => c.received.length !== seen, idleMs)
+    if (wait === 'closed') {
+      await c.waitClosed(SERVER_WAIT_MS)
+    } else {
+      const deadline = Date.now() + 3_000
+      let seen = -1
+      while (!c.closed && Date.now() < deadline && seen !== c.received.length) {
+        seen = c.received.length
+        await c.until(() => c.received.length !== seen, wait.idleMs)
+      }
     }
     return { replies: parseReplies(c.received), closed: c.closed, raw: c.received }
   } finally {
@@ -124,7 +133,7 @@ describe('garbage on the wire', () => {
   test('huge or invalid declared bulk length: error reply, connection closed', async () => {
     for (const len of ['999999999999', '99999999999999999', '-5', '12x', '']) {
       const bytes = Buffer.from(`*2\r\n$3\r\nGET\r\n$${len}\r\n`)
-      const { replies, closed } = await sendAndObserve(bytes, 500)
+      const { replies, closed } = await sendAndObserve(bytes, 'closed')
       expect(replies.map(errorWord), `$${len}`).toEqual(['ERR'])
       expect(closed, `$${len}`).toBe(true)
       await expectHealthy(`bulk length ${len}`)
@@ -133,7 +142,7 @@ describe('garbage on the wire', () => {
 
   test("'*' with absurd counts: error reply, connection closed", async () => {
     for (const count of ['99999999999', '4294967296', '2147483648', '99999999999999999999', '12abc', '1048577']) {
-      const { replies, closed } = await sendAndObserve(Buffer.from(`*${count}\r\n$4\r\nPING\r\n`), 500)
+      const { replies, closed } = await sendAndObserve(Buffer.from(`*${count}\r\n$4\r\nPING\r\n`), 'closed')
       expect(replies.map(errorWord), `*${count}`).toEqual(['ERR'])
       expect(closed, `*${count}`).toBe(true)
       await expectHealthy(`multibulk count ${count}`)
@@ -141,12 +150,21 @@ describe('garbage on the wire', () => {
   })
 
   test('inline garbage gets an error and the connection goes on; an endless inline line is cut', async () => {
-    const { replies, closed } = await sendAndObserve(Buffer.from('hello world\r\n\x01\x02\x03 \xff\xfe junk\r\nPING\r\n'))
-    expect(replies.map(errorWord)).toEqual(['ERR', 'ERR', '<simple>'])
-    expect(replies[2]).toEqual({ type: 'simple', value: 'PONG' })
-    expect(closed).toBe(false)
+    // The connection goes on: the third reply (PONG) comes after the two errors, and a fourth command is answered.
+    const c = await RawConn.connect(primary.port)
+    try {
+      await c.write(Buffer.from('hello world\r\n\x01\x02\x03 \xff\xfe junk\r\nPING\r\n'))
+      const replies = await c.replies(3, SERVER_WAIT_MS)
+      expect(replies.map(errorWord)).toEqual(['ERR', 'ERR', '<simple>'])
+      expect(replies[2]).toEqual({ type: 'simple', value: 'PONG' })
+      await c.write(encodeCommand('ECHO', 'on'))
+      expect((await c.replies(4, SERVER_WAIT_MS))[3]).toEqual({ type: 'bulk', value: Buffer.from('on') })
+      expect(c.closed).toBe(false)
+    } finally {
+      c.close()
+    }
 
-    const long = await sendAndObserve(Buffer.alloc(200 * 1024, 0x61), 500)
+    const long = await sendAndObserve(Buffer.alloc(200 * 1024, 0x61), 'closed')
     expect(long.replies.map(errorWord)).toEqual(['ERR'])
     expect(long.closed).toBe(true)
     await expectHealthy('inline garbage')
@@ -160,7 +178,7 @@ describe('garbage on the wire', () => {
       await c.write(`*3\r\n$3\r\nSET\r\n$8\r\nflood:ka\r\n$${declared}\r\n`)
       const chunk = Buffer.alloc(64 * 1024, 0x78)
       for (let sent = 0; sent < declared + 2 * chunk.length && !c.closed; sent += chunk.length) await c.write(chunk)
-      expect(await c.waitClosed(5_000)).toBe(true)
+      expect(await c.waitClosed(SERVER_WAIT_MS)).toBe(true)
       expect(parseReplies(c.received).map(errorWord)).toEqual(['ERR'])
     } finally {
       c.close()
@@ -176,20 +194,21 @@ describe('garbage on the wire', () => {
     let received = Buffer.alloc(0)
     let closed = false
     socket.on('data', (d: Buffer) => { received = Buffer.concat([received, d]) })
-    socket.on('error', () => { /* EPIPE/ECONNRESET once the server cuts us off */ })
+    socket.on('error', () => { /* EPIPE when writing on after the server's end of stream */ })
     const closedP = new Promise<void>((resolve) => socket.on('close', () => { closed = true; resolve() }))
     await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
     const arg = Buffer.concat([Buffer.from('$65536\r\n'), Buffer.alloc(65536, 0x7a), Buffer.from('\r\n')])
     let sent = 0
     const ok = socket.write('*1000000\r\n$3\r\nSET\r\n')
     if (!ok) await new Promise((r) => socket.once('drain', r))
+    // Every write yields to the event loop, so the error reply and the end of stream are read as they
+    // arrive (a loop that writes while the kernel keeps taking bytes would never read).
     while (!closed && !socket.destroyed && sent < sentBytesMax) {
       sent += arg.length
-      if (!socket.write(arg)) {
-        await Promise.race([new Promise((r) => socket.once('drain', r)), closedP])
-      }
+      if (!socket.write(arg)) await Promise.race([new Promise((r) => socket.once('drain', r)), closedP])
+      else await new Promise((r) => setImmediate(r))
     }
-    await Promise.race([closedP, new Promise((r) => setTimeout(r, 5_000))])
+    await Promise.race([closedP, new Promise((r) => setTimeout(r, SERVER_WAIT_MS))])
     socket.destroy()
     expect(closed).toBe(true)
     expect(sent).toBeLessThan(sentBytesMax)
@@ -200,12 +219,13 @@ describe('garbage on the wire', () => {
 })
 
 describe('expensive requests', () => {
-  test('a pathological SCAN MATCH pattern answers quickly and does not stall other clients', async () => {
+  test('a pathological SCAN MATCH pattern finishes and does not stall other clients', async () => {
     await admin.set(`glob:${'a'.repeat(60)}`, 'x')
     const pattern = `${'*a'.repeat(30)}*b`
     const slow = connectClient(primary.port)
     try {
-      const t0 = Date.now()
+      // No wall-clock bound: an exponential matcher would take far longer than the test's timeout here
+      // (30 stars against a 60-byte key), and the PING below would wait behind it.
       const scanning = (async () => {
         let cursor = '0'
         for (let calls = 0; calls < 10_000; calls++) {
@@ -215,11 +235,8 @@ describe('expensive requests', () => {
         }
       })()
       // Meanwhile another client is served promptly.
-      const t1 = Date.now()
       expect(await admin.ping()).toBe('PONG')
-      expect(Date.now() - t1).toBeLessThan(2_000)
       await scanning
-      expect(Date.now() - t0).toBeLessThan(5_000)
     } finally {
       await closeClient(slow)
     }
@@ -256,7 +273,7 @@ describe('value and key bounds', () => {
     try {
       await c.write(`*3\r\n$3\r\nSET\r\n$7\r\nbound:v\r\n$${4 * 1024 * 1024}\r\n`)
       await c.write(Buffer.alloc(64 * 1024, 0x43))
-      expect(await c.waitClosed(5_000)).toBe(true)
+      expect(await c.waitClosed(SERVER_WAIT_MS)).toBe(true)
       expect(parseReplies(c.received).map(errorWord)).toEqual(['ERR'])
     } finally {
       c.close()
@@ -305,7 +322,7 @@ describe('a client that never reads its replies', () => {
     socket.write(Buffer.concat(Array.from({ length: getCount }, () => one)))
 
     // While it is stuck, others are served.
-    await waitFor(() => primary.stderr.includes('cut off'), 10_000, 'the server to log the cut-off')
+    await waitFor(() => primary.stderr.includes('cut off'), SERVER_WAIT_MS, 'the server to log the cut-off')
     const other = connectClient(primary.port)
     try {
       expect(await other.set('reply:other', 'fine')).toBe('OK')
@@ -322,7 +339,7 @@ describe('a client that never reads its replies', () => {
     socket.on('data', (d: Buffer) => { if (head === null) head = d.subarray(0, 32); receivedBytes += d.length })
     const closedP = new Promise<void>((resolve) => socket.on('close', () => { closed = true; resolve() }))
     socket.resume()
-    await Promise.race([closedP, new Promise((r) => setTimeout(r, 10_000))])
+    await Promise.race([closedP, new Promise((r) => setTimeout(r, SERVER_WAIT_MS))])
     socket.destroy()
     expect(closed).toBe(true)
     expect(receivedBytes).toBeLessThan(replyBytesTotal)
@@ -344,7 +361,7 @@ describe('limits on separate primaries', () => {
       }
       const sixth = await RawConn.connect(p.port)
       await sixth.write(encodeCommand('PING'))
-      expect(await sixth.waitClosed(3_000)).toBe(true)
+      expect(await sixth.waitClosed(SERVER_WAIT_MS)).toBe(true)
       expect(parseReplies(sixth.received).map(errorWord)).toEqual(['ERR'])
       // The five still work.
       for (const c of conns) {
@@ -365,7 +382,7 @@ describe('limits on separate primaries', () => {
         } finally {
           c.close()
         }
-      }, 5_000, 'a slot to free up')
+      }, SERVER_WAIT_MS, 'a slot to free up')
       expect(admitted).toEqual({ type: 'simple', value: 'PONG' })
     } finally {
       for (const c of conns) c.close()

@@ -10,7 +10,7 @@
  */
 import { expect, test } from 'vitest'
 import type { Redis } from 'ioredis'
-import { segmentFiles, startPrimary } from '../helpers/primary.js'
+import { freezeProcess, segmentFiles, startPrimary } from '../helpers/primary.js'
 import { closeClient, connectClient, connectOnce } from '../helpers/clients.js'
 import { sleep } from '../helpers/util.js'
 import { createRng, type Rng } from '../helpers/prng.js'
@@ -31,7 +31,7 @@ interface LoadResult {
   ackedCount: number
 }
 
-/** Commands each writer keeps in flight: the kill always lands on unacknowledged writes. */
+/** Commands each writer keeps in flight (refilled as replies arrive, until the load is stopped). */
 const WINDOW = 48
 const OPS_PER_WORKER_MAX = 200_000
 
@@ -160,18 +160,20 @@ test.each([
   const rng = createRng(`durability kill -9 (${segmentSize} segments)`, 0xd00b)
   const primary = await startPrimary({ commit: 'local', segmentSize })
   const ackedToKill = 4000
+  let frozen = false
   let stop = false
-  let killed: () => void = () => {}
-  const killSignal = new Promise<void>((resolve) => { killed = resolve })
-  // SIGKILL from inside the reply callback: the other writers' windows are still in flight.
-  const kill = (): void => {
-    if (stop) return
-    stop = true
-    primary.proc.kill('SIGKILL')
-    killed()
+  let frozenNow: () => void = () => {}
+  const freezeSignal = new Promise<void>((resolve) => { frozenNow = resolve })
+  // SIGSTOP from inside the reply callback, while the other writers' windows are in flight: the
+  // process halts at an arbitrary instant, and the SIGKILL below is a crash at that instant.
+  const freeze = (): void => {
+    if (frozen) return
+    frozen = true
+    primary.proc.kill('SIGSTOP')
+    frozenNow()
   }
   const opsRef: { ops: Op[][] | null } = { ops: null }
-  const loading = runWriteLoad(primary.port, 4, rng, (total) => { if (total >= ackedToKill) kill() }, () => stop, opsRef)
+  const loading = runWriteLoad(primary.port, 4, rng, (total) => { if (total >= ackedToKill) freeze() }, () => stop, opsRef)
   // A reader polls the newest keys of one writer: in local mode a value a reader saw is committed.
   const observed = new Map<string, string>()
   const reader = connectOnce(primary.port)
@@ -190,14 +192,20 @@ test.each([
       await new Promise((resolve) => setImmediate(resolve))
     }
   })()
-  // Bounded: kill once enough writes are acknowledged, or after 10 s regardless.
-  await Promise.race([killSignal, sleep(10_000)])
-  kill()
+  // Bounded: freeze once enough writes are acknowledged, or after 10 s regardless.
+  await Promise.race([freezeSignal, sleep(10_000)])
+  freeze()
+  await freezeProcess(primary.proc)
+  // The server is stopped: no reply leaves it any more. The replies it sent before are read now
+  // (two event-loop turns) and each refills its writer's window, so every writer has WINDOW writes
+  // in flight that can never be acknowledged when the kill lands, however fast the server was.
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve))
+  stop = true
   const exit = await primary.kill9()
   expect(exit.signal).toBe('SIGKILL')
   const load = await loading
   await reading
-  // A reply read after the kill still counts: the server sent it before dying.
+  // A reply read after the kill still counts: the server sent it before it stopped.
   const sent = load.ops.reduce((n, l) => n + l.length, 0)
   expect(load.ackedCount).toBeGreaterThan(0)
   expect(sent, 'the kill landed on unacknowledged writes').toBeGreaterThan(load.ackedCount)

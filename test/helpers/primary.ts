@@ -10,7 +10,7 @@
  *
  * Needs a build: `npm run build` (npm test does it).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -171,6 +171,57 @@ export async function startPrimary(opts: StartPrimaryOptions = {}): Promise<Prim
     },
   }
   return handle
+}
+
+/** Whether every thread of `pid` is stopped (SIGSTOP), as the OS reports it; null if the process is gone. */
+function isStopped(pid: number): boolean | null {
+  const taskDir = `/proc/${pid}/task`
+  if (fs.existsSync('/proc/self/stat')) {
+    let tids: string[]
+    try {
+      tids = fs.readdirSync(taskDir)
+    } catch {
+      return null // no such process
+    }
+    for (const tid of tids) {
+      let stat: string
+      try {
+        stat = fs.readFileSync(`${taskDir}/${tid}/stat`, 'latin1')
+      } catch {
+        continue // the thread exited meanwhile
+      }
+      // The state is the first field after the ')' that closes the command name.
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+      if (state !== 'T' && state !== 't') return false
+    }
+    return true
+  }
+  // No procfs (macOS, BSD): ps reports the process state, 'T' when stopped.
+  try {
+    return execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'latin1' }).trim().startsWith('T')
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Freezes a process with SIGSTOP and waits (bounded) until the OS reports
+ * every thread stopped. From then on the process reads, writes and answers
+ * nothing, so whatever a client sends is certainly unacknowledged; a SIGKILL
+ * after this is a crash at the instant the process stopped, an arbitrary one.
+ */
+export async function freezeProcess(proc: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`pid ${proc.pid} has exited: nothing to freeze`)
+  proc.kill('SIGSTOP')
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`pid ${proc.pid} exited while being frozen`)
+    const stopped = isStopped(proc.pid!)
+    if (stopped === true) return
+    if (stopped === null) throw new Error(`pid ${proc.pid} is gone: cannot freeze it`)
+    if (Date.now() > deadline) throw new Error(`pid ${proc.pid} not stopped ${timeoutMs} ms after SIGSTOP`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
 }
 
 /** SIGKILLs every process still running and removes every temp dir. */

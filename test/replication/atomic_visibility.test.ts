@@ -11,11 +11,16 @@ import type Redis from 'ioredis'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { keyHash } from '../../src/codec/hash.js'
 import { PARTITION_BITS } from '../../src/constants.js'
-import { Cluster, cleanupClusters, lsnOf, sleep } from '../helpers/cluster.js'
+import { Cluster, cleanupClusters, lsnOf } from '../helpers/cluster.js'
 
 const KEYS = Array.from({ length: 10 }, (_, i) => `atom:${i + 1}`)
-const WRITE_MS = 3_000
-const WRITES_MAX = 4_000
+/** The writer goes on until every reader has seen enough (below), at least WRITES_MIN, at most WRITES_MAX. */
+const WRITES_MIN = 3_000
+const WRITES_MAX = 20_000
+const READS_MIN = 50
+const DISTINCT_MIN = 5
+/** After the last write is applied everywhere, a reader that does not see it within this bound fails. */
+const FINAL_READ_TIMEOUT_MS = 15_000
 /** Commands the writer pipelines per round trip (one block holds several atomic writes). */
 const PIPELINE_DEPTH = 4
 const PADDING = 'p'.repeat(120)
@@ -42,11 +47,14 @@ interface ReaderResult {
   lastSeen: number
 }
 
-/** Reads all keys until `done()`; MGET and MULTI/GET×10/EXEC alternate. */
-async function readLoop(client: Redis, done: () => boolean): Promise<ReaderResult> {
-  const r: ReaderResult = { reads: 0, distinct: 0, torn: [], backwards: [], lastSeen: 0 }
+function newReaderResult(): ReaderResult {
+  return { reads: 0, distinct: 0, torn: [], backwards: [], lastSeen: 0 }
+}
+
+/** Reads all keys into `r` (updated live) until `done(r)`; MGET and MULTI/GET×10/EXEC alternate. */
+async function readLoop(client: Redis, r: ReaderResult, done: (r: ReaderResult) => boolean): Promise<ReaderResult> {
   const seen = new Set<string>()
-  for (let n = 0; !done() && n < 1_000_000; n++) {
+  for (let n = 0; !done(r) && n < 1_000_000; n++) {
     let values: Array<string | null>
     if (n % 4 === 3) {
       const multi = client.multi()
@@ -64,10 +72,10 @@ async function readLoop(client: Redis, done: () => boolean): Promise<ReaderResul
     if (values[0] === null) continue
     const i = Number(values[0].split(':')[0])
     seen.add(values[0])
+    r.distinct = seen.size
     if (i < r.lastSeen && r.backwards.length < 5) r.backwards.push(`${r.lastSeen} then ${i}`)
     r.lastSeen = Math.max(r.lastSeen, i)
   }
-  r.distinct = seen.size
   return r
 }
 
@@ -82,12 +90,17 @@ test('the ten keys fall in partitions of every lane of a 3-worker backup (precon
 
 test('readers on every backup never see part of an MSET or a MULTI', async () => {
   const writer = cluster.primaryClient()
-  let writing = true
-  const readers = cluster.backups.map((_, i) => readLoop(cluster.backupClient(i), () => !writing))
+  // Once the last write is applied everywhere: its number, and a bound for readers to see it.
+  let final: { i: number, deadlineMs: number } | null = null
+  const progress = cluster.backups.map(() => newReaderResult())
+  // A reader stops once it has seen the final state (or the bound passed: the assertions below then fail).
+  const readers = cluster.backups.map((_, b) => readLoop(cluster.backupClient(b), progress[b],
+    (r) => final !== null && (r.lastSeen >= final.i || Date.now() > final.deadlineMs)))
+  // The writer goes on until every reader has done and seen enough: a count, not a time.
+  const readersSatisfied = (): boolean => progress.every((r) => r.reads > READS_MIN && r.distinct > DISTINCT_MIN)
 
   let i = 0
-  const deadline = Date.now() + WRITE_MS
-  while (Date.now() < deadline && i < WRITES_MAX) {
+  while (i < WRITES_MAX && (i < WRITES_MIN || !readersSatisfied())) {
     const p = writer.pipeline()
     for (let d = 0; d < PIPELINE_DEPTH; d++) {
       i++
@@ -104,18 +117,17 @@ test('readers on every backup never see part of an MSET or a MULTI', async () =>
     expect(replies?.every(([err]) => err === null), 'writes succeeded').toBe(true)
   }
   const lastLsn = await lsnOf(writer)
-  // Readers keep going until every backup has applied the last write.
+  // Readers keep going until they have seen the last write, which every backup has applied.
   await cluster.waitAllApplied(lastLsn)
-  await sleep(50)
-  writing = false
+  final = { i, deadlineMs: Date.now() + FINAL_READ_TIMEOUT_MS }
   const results = await Promise.all(readers)
 
   for (const [b, r] of results.entries()) {
     const label = `backup${b} (workers ${cluster.backups[b].workers})`
     expect(r.torn, `${label}: replies with unequal values`).toEqual([])
     expect(r.backwards, `${label}: reads went back in time`).toEqual([])
-    expect(r.reads, `${label}: reads done`).toBeGreaterThan(50)
-    expect(r.distinct, `${label}: distinct states observed while writes went on`).toBeGreaterThan(5)
+    expect(r.reads, `${label}: reads done`).toBeGreaterThan(READS_MIN)
+    expect(r.distinct, `${label}: distinct states observed while writes went on`).toBeGreaterThan(DISTINCT_MIN)
     expect(r.lastSeen, `${label}: final state`).toBe(i)
   }
   for (const b of cluster.backups.keys()) {

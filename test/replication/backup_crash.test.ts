@@ -59,13 +59,23 @@ test('a backup killed with SIGKILL under load catches up: nothing lost or double
   const load = (async () => {
     for (let round = 0; round < 1_000 && !stop; round++) {
       batches += await writeLoad(writer, incrs, () => stop, 5)
-      await sleep(5)
+      await sleep(5) // pacing only: leaves the event loop to the waits below
     }
   })()
+  // Each phase waits for the load to make progress, not for a time: on a slow machine it just takes longer.
+  const loadProgress = async (batchesMore: number, what: string): Promise<void> => {
+    const target = batches + batchesMore
+    await waitFor(() => batches >= target, 30_000, `${batchesMore} more batches ${what}`)
+  }
+  const flushedLsn = async (client: Redis): Promise<number> => Number((await info(client, 'replication')).get('flushed_lsn'))
 
-  await sleep(600)
+  // Load first, until backup0 has flushed some of it (so that its restart has blocks to recover).
+  await loadProgress(5, 'before the first kill')
+  const before = cluster.backupClient(0)
+  await waitFor(async () => await flushedLsn(before) > 0, 10_000, 'backup0 to flush some blocks')
   await cluster.backups[0].node.kill9()
-  await sleep(400)
+  // The load goes on while backup0 is down.
+  await loadProgress(5, 'while backup0 is down')
   const firstRestart = await cluster.restartBackup(0)
   expect(firstRestart.stderr()).toMatch(/recovered [1-9]\d* blocks/)
   // Once it has flushed past what it recovered, kill it again while it catches
@@ -73,9 +83,10 @@ test('a backup killed with SIGKILL under load catches up: nothing lost or double
   const probe = cluster.backupClient(0)
   const recovered = Number((await info(probe, 'persistence')).get('recovery_bytes'))
   expect(recovered).toBeGreaterThan(0)
-  await waitFor(async () => Number((await info(probe, 'replication')).get('flushed_lsn')) > recovered, 10_000, 'the restarted backup to flush new blocks')
+  await waitFor(async () => await flushedLsn(probe) > recovered, 10_000, 'the restarted backup to flush new blocks')
   await cluster.restartBackup(0)
-  await sleep(500)
+  // The load goes on while it catches up a second time.
+  await loadProgress(5, 'after the second restart')
   stop = true
   await load
 

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { MAIN_JS } from '../../src/cli/spawn.js'
-import { Cluster, cleanupClusters, disconnect, lsnOf } from '../helpers/cluster.js'
+import { Cluster, cleanupClusters, disconnect, lsnOf, sleep } from '../helpers/cluster.js'
 
 let cluster: Cluster
 
@@ -31,7 +31,17 @@ test('lag --once shows every backup of a primary, and a backup\'s own link', asy
   disconnect(c)
   await cluster.waitAllApplied(lsn)
   const password = cluster.password!
-  const primary = lag([`127.0.0.1:${cluster.primary.port}`, '--once', '--password', password])
+  // A backup has applied `lsn`; the primary learns it from the backup's next ack. Sample until the
+  // primary shows it for both backups (bounded), instead of assuming the ack already arrived.
+  let primary = lag([`127.0.0.1:${cluster.primary.port}`, '--once', '--password', password])
+  const appliedAll = (stdout: string): boolean => {
+    const applied = [...stdout.matchAll(/applied_lsn=(\d+)/g)].map((m) => Number(m[1]))
+    return applied.length === 2 && applied.every((a) => a >= lsn)
+  }
+  for (let sample = 0; sample < 100 && primary.status === 0 && !appliedAll(primary.stdout); sample++) {
+    await sleep(100)
+    primary = lag([`127.0.0.1:${cluster.primary.port}`, '--once', '--password', password])
+  }
   expect(primary.status).toBe(0)
   const lines = primary.stdout.trim().split('\n')
   expect(lines).toHaveLength(2)

@@ -49,7 +49,7 @@ async function expectApplied(cluster: Cluster, lsn: number): Promise<void> {
   let applied = -1
   let failure = ''
   try {
-    applied = await waitApplied(cluster.backups[0].port, lsn, 3_000)
+    applied = await waitApplied(cluster.backups[0].port, lsn, 15_000)
   } catch (err) {
     const lines = cluster.backups[0].stderr().split('\n').filter((l) => /closing link/.test(l))
     failure = `WAITLSN: ${String((err as Error).message).slice(0, 120)}; backup log (${lines.length} lines like it): ${lines[0] ?? 'none'}`
