@@ -129,7 +129,10 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
 
   if (damage !== null && files.options.acceptLogDamage !== true) {
     const lsn = damage.id * segmentBytes + damage.offset
-    throw dbError('LOG_DAMAGED', `${files.fileOf(damage.id)} ${damage.what}: offset ${damage.offset}, LSN ${lsn}..${knownEndLsn} (${knownEndLsn - lsn} bytes) would be lost. ` +
+    const lost = damage.id === newest && !present.has(newest)
+      ? `LSN ${lsn} and after (the newest segment's length is recorded nowhere)`
+      : `LSN ${lsn}..${knownEndLsn} (${knownEndLsn - lsn} bytes)`
+    throw dbError('LOG_DAMAGED', `${files.fileOf(damage.id)} ${damage.what}: offset ${damage.offset}, ${lost} would be lost. ` +
       'Nothing was changed on disk. Restore the file, or start with --accept-log-damage to cut the log at that LSN')
   }
 
