@@ -162,11 +162,12 @@ export class LogFiles {
         throw dbError('INVALID_OPTION', `${dir} holds a log written with --segment-size ${String(meta.segmentBytes)} bytes; start with that size (got ${segmentBytes})`)
       }
       files.manifestRequired = meta.manifest === true
-    } else {
-      if (segmentIds(dir).length > 0) throw dbError('LOG_DAMAGED', `${metaFile} is missing but ${dir} holds segment files`)
+    } else if (segmentIds(dir).length === 0) {
       files.writeManifest({ newest: -1, sealedBytes: [], cutLsn: null })
       files.writeMeta()
     }
+    // else: segment files without freshet.json (lost, or a very old directory): recovery checks what
+    // is there, as for a directory from before manifests, and writes both once it accepts the log.
     return files
   }
 
