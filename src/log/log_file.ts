@@ -265,7 +265,11 @@ export class LogFiles {
       const size = fs.statSync(this.fileOf(id)).size
       removed += id === k ? Math.max(0, size - offset) : size
     }
-    if (k > m.newest && removed === 0) return 0
+    if (k > m.newest) {
+      // Past every recorded segment: only files no manifest knows can hold such bytes.
+      if (removed > 0) this.removeFrom(k, offset)
+      return removed
+    }
     const sealedBytes = m.sealedBytes.slice(0, k)
     for (let j = sealedBytes.length; j < k; j++) sealedBytes.push(fs.statSync(this.fileOf(j)).size)
     this.writeManifest({ newest: k, sealedBytes, cutLsn: lsn })
@@ -281,17 +285,29 @@ export class LogFiles {
     const lsn = m.cutLsn
     const k = Math.floor(lsn / this.segmentBytes)
     const offset = lsn - k * this.segmentBytes
+    // The newest recorded segment must exist: create it if the cut starts a missing one.
     const file = this.fileOf(k)
-    const created = !fs.existsSync(file)
-    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
-    try {
-      // Never extend: a cut inside a segment's unused tail keeps the file as it is.
-      if (fs.fstatSync(fd).size > offset) fs.ftruncateSync(fd, offset)
-      fs.fsyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
+    if (!fs.existsSync(file)) {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644))
+      syncDir(this.dir)
     }
-    if (created) syncDir(this.dir)
+    this.removeFrom(k, offset)
+    this.writeManifest({ newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
+  }
+
+  /** Truncates file k (if any) to `offset` and fsyncs it, then deletes later files, newest first, and fsyncs the directory. */
+  private removeFrom(k: number, offset: number): void {
+    const file = this.fileOf(k)
+    if (fs.existsSync(file)) {
+      const fd = fs.openSync(file, 'r+')
+      try {
+        // Never extend: a cut inside a segment's unused tail keeps the file as it is.
+        if (fs.fstatSync(fd).size > offset) fs.ftruncateSync(fd, offset)
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
+      }
+    }
     this.crashPoint('cut:truncated')
     const later = segmentIds(this.dir).filter((id) => id > k).reverse()
     for (const id of later) {
@@ -301,7 +317,6 @@ export class LogFiles {
     }
     if (later.length > 0) syncDir(this.dir)
     this.crashPoint('cut:deleted')
-    this.writeManifest({ newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
   }
 
   /**

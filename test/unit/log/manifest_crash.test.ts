@@ -174,11 +174,26 @@ describe('segment manifest', () => {
     expect(files.cutTail(lsn)).toBe(total - lsn)
     files.close()
     expect(fs.existsSync(seg(dir, 1))).toBe(false)
-    const { result, files: again } = await reopen(dir)
+    const { result, files: again, store } = await reopen(dir)
     expect(result.cutReason).toBeNull()
     expect(result.endLsn).toBe(lsn)
     expect(result.blockCount).toBe(3)
+    // A cut past everything on disk removes nothing and records nothing.
+    const manifestBefore = readManifest(dir, SEGMENT_BYTES)
+    expect(again.cutTail(5 * SEGMENT_BYTES)).toBe(0)
+    expect(readManifest(dir, SEGMENT_BYTES)).toEqual(manifestBefore)
+    // Writing on from the cut rolls over into new segments again, and the log stays healthy.
+    for (let i = 3; i < 13; i++) {
+      const from = store.endLsn
+      appendBlock(store, i)
+      await again.write(store, from, store.endLsn)
+    }
     again.close()
+    const third = await reopen(dir)
+    expect(third.result.cutReason).toBeNull()
+    expect(third.result.blockCount).toBe(13)
+    expect(readManifest(dir, SEGMENT_BYTES)!.newest).toBe(2)
+    third.files.close()
   })
 
   for (const step of ['cut:intent', 'cut:truncated', 'cut:deleted'] as const) {
