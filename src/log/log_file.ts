@@ -24,7 +24,7 @@ import { blockEpoch, blockKeyCount, validateBlock } from '../codec/record.js'
 import { dbError } from '../errors.js'
 import { BLOCK_HEADER_BYTES, FORMAT_VERSION, LSN_ALIGN_BYTES } from '../constants.js'
 import type { SegmentStore } from './segment_store.js'
-import { type Manifest, syncDir, writeFileDurable, writeManifest } from './manifest.js'
+import { MANIFEST_FILE, type Manifest, syncDir, writeFileDurable, writeManifest } from './manifest.js'
 import { recoverLog, type RecoveryResult } from './recover.js'
 
 export type { RecoveryResult } from './recover.js'
@@ -162,12 +162,12 @@ export class LogFiles {
         throw dbError('INVALID_OPTION', `${dir} holds a log written with --segment-size ${String(meta.segmentBytes)} bytes; start with that size (got ${segmentBytes})`)
       }
       files.manifestRequired = meta.manifest === true
-    } else if (segmentIds(dir).length === 0) {
+    } else if (segmentIds(dir).length === 0 && !fs.existsSync(path.join(dir, MANIFEST_FILE))) {
       files.writeManifest({ newest: -1, sealedBytes: [], cutLsn: null })
       files.writeMeta()
     }
-    // else: segment files without freshet.json (lost, or a very old directory): recovery checks what
-    // is there, as for a directory from before manifests, and writes both once it accepts the log.
+    // else: segment files or a manifest without freshet.json (lost, or a very old directory): recovery
+    // checks what is there (with the manifest if there is one) and writes freshet.json once it accepts the log.
     return files
   }
 

@@ -174,7 +174,7 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
       ? `${file}: ${cut.what} at offset ${cut.offset} (LSN ${cutLsn}) cut`
       : `damage accepted (--accept-log-damage): ${file} ${cut.what}; log cut at offset ${cut.offset} of that file, LSN ${cutLsn}..${knownEndLsn} lost (${result.truncatedBytes} bytes of segment files removed)`
   }
-  if (legacy) files.writeMeta()
+  if (!files.manifestRequired) files.writeMeta()
   return result
 }
 

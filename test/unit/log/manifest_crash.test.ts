@@ -244,6 +244,13 @@ describe('segment manifest', () => {
       b[ends[10] - 2 * SEGMENT_BYTES + 500] ^= 1
       fs.writeFileSync(f, b)
     }))
+    test('every segment file and freshet.json deleted: the manifest still knows there was a log', async () => {
+      const dir = tempDir()
+      const { files } = await writeLog(dir, 14)
+      files.close()
+      for (const name of fs.readdirSync(dir)) if (name !== MANIFEST_FILE) fs.rmSync(path.join(dir, name))
+      await expectDamaged(dir)
+    })
     test('the manifest deleted from a directory that had one', async () => {
       const dir = tempDir()
       const { files } = await writeLog(dir, 14)
