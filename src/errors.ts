@@ -4,6 +4,7 @@
  */
 export type DbErrorCode =
   | 'LOG_CORRUPT'
+  | 'LOG_DAMAGED'
   | 'LOG_FULL'
   | 'QUEUE_AT_LIMIT'
   | 'VALUE_TOO_LARGE'

@@ -41,6 +41,8 @@ export interface BackupOptions {
   primaryAuth: string | null
   workers: number
   listenPort: number
+  /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
+  acceptLogDamage?: boolean
   log: (line: string) => void
 }
 
@@ -148,7 +150,7 @@ export class Backup implements ServedNode, ReceiverSink {
   static async open(options: BackupOptions): Promise<Backup> {
     await initHash()
     const store = new SegmentStore(options.segmentBytes)
-    const files = LogFiles.open(options.dir, options.segmentBytes)
+    const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true })
     const { index, report, scheduler } = await recoverInto(files, store, options.workers)
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
     return new Backup(options, store, index, files, report, scheduler)

@@ -30,6 +30,11 @@ function onSignals(stop: () => Promise<void>): void {
   process.on('SIGTERM', () => handler('SIGTERM'))
 }
 
+/** A boolean flag from commander's options object (typed here as strings). */
+function flag(o: Record<string, unknown>, name: string): boolean {
+  return o[name] === true
+}
+
 const program = new Command()
 program.name('freshet').description('a replicated in-memory key-value database: the log is the database').version('0.1.0')
 
@@ -44,6 +49,7 @@ program.command('primary')
   .option('--segment-size <size>', 'log segment size', '64mb')
   .option('--max-memory <size>', 'writes get -OOM above this much log + index memory (default: 75% of RAM)')
   .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
+  .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
   .action(async (o: Record<string, string | undefined>) => {
     const port = parsePort(o.port!)
     const segmentBytes = parseSegmentBytes(o.segmentSize!)
@@ -53,7 +59,7 @@ program.command('primary')
       requirepass: o.requirepass ?? null, segmentBytes,
       maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
       maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
-      valueBytesMax: valueBytesMaxFor(segmentBytes), log,
+      valueBytesMax: valueBytesMaxFor(segmentBytes), acceptLogDamage: flag(o, 'acceptLogDamage'), log,
     })
     onSignals(running.stop)
   })
@@ -69,6 +75,7 @@ program.command('backup')
   .option('--requirepass <password>', 'password clients must AUTH with on this backup (default: the --primaryauth password; "" for none)')
   .option('--segment-size <size>', 'log segment size (must match the primary)', '64mb')
   .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
+  .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
   .action(async (o: Record<string, string | undefined>) => {
     const port = parsePort(o.port!)
     const primary = parseHostPort(o.primary!, '--primary')
@@ -78,7 +85,7 @@ program.command('backup')
       primaryAuth: o.primaryauth ?? null, requirepass: backupRequirepass(o.requirepass, o.primaryauth),
       workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
       segmentBytes, maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
-      valueBytesMax: valueBytesMaxFor(segmentBytes), log,
+      valueBytesMax: valueBytesMaxFor(segmentBytes), acceptLogDamage: flag(o, 'acceptLogDamage'), log,
     })
     onSignals(running.stop)
   })

@@ -17,6 +17,8 @@ export interface BackupRunOptions {
   segmentBytes: number
   maxClients: number
   valueBytesMax: number
+  /** --accept-log-damage: cut the log at the first damage instead of refusing to start. */
+  acceptLogDamage: boolean
   log: (line: string) => void
 }
 
@@ -29,7 +31,7 @@ export interface RunningBackup {
 export async function startBackup(o: BackupRunOptions): Promise<RunningBackup> {
   const backup = await Backup.open({
     dir: o.dir, segmentBytes: o.segmentBytes, primaryHost: o.primaryHost, primaryPort: o.primaryPort,
-    primaryAuth: o.primaryAuth, workers: o.workers, listenPort: o.port, log: o.log,
+    primaryAuth: o.primaryAuth, workers: o.workers, listenPort: o.port, acceptLogDamage: o.acceptLogDamage, log: o.log,
   })
   const r = backup.recovery
   o.log(`recovered ${r.blockCount} blocks (${(r.endLsn / 1e6).toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms`)

@@ -18,6 +18,8 @@ export interface PrimaryRunOptions {
   maxMemoryBytes: number
   maxClients: number
   valueBytesMax: number
+  /** --accept-log-damage: cut the log at the first damage instead of refusing to start. */
+  acceptLogDamage: boolean
   log: (line: string) => void
 }
 
@@ -31,7 +33,7 @@ export interface RunningPrimary {
 export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary> {
   const primary = await Primary.open({
     dir: o.dir, segmentBytes: o.segmentBytes, commit: o.commit, maxMemoryBytes: o.maxMemoryBytes,
-    valueBytesMax: o.valueBytesMax, recoveryWorkers: Math.min(4, os.cpus().length), log: o.log,
+    valueBytesMax: o.valueBytesMax, recoveryWorkers: Math.min(4, os.cpus().length), acceptLogDamage: o.acceptLogDamage, log: o.log,
   })
   const r = primary.recovery
   const mb = r.endLsn / 1e6

@@ -5,19 +5,29 @@
  * with one write per touched file and one fdatasync each (group commit: the
  * caller batches everything sealed since the last flush).
  *
- * recover() reads every segment file back into the segment store, validates
- * block after block (magic, version, position, length, checksum, op framing),
- * and cuts the log at the first block that is not whole: the file is
- * truncated there and later segment files are deleted. A torn tail is an
- * expected outcome of a crash, reported, never thrown.
+ * The segment manifest (manifest.ts) records what was made durable: it is
+ * rewritten when the write path first writes into a new segment (the previous
+ * one is already fdatasynced: its length is final) and when the tail is cut
+ * (cutTail), never per write. recover() (recover.ts) uses it to tell a torn
+ * tail, which it cuts, from damage, which stops start-up (LOG_DAMAGED).
+ *
+ * Rollover order: fdatasync segment i (done by the write of its last bytes),
+ * create file i+1 and fsync the directory, write the manifest {newest: i+1,
+ * sealedBytes[i]: size of file i}, then write into i+1. A crash between any
+ * two steps leaves a state recovery accepts: an empty file newest+1 not yet in
+ * the manifest is adopted.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { assert } from '../assert.js'
 import { blockEpoch, blockKeyCount, validateBlock } from '../codec/record.js'
 import { dbError } from '../errors.js'
-import { FORMAT_VERSION } from '../constants.js'
+import { BLOCK_HEADER_BYTES, FORMAT_VERSION, LSN_ALIGN_BYTES } from '../constants.js'
 import type { SegmentStore } from './segment_store.js'
+import { MANIFEST_FILE, type Manifest, syncDir, writeFileDurable, writeManifest } from './manifest.js'
+import { recoverLog, type RecoveryResult } from './recover.js'
+
+export type { RecoveryResult } from './recover.js'
 
 const SEGMENT_FILE_RE = /^segment-(\d{12})\.log$/
 const META_FILE = 'freshet.json'
@@ -42,6 +52,8 @@ export interface ScanResult {
   blockCount: number
   lastEpoch: number
   keyCount: number
+  /** First 8-byte aligned offset past validBytes where a block validates for its own position; -1 if none. */
+  validAfterOffset: number
 }
 
 export type SegmentScanner = (jobs: ScanJob[]) => Promise<ScanResult[]>
@@ -66,7 +78,7 @@ export function scanSegment(job: ScanJob): ScanResult {
   } finally {
     fs.closeSync(fd)
   }
-  const r: ScanResult = { readBytes: read, validBytes: 0, blockCount: 0, lastEpoch: 0, keyCount: 0 }
+  const r: ScanResult = { readBytes: read, validBytes: 0, blockCount: 0, lastEpoch: 0, keyCount: 0, validAfterOffset: -1 }
   let offset = 0
   while (offset < read) {
     const length = validateBlock(u8, dv, offset, read - offset, job.baseLsn + offset)
@@ -77,6 +89,14 @@ export function scanSegment(job: ScanJob): ScanResult {
     offset += length
   }
   r.validBytes = offset
+  // Damage or a torn tail? Look for any later block that validates at its own position
+  // (a torn tail has none: nothing was ever written after it).
+  for (let at = offset + LSN_ALIGN_BYTES; at + BLOCK_HEADER_BYTES <= read; at += LSN_ALIGN_BYTES) {
+    if (validateBlock(u8, dv, at, read - at, job.baseLsn + at) >= 0) {
+      r.validAfterOffset = at
+      break
+    }
+  }
   return r
 }
 
@@ -84,25 +104,40 @@ export function scanInline(jobs: ScanJob[]): Promise<ScanResult[]> {
   return Promise.resolve(jobs.map(scanSegment))
 }
 
-export interface RecoveryResult {
-  endLsn: number
-  blockCount: number
-  bytesRead: number
-  truncatedBytes: number
-  /** Why the log was cut, or null if every file ended on a whole block. */
-  cutReason: string | null
-  lastEpoch: number
-  keyCount: number
+export interface LogFilesOptions {
+  /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
+  acceptLogDamage?: boolean
+  /** Tests only: called at each step of a rollover or cut; throwing there simulates a crash. */
+  crashPoint?: (step: CrashStep) => void
+}
+
+export type CrashStep = 'rollover:created' | 'rollover:manifest' | 'cut:intent' | 'cut:truncated' | 'cut:deleted'
+
+/** Segment ids of the segment files in `dir`, ascending. */
+export function segmentIds(dir: string): number[] {
+  return fs.readdirSync(dir)
+    .map((name) => SEGMENT_FILE_RE.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b)
 }
 
 export class LogFiles {
   readonly dir: string
   readonly segmentBytes: number
+  readonly options: LogFilesOptions
+  /** The directory was created with a manifest (freshet.json says so): a missing one is damage. */
+  manifestRequired: boolean
+  /** The manifest as last written (null: a directory from before manifests, until recovery writes one). */
+  manifest: Manifest | null
   private readonly fds: Map<number, number>
 
-  constructor(dir: string, segmentBytes: number) {
+  constructor(dir: string, segmentBytes: number, options: LogFilesOptions = {}) {
     this.dir = dir
     this.segmentBytes = segmentBytes
+    this.options = options
+    this.manifestRequired = false
+    this.manifest = null
     this.fds = new Map()
   }
 
@@ -110,48 +145,76 @@ export class LogFiles {
    * Opens (creating) a log directory. The directory records the segment size
    * it was created with (`freshet.json`): segment files are only meaningful
    * at that size, so opening it with another one is refused, untouched.
+   * A new directory gets an empty manifest before freshet.json says it has one.
    */
-  static open(dir: string, segmentBytes: number): LogFiles {
+  static open(dir: string, segmentBytes: number, options: LogFilesOptions = {}): LogFiles {
     fs.mkdirSync(dir, { recursive: true })
+    const files = new LogFiles(dir, segmentBytes, options)
     const metaFile = path.join(dir, META_FILE)
     if (fs.existsSync(metaFile)) {
-      let meta: { segmentBytes?: unknown }
+      let meta: { segmentBytes?: unknown, manifest?: unknown }
       try {
-        meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as { segmentBytes?: unknown }
+        meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as { segmentBytes?: unknown, manifest?: unknown }
       } catch (err) {
         throw dbError('LOG_CORRUPT', `${metaFile} is not readable JSON`, err)
       }
       if (meta.segmentBytes !== segmentBytes) {
         throw dbError('INVALID_OPTION', `${dir} holds a log written with --segment-size ${String(meta.segmentBytes)} bytes; start with that size (got ${segmentBytes})`)
       }
-    } else {
-      const tmp = `${metaFile}.tmp`
-      fs.writeFileSync(tmp, JSON.stringify({ format: FORMAT_VERSION, segmentBytes }) + '\n')
-      const fd = fs.openSync(tmp, 'r')
-      fs.fsyncSync(fd)
-      fs.closeSync(fd)
-      fs.renameSync(tmp, metaFile)
-      const dfd = fs.openSync(dir, 'r')
-      try { fs.fsyncSync(dfd) } finally { fs.closeSync(dfd) }
+      files.manifestRequired = meta.manifest === true
+    } else if (segmentIds(dir).length === 0 && !fs.existsSync(path.join(dir, MANIFEST_FILE))) {
+      files.writeManifest({ newest: -1, sealedBytes: [], cutLsn: null })
+      files.writeMeta()
     }
-    return new LogFiles(dir, segmentBytes)
+    // else: segment files or a manifest without freshet.json (lost, or a very old directory): recovery
+    // checks what is there (with the manifest if there is one) and writes freshet.json once it accepts the log.
+    return files
+  }
+
+  /** Records in freshet.json that this directory keeps a manifest (after the first one is written). */
+  writeMeta(): void {
+    writeFileDurable(this.dir, META_FILE, JSON.stringify({ format: FORMAT_VERSION, segmentBytes: this.segmentBytes, manifest: true }) + '\n')
+    this.manifestRequired = true
+  }
+
+  writeManifest(m: Manifest): void {
+    writeManifest(this.dir, m)
+    this.manifest = m
+  }
+
+  fileOf(id: number): string {
+    return path.join(this.dir, segmentFileName(id))
   }
 
   private fdFor(id: number): number {
     let fd = this.fds.get(id)
     if (fd !== undefined) return fd
-    const file = path.join(this.dir, segmentFileName(id))
+    const file = this.fileOf(id)
     const created = !fs.existsSync(file)
     fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
     this.fds.set(id, fd)
-    if (created) this.syncDir()
+    if (created) syncDir(this.dir)
     return fd
   }
 
-  /** Makes a newly created segment file's directory entry durable. */
-  private syncDir(): void {
-    const dfd = fs.openSync(this.dir, 'r')
-    try { fs.fsyncSync(dfd) } finally { fs.closeSync(dfd) }
+  private crashPoint(step: CrashStep): void {
+    if (this.options.crashPoint !== undefined) this.options.crashPoint(step)
+  }
+
+  /**
+   * The write path's first write into segment `id`: every earlier segment is
+   * sealed and its bytes are fdatasynced, so their lengths are final. Creates
+   * the file (directory fsynced), then records it as the newest.
+   */
+  private rollover(id: number): void {
+    const m = this.manifest
+    assert(m !== null && id > m.newest, 'rollover moves past the newest segment of a written manifest')
+    const sealedBytes = m.sealedBytes.slice()
+    for (let j = sealedBytes.length; j < id; j++) sealedBytes.push(fs.fstatSync(this.fdFor(j)).size)
+    this.fdFor(id)
+    this.crashPoint('rollover:created')
+    this.writeManifest({ newest: id, sealedBytes, cutLsn: null })
+    this.crashPoint('rollover:manifest')
   }
 
   /**
@@ -168,6 +231,7 @@ export class LogFiles {
       const offset = lsn - segment.baseLsn
       const limit = Math.min(to - segment.baseLsn, segment.committedBytes())
       if (limit > offset) {
+        if (this.manifest !== null && id > this.manifest.newest) this.rollover(id)
         const fd = this.fdFor(id)
         await writeAll(fd, segment.buf, offset, limit - offset)
         await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => err ? reject(err) : resolve()))
@@ -177,77 +241,90 @@ export class LogFiles {
   }
 
   /**
-   * Reads the log back into `store` and cuts it after the last whole block.
-   * Segments are scanned (read into their SAB, blocks validated) by `scan`,
-   * which may run them in parallel (the replay pool) or inline; the decision
-   * of where to cut is then made here, in LSN order.
+   * Removes every byte of the durable log at or after `lsn` (a block
+   * boundary) and returns how many bytes that was. Order, so that a crash
+   * anywhere leaves either the log before the cut or the log after it:
+   * 1. the manifest records the intent (newest = the segment holding lsn,
+   *    cutLsn = lsn); from here recovery finishes the cut (finishCut);
+   * 2. the file holding lsn is truncated there and fsynced;
+   * 3. later segment files are deleted, newest first, and the directory fsynced;
+   * 4. the manifest drops the intent.
+   * Truncating before step 1 would make a sealed segment look short (damage);
+   * a crash after step 1 must not bring cut bytes back.
+   * The in-memory side (segment store, positions) is the caller's.
    */
-  async recover(store: SegmentStore, scan: SegmentScanner = scanInline): Promise<RecoveryResult> {
-    const ids = fs.readdirSync(this.dir)
-      .map((name) => SEGMENT_FILE_RE.exec(name))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b)
-    const result: RecoveryResult = {
-      endLsn: 0, blockCount: 0, bytesRead: 0, truncatedBytes: 0, cutReason: null, lastEpoch: 0, keyCount: 0,
+  cutTail(lsn: number): number {
+    assert(Number.isSafeInteger(lsn) && lsn >= 0 && lsn % LSN_ALIGN_BYTES === 0, 'cut at an aligned LSN')
+    const m = this.manifest
+    assert(m !== null, 'the manifest is written (at open or by recovery) before any cut')
+    const k = Math.floor(lsn / this.segmentBytes)
+    const offset = lsn - k * this.segmentBytes
+    let removed = 0
+    for (const id of segmentIds(this.dir)) {
+      if (id < k) continue
+      const size = fs.statSync(this.fileOf(id)).size
+      removed += id === k ? Math.max(0, size - offset) : size
     }
-    // Segments must be 0, 1, 2, ...: everything after a missing one is cut.
-    let contiguous = 0
-    while (contiguous < ids.length && ids[contiguous] === contiguous) contiguous++
-    const jobs: ScanJob[] = []
-    for (let i = 0; i < contiguous; i++) {
-      const file = path.join(this.dir, segmentFileName(ids[i]))
-      const size = fs.statSync(file).size
-      if (size > this.segmentBytes) {
-        throw dbError('LOG_CORRUPT', `${file} is ${size} bytes, larger than the segment size ${this.segmentBytes}`)
-      }
-      const segment = store.segmentFor(ids[i] * this.segmentBytes)
-      jobs.push({ file, id: ids[i], baseLsn: segment.baseLsn, size, data: segment.data })
+    if (k > m.newest) {
+      // Past every recorded segment: only files no manifest knows can hold such bytes.
+      if (removed > 0) this.removeFrom(k, offset)
+      return removed
     }
-    const scans = await scan(jobs)
-    let expected = 0
-    let cut = false
-    for (let i = 0; i < jobs.length; i++) {
-      const job = jobs[i]
-      const r = scans[i]
-      if (cut) {
-        result.truncatedBytes += job.size
-        fs.rmSync(job.file)
-        continue
-      }
-      const segment = store.segments[job.id]
-      result.bytesRead += r.readBytes
-      result.blockCount += r.blockCount
-      if (r.blockCount > 0) {
-        result.lastEpoch = r.lastEpoch
-        result.keyCount = r.keyCount
-      }
-      segment.publish(r.validBytes)
-      expected = job.baseLsn + r.validBytes
-      if (r.validBytes < job.size) {
-        result.cutReason = `invalid block at LSN ${expected} (torn or corrupt); ${job.size - r.validBytes} bytes cut`
-        result.truncatedBytes += job.size - r.validBytes
-        segment.u8.fill(0, r.validBytes, job.size)
-        const fd = fs.openSync(job.file, 'r+')
-        try {
-          fs.ftruncateSync(fd, r.validBytes)
-          fs.fsyncSync(fd)
-        } finally {
-          fs.closeSync(fd)
-        }
-        cut = true
+    const sealedBytes = m.sealedBytes.slice(0, k)
+    for (let j = sealedBytes.length; j < k; j++) sealedBytes.push(fs.statSync(this.fileOf(j)).size)
+    this.writeManifest({ newest: k, sealedBytes, cutLsn: lsn })
+    this.crashPoint('cut:intent')
+    this.finishCut()
+    return removed
+  }
+
+  /** Steps 2-4 of cutTail for the cut the manifest records; idempotent (recovery redoes it after a crash). */
+  finishCut(): void {
+    const m = this.manifest
+    assert(m !== null && m.cutLsn !== null, 'a cut is recorded')
+    const lsn = m.cutLsn
+    const k = Math.floor(lsn / this.segmentBytes)
+    const offset = lsn - k * this.segmentBytes
+    // The newest recorded segment must exist: create it if the cut starts a missing one.
+    const file = this.fileOf(k)
+    if (!fs.existsSync(file)) {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644))
+      syncDir(this.dir)
+    }
+    this.removeFrom(k, offset)
+    this.writeManifest({ newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
+  }
+
+  /** Truncates file k (if any) to `offset` and fsyncs it, then deletes later files, newest first, and fsyncs the directory. */
+  private removeFrom(k: number, offset: number): void {
+    const file = this.fileOf(k)
+    if (fs.existsSync(file)) {
+      const fd = fs.openSync(file, 'r+')
+      try {
+        // Never extend: a cut inside a segment's unused tail keeps the file as it is.
+        if (fs.fstatSync(fd).size > offset) fs.ftruncateSync(fd, offset)
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
       }
     }
-    for (let i = contiguous; i < ids.length; i++) {
-      const file = path.join(this.dir, segmentFileName(ids[i]))
-      if (!cut) result.cutReason = `segment ${contiguous} is missing; segments from ${ids[i]} on are cut`
-      cut = true
-      result.truncatedBytes += fs.statSync(file).size
-      fs.rmSync(file)
+    this.crashPoint('cut:truncated')
+    const later = segmentIds(this.dir).filter((id) => id > k).reverse()
+    for (const id of later) {
+      const open = this.fds.get(id)
+      if (open !== undefined) { fs.closeSync(open); this.fds.delete(id) }
+      fs.rmSync(this.fileOf(id))
     }
-    result.endLsn = expected
-    store.endLsn = expected
-    return result
+    if (later.length > 0) syncDir(this.dir)
+    this.crashPoint('cut:deleted')
+  }
+
+  /**
+   * Reads the log back into `store`, cuts a torn tail (cutTail) and refuses
+   * damage (LOG_DAMAGED) unless options.acceptLogDamage: see recover.ts.
+   */
+  recover(store: SegmentStore, scan: SegmentScanner = scanInline): Promise<RecoveryResult> {
+    return recoverLog(this, store, scan)
   }
 
   /** Total size of the segment files. */

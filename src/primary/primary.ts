@@ -39,6 +39,8 @@ export interface PrimaryOptions {
   valueBytesMax: number
   /** Threads for parallel recovery of a large log (1: inline; default min(4, cores)). */
   recoveryWorkers?: number
+  /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
+  acceptLogDamage?: boolean
   log: (line: string) => void
 }
 
@@ -108,7 +110,7 @@ export class Primary implements ServedNode {
   static async open(options: PrimaryOptions): Promise<Primary> {
     await initHash()
     const store = new SegmentStore(options.segmentBytes)
-    const files = LogFiles.open(options.dir, options.segmentBytes)
+    const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true })
     const { index, report, scheduler } = await recoverInto(files, store, options.recoveryWorkers ?? Math.min(4, os.cpus().length))
     if (scheduler !== null) await scheduler.close()
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)

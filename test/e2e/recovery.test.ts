@@ -6,15 +6,20 @@
  * started on a copy must come up with exactly the state after some prefix of
  * the batches: every batch whose end LSN ≤ the damage point, none after it.
  * Also: segment rollover (--segment-size 1mb, > 5 MB written) comes back
- * whole, and damage in a middle segment cuts everything after it.
+ * whole. Only a torn tail (nothing valid after the damage, in the newest
+ * segment) is cut on its own; damage with valid data after it, a short, empty
+ * or missing sealed segment, or a missing newest segment stops start-up with
+ * LOG_DAMAGED (exit 2, no stack trace, nothing on disk changed), and
+ * --accept-log-damage cuts the log at the first damage and logs it.
  */
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { beforeAll, describe, expect, test } from 'vitest'
 import xxhash from 'xxhash-wasm'
 import type { Redis } from 'ioredis'
-import { copyDir, segmentFiles, startPrimary, type PrimaryProcess } from '../helpers/primary.js'
+import { MAIN_JS, copyDir, segmentFiles, startPrimary, type PrimaryProcess } from '../helpers/primary.js'
 import { closeClient, connectClient, parseInfo } from '../helpers/clients.js'
 import { createRng } from '../helpers/prng.js'
 import { forEachLimit } from '../helpers/util.js'
@@ -31,6 +36,37 @@ function fileDigests(dir: string): Record<string, string> {
   }
   return out
 }
+
+const REFUSE_TIMEOUT_MS = 30_000
+
+/**
+ * Starts `freshet <args>` expecting it to refuse to start: it must exit with code 2 and
+ * print the LOG_DAMAGED code and no stack trace, and leave every file in `dir` as it was.
+ */
+async function expectRefused(dir: string, args: string[], what: string): Promise<string> {
+  const before = fileDigests(dir)
+  const proc = spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  proc.stderr.setEncoding('utf8')
+  proc.stderr.on('data', (chunk: string) => { if (stderr.length < 1 << 20) stderr += chunk })
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), REFUSE_TIMEOUT_MS)
+    proc.once('exit', (c) => { clearTimeout(timer); resolve(c) })
+  })
+  expect(code, `${what}: exit code; stderr:\n${stderr}`).toBe(2)
+  expect(stderr, what).toContain('(LOG_DAMAGED)')
+  expect(stderr, `${what}: no stack trace`).not.toMatch(/\n\s+at /)
+  expect(fileDigests(dir), `${what}: refused to start, but the log files changed`).toEqual(before)
+  return stderr
+}
+
+function refusePrimary(dir: string, what: string, segmentSize?: string): Promise<string> {
+  const args = ['primary', '--port', '0', '--dir', dir, '--commit', 'local']
+  if (segmentSize !== undefined) args.push('--segment-size', segmentSize)
+  return expectRefused(dir, args, what)
+}
+
+const ACCEPT = ['--accept-log-damage']
 
 interface Batch {
   /** Keys set by the batch, with their values. */
@@ -178,14 +214,17 @@ describe('damaged tail of a single segment', () => {
     })
   })
 
-  test('a flipped byte at seeded offsets cuts the log at the damaged block', async () => {
+  test('a flipped byte: in the last block it is a torn tail and is cut; earlier (valid blocks after it) start-up is refused, and --accept-log-damage cuts there', async () => {
     const offsets = new Set<number>()
     for (let i = 0; i < 7; i++) offsets.add(rng.int(0, logBytes - 1))
     offsets.add(0) // the first block's checksum
     offsets.add(logBytes - 1) // the last byte of the last block
+    offsets.add(batches[batchCount - 2].endLsn) // the first byte of the last block
     offsets.add(batches[19].endLsn) // the first byte of a block
     // Bits drawn up front, in offset order, so the run does not depend on completion order.
     const flips = [...offsets].sort((a, b) => a - b).map((at) => ({ at, mask: 1 << rng.int(0, 7) }))
+    const lastBlockLsn = batches[batchCount - 2].endLsn
+    let refusedCount = 0
     await forEachLimit(flips, RESTARTS_PARALLEL, async ({ at, mask }) => {
       const what = `byte ${at} of ${logBytes} xor ${mask} (seed ${rng.seed})`
       const copy = copyDir(dir)
@@ -193,13 +232,25 @@ describe('damaged tail of a single segment', () => {
       const bytes = fs.readFileSync(file)
       bytes[at] ^= mask
       fs.writeFileSync(file, bytes)
-      const { primary, client, count } = await checkRecovered(copy, at, what)
+      if (at < lastBlockLsn) {
+        await refusePrimary(copy, what)
+        refusedCount++
+      }
+      const primary = await startPrimary({ dir: copy, commit: 'local', args: at < lastBlockLsn ? ACCEPT : [] })
+      const client = connectClient(primary.port)
+      const count = survivingCount(batches, at)
       const keptLsn = count === 0 ? 0 : batches[count - 1].endLsn
-      expect(Number(parseInfo(await client.info('persistence')).recovery_truncated_bytes), what).toBe(logBytes - keptLsn)
+      const info = parseInfo(await client.info('persistence'))
+      expect(Number(info.recovery_blocks), what).toBe(count)
+      expect(Number(info.commit_lsn), what).toBe(keptLsn)
+      expect(fs.statSync(segmentFiles(copy)[0]).size, `${what}: cut back to the last whole block`).toBe(keptLsn)
+      await expectState(client, batches, count)
+      expect(Number(info.recovery_truncated_bytes), what).toBe(logBytes - keptLsn)
       expect(primary.stderr, what).toContain('log recovery:')
       await closeClient(client)
       await primary.stop()
     })
+    expect(refusedCount).toBeGreaterThan(5)
   })
 
   test('after a cut, new writes append cleanly and survive the next restart', async () => {
@@ -283,7 +334,21 @@ describe('segment rollover (--segment-size 1mb)', () => {
     await primary.stop()
   })
 
-  test('a flipped byte in a middle segment cuts it there and drops every later segment', async () => {
+  /** Starts on `copy` (with `args`), checks that exactly the first `count` keys are there and that a cut was logged; returns it running. */
+  async function startCut(copy: string, count: number, what: string, args: string[] = ACCEPT, commitLsn?: number, removesBytes = true): Promise<{ primary: PrimaryProcess, c: Redis }> {
+    const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args })
+    const c = connectClient(primary.port)
+    const keptLsn = count === 0 ? 0 : endLsn[count - 1]
+    const info = parseInfo(await c.info('persistence'))
+    // A cut at a segment's start leaves the log ending there (the previous segment's unused tail is skipped).
+    expect(Number(info.commit_lsn), what).toBe(commitLsn ?? keptLsn)
+    if (removesBytes) expect(Number(info.recovery_truncated_bytes), what).toBeGreaterThan(0)
+    expect(primary.stderr, what).toContain('log recovery:')
+    await expectPrefix(c, count, what)
+    return { primary, c }
+  }
+
+  test('a flipped byte in a middle segment (valid data after it) is refused, untouched; --accept-log-damage cuts it there and drops every later segment', async () => {
     const copy = copyDir(dir)
     const files = segmentFiles(copy)
     const target = 2
@@ -296,14 +361,8 @@ describe('segment rollover (--segment-size 1mb)', () => {
     const count = endLsn.filter((l) => l <= damageLsn).length
     const what = `byte ${offset} of segment ${target} flipped (seed ${rng.seed})`
 
-    const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb' })
-    const c = connectClient(primary.port)
-    const keptLsn = count === 0 ? 0 : endLsn[count - 1]
-    const info = parseInfo(await c.info('persistence'))
-    expect(Number(info.commit_lsn), what).toBe(keptLsn)
-    expect(Number(info.recovery_truncated_bytes), what).toBeGreaterThan(0)
-    expect(primary.stderr, what).toContain('log recovery:')
-    await expectPrefix(c, count, what)
+    await refusePrimary(copy, what, '1mb')
+    const { primary, c } = await startCut(copy, count, what)
     expect(segmentFiles(copy).length, what).toBe(target + 1)
 
     // Writing on from the cut point (into the damaged segment, then new ones) and restarting works.
@@ -351,38 +410,74 @@ describe('segment rollover (--segment-size 1mb)', () => {
     }
   })
 
-  test('a torn middle segment (truncated) or a missing one cuts the log there', async () => {
-    // Truncated: segment 3 cut mid-way.
-    {
+  test('a middle segment truncated mid-block, truncated at a block boundary, emptied or missing, or the newest segment deleted: refused, untouched; --accept-log-damage cuts there', async () => {
+    const files = segmentFiles(dir)
+    const newest = files.length - 1
+    const target = 3
+    const targetSize = fs.statSync(files[target]).size
+    // Block ends strictly inside segment 3: truncating there leaves only whole blocks.
+    const boundaries = endLsn.filter((l) => l > target * segmentBytes && l < target * segmentBytes + targetSize)
+    expect(boundaries.length).toBeGreaterThan(2)
+    const boundary = boundaries[rng.int(0, boundaries.length - 2)] - target * segmentBytes
+    const cases: Array<{ what: string, damage: (copy: string) => void, cutLsn: number }> = [
+      { what: `segment ${target} truncated mid-block`, damage: (copy) => fs.truncateSync(segmentFiles(copy)[target], boundary + 8), cutLsn: target * segmentBytes + boundary },
+      { what: `segment ${target} truncated at a block boundary (${boundary})`, damage: (copy) => fs.truncateSync(segmentFiles(copy)[target], boundary), cutLsn: target * segmentBytes + boundary },
+      { what: `segment ${target} emptied`, damage: (copy) => fs.truncateSync(segmentFiles(copy)[target], 0), cutLsn: target * segmentBytes },
+      { what: `segment ${target + 1} deleted`, damage: (copy) => fs.rmSync(segmentFiles(copy)[target + 1]), cutLsn: (target + 1) * segmentBytes },
+      { what: `the newest segment (${newest}) deleted`, damage: (copy) => fs.rmSync(segmentFiles(copy)[newest]), cutLsn: newest * segmentBytes },
+    ]
+    await forEachLimit(cases, RESTARTS_PARALLEL, async ({ what, damage, cutLsn }) => {
       const copy = copyDir(dir)
-      const files = segmentFiles(copy)
-      const target = 3
-      const cut = rng.int(1, fs.statSync(files[target]).size - 1)
-      fs.truncateSync(files[target], cut)
-      const count = endLsn.filter((l) => l <= target * segmentBytes + cut).length
-      const what = `segment ${target} truncated to ${cut} bytes (seed ${rng.seed})`
-      const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb' })
-      const c = connectClient(primary.port)
-      expect(Number(parseInfo(await c.info('persistence')).commit_lsn), what).toBe(endLsn[count - 1])
-      await expectPrefix(c, count, what)
-      expect(segmentFiles(copy).length, what).toBe(target + 1)
+      damage(copy)
+      await refusePrimary(copy, what, '1mb')
+      const { primary, c } = await startCut(copy, endLsn.filter((l) => l <= cutLsn).length, what, ACCEPT, cutLsn, Math.floor(cutLsn / segmentBytes) < newest)
+      expect(segmentFiles(copy).length, what).toBe(Math.floor(cutLsn / segmentBytes) + 1)
       await closeClient(c)
       await primary.stop()
-    }
-    // Missing: segment 4 deleted; everything from segment 4 on is gone, 0..3 intact.
-    {
-      const copy = copyDir(dir)
-      const target = 4
-      fs.rmSync(segmentFiles(copy)[target])
-      const count = endLsn.filter((l) => l <= target * segmentBytes).length
-      const what = `segment ${target} deleted`
-      const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb' })
-      const c = connectClient(primary.port)
-      expect(primary.stderr, what).toContain('log recovery:')
-      await expectPrefix(c, count, what)
-      await closeClient(c)
-      await primary.stop()
-    }
+    })
+  })
+
+  test('a torn tail in the newest segment is cut, logged, and the primary starts', async () => {
+    const copy = copyDir(dir)
+    const files = segmentFiles(copy)
+    const newest = files.length - 1
+    const size = fs.statSync(files[newest]).size
+    const inLast = endLsn.filter((l) => l > newest * segmentBytes)
+    expect(inLast.length).toBeGreaterThan(1)
+    // Cut somewhere inside the newest segment's last block, as a crash mid-write leaves it.
+    const lastStart = inLast[inLast.length - 2] - newest * segmentBytes
+    const cut = lastStart + 8 * rng.int(1, Math.floor((size - lastStart) / 8) - 1)
+    fs.truncateSync(files[newest], cut)
+    const what = `newest segment torn at ${cut} (seed ${rng.seed})`
+    const { primary, c } = await startCut(copy, keyCount - 1, what, [])
+    expect(fs.statSync(files[newest]).size, what).toBe(lastStart)
+    await closeClient(c)
+    await primary.stop()
+  })
+
+  test('a backup refuses a damaged log too, and starts with --accept-log-damage', async () => {
+    const copy = copyDir(dir)
+    fs.truncateSync(segmentFiles(copy)[2], 0)
+    const args = ['backup', '--primary', '127.0.0.1:1', '--port', '0', '--dir', copy, '--segment-size', '1mb', '--workers', '1']
+    await expectRefused(copy, args, 'backup, segment 2 emptied')
+    const proc = spawn(process.execPath, [MAIN_JS, ...args, ...ACCEPT], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    proc.stderr.setEncoding('utf8')
+    const listening = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), REFUSE_TIMEOUT_MS)
+      proc.stderr.on('data', (chunk: string) => {
+        if (stderr.length < 1 << 20) stderr += chunk
+        if (stderr.includes('backup listening on')) { clearTimeout(timer); resolve(true) }
+      })
+      proc.once('exit', () => { clearTimeout(timer); resolve(false) })
+    })
+    const exited = new Promise((resolve) => proc.once('exit', resolve))
+    proc.kill('SIGKILL')
+    await exited
+    expect(listening, stderr).toBe(true)
+    expect(stderr).toContain('log recovery:')
+    expect(segmentFiles(copy).length).toBe(3)
+    expect(fs.statSync(segmentFiles(copy)[2]).size).toBe(0)
   })
 })
 
