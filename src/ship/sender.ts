@@ -187,14 +187,18 @@ export class Shipping {
   private remoteReleasedFn(): (() => number) | null {
     const mode = this.primary.options.commit
     if (mode !== 'remote-flush' && mode !== 'remote-apply') return null
+    // What was released stays released: a backup that disconnects takes nothing back
+    // (a reply that already left may have shown that position to a client).
+    let releasedMax = 0
     return () => {
       if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
       const positions: number[] = []
       for (const s of this.senders) if (!s.closed) positions.push(mode === 'remote-flush' ? s.flushedLsn : s.appliedLsn)
-      // Not enough backups: nothing past LSN 0 is released (no op lives below the first block header).
-      if (positions.length < this.syncBackups) return 0
+      // Not enough backups: nothing new is released (waiting for a missing sync backup is the contract).
+      if (positions.length < this.syncBackups) return releasedMax
       positions.sort((a, b) => b - a)
-      return positions[this.syncBackups - 1]
+      if (positions[this.syncBackups - 1] > releasedMax) releasedMax = positions[this.syncBackups - 1]
+      return releasedMax
     }
   }
 
