@@ -250,6 +250,41 @@ export class LogFiles {
     return result
   }
 
+  /**
+   * Cuts the files back to `lsn`: truncates the file holding it, deletes
+   * later segment files, fsyncs. Returns the bytes removed.
+   */
+  cutTail(lsn: number): number {
+    const keepId = Math.floor(lsn / this.segmentBytes)
+    const keepBytes = lsn - keepId * this.segmentBytes
+    let removed = 0
+    for (const name of fs.readdirSync(this.dir)) {
+      const m = SEGMENT_FILE_RE.exec(name)
+      if (m === null) continue
+      const id = Number(m[1])
+      if (id < keepId) continue
+      const file = path.join(this.dir, name)
+      const size = fs.statSync(file).size
+      if (id > keepId) {
+        const fd = this.fds.get(id)
+        if (fd !== undefined) { fs.closeSync(fd); this.fds.delete(id) }
+        fs.rmSync(file)
+        removed += size
+      } else if (size > keepBytes) {
+        const fd = fs.openSync(file, 'r+')
+        try {
+          fs.ftruncateSync(fd, keepBytes)
+          fs.fsyncSync(fd)
+        } finally {
+          fs.closeSync(fd)
+        }
+        removed += size - keepBytes
+      }
+    }
+    this.syncDir()
+    return removed
+  }
+
   /** Total size of the segment files. */
   bytesOnDisk(): number {
     let n = 0
