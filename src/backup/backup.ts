@@ -327,18 +327,18 @@ export class Backup implements ServedNode, ReceiverSink {
     } catch (err) {
       failure = err
     }
-    // Whole frames validated before a bad one in the same chunk are ours: persist and replay them.
+    // Whole frames validated before a bad one in the same chunk are ours: persist them, and
+    // replay what the primary confirmed (heartbeats before the bad frame count too).
     if (this.store.endLsn > before) {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
-      this.scheduler.advance(this.store.endLsn)
       if (this.pendingCount >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
     }
+    this.confirm()
     if (failure !== null) {
       this.dropLink(failure instanceof Error ? failure.message : String(failure))
       return
     }
-    this.confirm()
     this.scheduleAck()
   }
 

@@ -10,7 +10,9 @@
  * - after ≥ 300 ms idle every backup reports lag_ms 0 and lag_bytes 0;
  * - every INFO field of DESIGN §4 is present on both roles.
  */
+import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import type Redis from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
 import {
@@ -225,11 +227,15 @@ describe('remote-flush: what counts as flushed', () => {
     expect(answered, 'held: no backup').toBe(false)
     // The only block: header 48 + op align8(16 + 1 + 1) = 72.
     const blockEnd = 72
+    // A backup proves it holds that block with the block's checksum (the first 4 bytes of its header).
+    const segmentFile = path.join(node.dir, 'segment-000000000000.log')
+    await waitFor(() => fs.existsSync(segmentFile) && fs.statSync(segmentFile).size >= blockEnd, 5_000, 'the block on disk')
+    const checksum = String(fs.readFileSync(segmentFile).readUInt32LE(0))
     const fake = net.connect({ host: '127.0.0.1', port: node.port })
     fake.on('error', () => { /* closed at the end of the test */ })
     let received = ''
     fake.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
-    fake.write(`*4\r\n$12\r\nFRESHET.SYNC\r\n$1\r\n1\r\n$${String(blockEnd).length}\r\n${blockEnd}\r\n$1\r\n0\r\n`)
+    fake.write(`*5\r\n$12\r\nFRESHET.SYNC\r\n$1\r\n1\r\n$${String(blockEnd).length}\r\n${blockEnd}\r\n$1\r\n0\r\n$${checksum.length}\r\n${checksum}\r\n`)
     await waitFor(() => received.includes('\r\n'), 5_000, '+SYNC')
     expect(received.split('\r\n')[0]).toMatch(new RegExp(`^\\+SYNC 1 ${blockEnd}\\b`))
     // Any other client's command ends an event-loop turn, which releases every
