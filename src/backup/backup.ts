@@ -277,6 +277,7 @@ export class Backup implements ServedNode, ReceiverSink {
     const o = this.options
     const socket = net.connect({ host: o.primaryHost, port: o.primaryPort, noDelay: true })
     this.socket = socket
+    this.lastFrameMs = nowMs()
     this.handshake = Buffer.alloc(0)
     let hello = ''
     if (o.primaryAuth !== null) hello += resp(['AUTH', o.primaryAuth])
@@ -461,6 +462,7 @@ export class Backup implements ServedNode, ReceiverSink {
     if (outcome.type === 'refuse') {
       this.linkError = `DIVERGED this backup's confirmed log (LSN ${outcome.lsn}, possibly visible) is not the primary's; not following (log end ${this.store.endLsn})`
       this.options.log(`DIVERGED: the primary's log disagrees with this backup's at its confirmed LSN ${outcome.lsn} (log end ${this.store.endLsn}); refusing to follow, retrying`)
+      this.reconnectMs = RECONNECT_MS_MAX
       socket.destroy()
       return
     }
@@ -541,6 +543,8 @@ export class Backup implements ServedNode, ReceiverSink {
       : { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
     this.lagWindowUs = createHistogram()
     if (this.linkUp && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no frame for ${LINK_TIMEOUT_MS} ms`)
+    // A handshake or divergence check that gets no answer is bounded too.
+    if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
     if (this.waiters.length > 0) this.checkWaiters(now)
   }
