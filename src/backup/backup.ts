@@ -41,9 +41,10 @@ import { ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, e
 import { Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
 import { blockStartEndingAt, checksumEndingAt } from '../ship/agreement.js'
-import { blockCommitTimeMs, blockKeyCount, blockLength, blockOpCount } from '../codec/record.js'
+import { blockCommitTimeMs, blockKeyCount, blockLength } from '../codec/record.js'
 import { readConfirmedLsn, writeConfirmedLsn } from './confirmed.js'
-import { DivergenceProbe, type ProbeOutcome } from './divergence.js'
+import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
+import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 
 export interface BackupOptions {
   dir: string
@@ -56,8 +57,6 @@ export interface BackupOptions {
   log: (line: string) => void
 }
 
-/** Blocks received but not yet visible, in a bounded ring (no object per block). */
-const PENDING_BLOCKS_MAX = 1 << 20
 const RECONNECT_MS_MIN = 50
 const RECONNECT_MS_MAX = 1000
 /** The confirmed LSN goes to disk at most this often (an older value is always safe). */
@@ -110,11 +109,7 @@ export class Backup implements ServedNode, ReceiverSink {
   private handshake: Buffer | null
   private reconnectMs: number
   private lastFrameMs: number
-  private readonly pendingEnd: Float64Array
-  private readonly pendingCommitMs: Float64Array
-  private readonly pendingKeys: Float64Array
-  private pendingHead: number
-  private pendingCount: number
+  private readonly pending: PendingBlocks
   private ackScheduled: boolean
   private readonly ackBuf: Buffer
   private waiters: LsnWaiter[]
@@ -163,11 +158,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.handshake = null
     this.reconnectMs = RECONNECT_MS_MIN
     this.lastFrameMs = 0
-    this.pendingEnd = new Float64Array(PENDING_BLOCKS_MAX)
-    this.pendingCommitMs = new Float64Array(PENDING_BLOCKS_MAX)
-    this.pendingKeys = new Float64Array(PENDING_BLOCKS_MAX)
-    this.pendingHead = 0
-    this.pendingCount = 0
+    this.pending = new PendingBlocks()
     this.ackScheduled = false
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
     this.waiters = []
@@ -177,7 +168,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.timer = setInterval(() => this.tick(), 250)
     this.timer.unref()
     // The recovered log past the confirmed LSN waits, received-but-unconfirmed, for the primary.
-    for (let at = confirmedLsn; at < store.endLsn && this.pendingCount < PENDING_BLOCKS_MAX;) {
+    for (let at = confirmedLsn; at < store.endLsn && this.pending.count < PENDING_BLOCKS_MAX;) {
       at = store.skipGap(at)
       const segment = store.segments[store.segmentId(at)]
       const offset = at - segment.baseLsn
@@ -223,9 +214,9 @@ export class Backup implements ServedNode, ReceiverSink {
   lagBytes(): number { return Math.max(0, this.primaryCommitLsn - this.appliedLsn()) }
 
   lagMs(): number {
-    if (this.appliedLsn() >= this.primaryCommitLsn && this.pendingCount === 0) return 0
+    if (this.appliedLsn() >= this.primaryCommitLsn && this.pending.count === 0) return 0
     let lag = this.lastLagMs
-    if (this.pendingCount > 0) lag = Math.max(lag, nowMs() - this.pendingCommitMs[this.pendingHead])
+    if (this.pending.count > 0) lag = Math.max(lag, nowMs() - this.pending.commitMs[this.pending.head])
     return lag
   }
 
@@ -333,7 +324,7 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.store.endLsn > before) {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
-      if (this.pendingCount >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
+      if (this.pending.count >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
     }
     this.confirm()
     if (failure !== null) {
@@ -346,23 +337,10 @@ export class Backup implements ServedNode, ReceiverSink {
   /** Makes visible what the primary confirmed: up to min(received, safe LSN), whole blocks only. */
   private confirm(): void {
     const end = this.store.endLsn
-    const to = end <= this.primarySafeLsn ? end : this.pendingEndAtOrBelow(this.primarySafeLsn)
+    const to = end <= this.primarySafeLsn ? end : this.pending.endAtOrBelow(this.primarySafeLsn)
     if (to <= this.confirmedLsn) return
     this.confirmedLsn = to
     this.scheduler.advance(to)
-  }
-
-  /** The largest received block end <= lsn among the blocks not yet visible (-1 if none). */
-  private pendingEndAtOrBelow(lsn: number): number {
-    let lo = 0
-    let hi = this.pendingCount
-    // Binary search over the ring (its ends ascend): first entry > lsn.
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (this.pendingEnd[(this.pendingHead + mid) % PENDING_BLOCKS_MAX] <= lsn) lo = mid + 1
-      else hi = mid
-    }
-    return lo === 0 ? -1 : this.pendingEnd[(this.pendingHead + lo - 1) % PENDING_BLOCKS_MAX]
   }
 
   /** Reads RESP status lines until +SYNC; returns the bytes after it. */
@@ -428,11 +406,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   // ---- ReceiverSink ----
   block(_startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void {
-    const i = (this.pendingHead + this.pendingCount) % PENDING_BLOCKS_MAX
-    this.pendingEnd[i] = endLsn
-    this.pendingCommitMs[i] = commitTimeMs
-    this.pendingKeys[i] = keyCount
-    this.pendingCount++
+    this.pending.push(endLsn, commitTimeMs, keyCount)
   }
 
   heartbeat(commitLsn: number, _commitTimeMs: number, safeLsn: number): void {
@@ -446,8 +420,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private startProbe(): void {
     const ends = [this.confirmedLsn]
     const checksums = [checksumEndingAt(this.store, this.confirmedLsn)]
-    for (let i = 0; i < this.pendingCount; i++) {
-      const end = this.pendingEnd[(this.pendingHead + i) % PENDING_BLOCKS_MAX]
+    for (let i = 0; i < this.pending.count; i++) {
+      const end = this.pending.end[this.pending.at(i)]
       if (end <= this.confirmedLsn) continue
       ends.push(end)
       checksums.push(checksumEndingAt(this.store, end))
@@ -477,22 +451,13 @@ export class Backup implements ServedNode, ReceiverSink {
 
   /** Cuts the received-but-unconfirmed tail after `lsn` (nothing past the confirmed LSN is installed). */
   private async cutTail(lsn: number, rounds: number): Promise<void> {
+    // Nothing of the tail may still be on its way to the files when they are cut.
     await this.groupCommit.drain()
-    const store = this.store
     const from = lsn
-    const to = store.endLsn
-    let ops = 0
-    let blocks = 0
-    for (let at = from; at < to; blocks++) {
-      at = store.skipGap(at)
-      const segment = store.segments[store.segmentId(at)]
-      ops += blockOpCount(segment.dv, at - segment.baseLsn)
-      at += blockLength(segment.dv, at - segment.baseLsn)
-    }
-    store.cutTail(lsn)
-    const bytes = this.files.cutTail(lsn)
+    const to = this.store.endLsn
+    const { blocks, ops, bytes } = cutLogTail(this.store, this.files, lsn)
     this.groupCommit.cut(lsn)
-    while (this.pendingCount > 0 && this.pendingEnd[(this.pendingHead + this.pendingCount - 1) % PENDING_BLOCKS_MAX] > lsn) this.pendingCount--
+    this.pending.dropAbove(lsn)
     if (this.primaryCommitLsn > lsn) this.primaryCommitLsn = lsn
     this.logCutsTotal++
     this.logCutOpsTotal += ops
@@ -502,23 +467,18 @@ export class Backup implements ServedNode, ReceiverSink {
   // ---- replay progress ----
   private visible(lsn: number): void {
     const now = nowMs()
-    let newest = -1
-    while (this.pendingCount > 0 && this.pendingEnd[this.pendingHead] <= lsn) {
-      newest = this.pendingHead
-      this.pendingHead = (this.pendingHead + 1) % PENDING_BLOCKS_MAX
-      this.pendingCount--
-    }
+    const newest = this.pending.popThrough(lsn)
     this.appliedBytesTotal += lsn - this.view.visibleLsn
     this.view.visibleLsn = lsn
     if (newest >= 0) {
-      this.visibleKeyCount = this.pendingKeys[newest]
-      const lagMs = Math.max(0, now - this.pendingCommitMs[newest])
+      this.visibleKeyCount = this.pending.keys[newest]
+      const lagMs = Math.max(0, now - this.pending.commitMs[newest])
       this.lastLagMs = lagMs
       const us = Math.max(1, Math.round(lagMs * 1000))
       this.lagHistogramUs.record(us)
       this.lagWindowUs.record(us)
     }
-    if (this.socket !== null && this.socket.isPaused() && this.pendingCount < PENDING_BLOCKS_MAX / 2) this.socket.resume()
+    if (this.socket !== null && this.socket.isPaused() && this.pending.count < PENDING_BLOCKS_MAX / 2) this.socket.resume()
     if (this.waiters.length > 0) this.checkWaiters(now)
     this.scheduleAck()
   }

@@ -15,6 +15,9 @@
  * caught anyway, since the resume handshake checks the cut point again.
  */
 import { assert } from '../assert.js'
+import { blockLength, blockOpCount } from '../codec/record.js'
+import type { LogFiles } from '../log/log_file.js'
+import type { SegmentStore } from '../log/segment_store.js'
 
 export type ProbeOutcome =
   | { type: 'cut', lsn: number }
@@ -58,4 +61,24 @@ export class DivergenceProbe {
     if (this.hi - this.lo <= 1) return { type: 'cut', lsn: this.ends[this.lo] }
     return null
   }
+}
+
+/**
+ * Cuts the log after `lsn` (a block end at or above the confirmed LSN, so
+ * nothing after it is installed or visible) in memory and in the files.
+ * The caller has drained its group commit. Returns what was cut.
+ */
+export function cutLogTail(store: SegmentStore, files: LogFiles, lsn: number): { blocks: number, ops: number, bytes: number } {
+  let ops = 0
+  let blocks = 0
+  // Bounded: every step moves forward by at least a block header (validated on receipt or recovery).
+  for (let at = lsn; at < store.endLsn; blocks++) {
+    at = store.skipGap(at)
+    const segment = store.segments[store.segmentId(at)]
+    ops += blockOpCount(segment.dv, at - segment.baseLsn)
+    at += blockLength(segment.dv, at - segment.baseLsn)
+  }
+  store.cutTail(lsn)
+  const bytes = files.cutTail(lsn)
+  return { blocks, ops, bytes }
 }
