@@ -10,7 +10,8 @@
  * committed only once N backups acked it.
  *
  * Shipping (one per primary) owns the senders, the heartbeat timer, the
- * FRESHET.SYNC handshake command, WAIT, and INFO replication on the primary.
+ * FRESHET.SYNC handshake and FRESHET.CHECK agreement commands, WAIT, and
+ * INFO replication on the primary.
  */
 import type { Socket } from 'node:net'
 import { assert } from '../assert.js'
@@ -264,7 +265,7 @@ export class Shipping {
         const epoch = argInt(a, 1)
         const fromLsn = argInt(a, 2)
         const listenPort = argInt(a, 3)
-        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0)) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port'); return }
+        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0) || a.argc > 5) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port checksum'); return }
         if (this.senders.filter((x) => !x.closed).length >= BACKUPS_MAX) { out.error('ERR too many backups'); return }
         const p = this.primary
         if (epoch !== 0 && epoch !== p.epoch) {
@@ -275,7 +276,7 @@ export class Shipping {
         // Agreement: the primary's log has the block the backup's log ends with (same checksum).
         const checksum = a.argc > 4 ? argInt(a, 4) : -1
         const ours = checksumEndingAt(p.store, fromLsn)
-        if (a.argc > 5 || ours < 0 || (fromLsn > 0 && checksum !== ours)) {
+        if (ours < 0 || (fromLsn > 0 && checksum !== ours)) {
           const what = ours < 0 ? 'which is not a block end of the primary\'s log' : `whose block checksum ${checksum} is not the primary's (${ours})`
           out.error(`DIVERGED backup log ends at LSN ${fromLsn}, ${what}; primary commit LSN ${p.commitLsn()}, durable LSN ${p.durableLsn()}`)
           s.conn.closing = true
