@@ -13,6 +13,13 @@
  * When applied has reached the primary's commit LSN (heartbeats carry it even
  * when the primary is idle) lag reads 0. The link resumes from what this
  * backup has (received in memory, or flushed after a restart).
+ *
+ * Confirmation: the primary ships blocks before they are durable there, so a
+ * backup replays (makes visible) only up to min(received, the primary's safe
+ * LSN from heartbeats): the confirmed LSN. Nothing past it is ever in the
+ * index, so a tail the primary lost in a crash can be cut without undoing
+ * anything (see ship/protocol.ts and divergence.ts). The confirmed LSN is
+ * persisted (confirmed.ts); recovery installs only up to it.
  */
 import net from 'node:net'
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
@@ -32,6 +39,12 @@ import type { RespServer, ServedNode } from '../server/server.js'
 import { ReadView } from '../view/read_view.js'
 import { ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
 import { Receiver, type ReceiverSink } from '../ship/receiver.js'
+import { CHECK_COMMAND } from '../ship/protocol.js'
+import { blockStartEndingAt, checksumEndingAt } from '../ship/agreement.js'
+import { blockCommitTimeMs, blockKeyCount, blockLength } from '../codec/record.js'
+import { readConfirmedLsn, writeConfirmedLsn } from './confirmed.js'
+import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
+import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 
 export interface BackupOptions {
   dir: string
@@ -46,10 +59,10 @@ export interface BackupOptions {
   log: (line: string) => void
 }
 
-/** Blocks received but not yet visible, in a bounded ring (no object per block). */
-const PENDING_BLOCKS_MAX = 1 << 20
 const RECONNECT_MS_MIN = 50
 const RECONNECT_MS_MAX = 1000
+/** The confirmed LSN goes to disk at most this often (an older value is always safe). */
+const CONFIRMED_PERSIST_MS = 1000
 
 interface LsnWaiter {
   conn: Connection
@@ -83,15 +96,22 @@ export class Backup implements ServedNode, ReceiverSink {
   lastLagMs: number
   visibleKeyCount: number
   appliedBytesTotal: number
+  /** Replay (visibility) may go up to here: min(received, primary's safe LSN), a block end. */
+  confirmedLsn: number
+  /** The current link's primary safe LSN (heartbeats). */
+  primarySafeLsn: number
+  /** Why the primary last refused the link ('' while none). */
+  linkError: string
+  logCutsTotal: number
+  logCutOpsTotal: number
+  private persistedConfirmedLsn: number
+  private lastPersistMs: number
+  private probe: DivergenceProbe | null
   private socket: net.Socket | null
   private handshake: Buffer | null
   private reconnectMs: number
   private lastFrameMs: number
-  private readonly pendingEnd: Float64Array
-  private readonly pendingCommitMs: Float64Array
-  private readonly pendingKeys: Float64Array
-  private pendingHead: number
-  private pendingCount: number
+  private readonly pending: PendingBlocks
   private ackScheduled: boolean
   private readonly ackBuf: Buffer
   private waiters: LsnWaiter[]
@@ -99,21 +119,29 @@ export class Backup implements ServedNode, ReceiverSink {
   private closed: boolean
   private listenPort: number
 
-  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, pool: ReplayScheduler | null) {
+  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, pool: ReplayScheduler | null, confirmedLsn: number) {
     this.options = options
     this.store = store
     this.index = index
     this.files = files
     this.recovery = recovery
     this.epoch = recovery.lastEpoch
-    this.view = new ReadView(store, index, store.endLsn)
+    this.confirmedLsn = confirmedLsn
+    this.primarySafeLsn = confirmedLsn
+    this.persistedConfirmedLsn = confirmedLsn
+    this.lastPersistMs = 0
+    this.linkError = ''
+    this.logCutsTotal = 0
+    this.logCutOpsTotal = 0
+    this.probe = null
+    this.view = new ReadView(store, index, confirmedLsn)
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => {
       options.log(`FATAL: backup log write failed: ${String(err)}`)
       process.exit(70)
     })
     const onError = (err: unknown): void => { options.log(`FATAL: replay worker failed: ${String(err)}`); process.exit(70) }
     // The pool that recovered the log (if it was large enough to recover in parallel) goes on replaying.
-    this.scheduler = pool ?? new ReplayScheduler({ workers: options.workers, store, index, onVisible: () => {}, onError }, store.endLsn)
+    this.scheduler = pool ?? new ReplayScheduler({ workers: options.workers, store, index, onVisible: () => {}, onError }, confirmedLsn)
     this.scheduler.onVisible = (lsn) => this.visible(lsn)
     this.scheduler.onError = onError
     this.receiver = new Receiver(store, this.epoch, this)
@@ -126,17 +154,13 @@ export class Backup implements ServedNode, ReceiverSink {
     this.linkUp = false
     this.primaryCommitLsn = store.endLsn
     this.lastLagMs = 0
-    this.visibleKeyCount = recovery.keyCount
+    this.visibleKeyCount = keyCountAt(store, confirmedLsn)
     this.appliedBytesTotal = 0
     this.socket = null
     this.handshake = null
     this.reconnectMs = RECONNECT_MS_MIN
     this.lastFrameMs = 0
-    this.pendingEnd = new Float64Array(PENDING_BLOCKS_MAX)
-    this.pendingCommitMs = new Float64Array(PENDING_BLOCKS_MAX)
-    this.pendingKeys = new Float64Array(PENDING_BLOCKS_MAX)
-    this.pendingHead = 0
-    this.pendingCount = 0
+    this.pending = new PendingBlocks()
     this.ackScheduled = false
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
     this.waiters = []
@@ -145,15 +169,27 @@ export class Backup implements ServedNode, ReceiverSink {
     this.groupCommit.onDurable = () => this.scheduleAck()
     this.timer = setInterval(() => this.tick(), 250)
     this.timer.unref()
+    // The recovered log past the confirmed LSN waits, received-but-unconfirmed, for the primary.
+    for (let at = confirmedLsn; at < store.endLsn && this.pending.count < PENDING_BLOCKS_MAX;) {
+      at = store.skipGap(at)
+      const segment = store.segments[store.segmentId(at)]
+      const offset = at - segment.baseLsn
+      const length = blockLength(segment.dv, offset)
+      this.block(at, at + length, blockCommitTimeMs(segment.dv, offset), blockKeyCount(segment.dv, offset))
+      at += length
+    }
   }
 
   static async open(options: BackupOptions): Promise<Backup> {
     await initHash()
     const store = new SegmentStore(options.segmentBytes)
     const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true })
-    const { index, report, scheduler } = await recoverInto(files, store, options.workers)
+    let confirmed = readConfirmedLsn(options.dir, options.log)
+    const { index, report, scheduler, replayedLsn } = await recoverInto(files, store, options.workers, confirmed)
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
-    return new Backup(options, store, index, files, report, scheduler)
+    confirmed = replayedLsn
+    if (confirmed < report.endLsn) options.log(`log recovery: LSN ${confirmed}..${report.endLsn} is held unconfirmed until the primary confirms it`)
+    return new Backup(options, store, index, files, report, scheduler, confirmed)
   }
 
   /** Starts following the primary; `listenPort` is the port this backup serves clients on. */
@@ -180,9 +216,9 @@ export class Backup implements ServedNode, ReceiverSink {
   lagBytes(): number { return Math.max(0, this.primaryCommitLsn - this.appliedLsn()) }
 
   lagMs(): number {
-    if (this.appliedLsn() >= this.primaryCommitLsn && this.pendingCount === 0) return 0
+    if (this.appliedLsn() >= this.primaryCommitLsn && this.pending.count === 0) return 0
     let lag = this.lastLagMs
-    if (this.pendingCount > 0) lag = Math.max(lag, nowMs() - this.pendingCommitMs[this.pendingHead])
+    if (this.pending.count > 0) lag = Math.max(lag, nowMs() - this.pending.commitMs[this.pending.head])
     return lag
   }
 
@@ -191,7 +227,8 @@ export class Backup implements ServedNode, ReceiverSink {
       case 'replication':
         return [
           ['role', 'backup'], ['epoch', this.epoch], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
-          ['link', this.linkUp ? 'up' : 'down'], ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()],
+          ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
+          ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
           ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
           ['lag_ms', this.lagMs().toFixed(3)], ['workers', this.scheduler.laneCount],
         ]
@@ -219,6 +256,7 @@ export class Backup implements ServedNode, ReceiverSink {
           ['replay_lag_window_max_ms', this.lastWindow.maxMs.toFixed(3)],
           ['replay_lag_window_samples', this.lastWindow.count],
           ['link_frames_total', this.receiver.framesTotal], ['link_bytes_total', this.receiver.bytesTotal],
+          ['log_cuts_total', this.logCutsTotal], ['log_cut_ops_total', this.logCutOpsTotal],
         ]
       }
       default:
@@ -232,10 +270,18 @@ export class Backup implements ServedNode, ReceiverSink {
     const o = this.options
     const socket = net.connect({ host: o.primaryHost, port: o.primaryPort, noDelay: true })
     this.socket = socket
+    this.lastFrameMs = nowMs()
     this.handshake = Buffer.alloc(0)
     let hello = ''
     if (o.primaryAuth !== null) hello += resp(['AUTH', o.primaryAuth])
-    hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(this.store.endLsn), String(this.listenPort)])
+    const ask = this.probe?.next() ?? null
+    if (ask !== null) {
+      hello += resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)])
+    } else {
+      this.probe = null
+      const end = this.store.endLsn
+      hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(end), String(this.listenPort), String(checksumEndingAt(this.store, end))])
+    }
     socket.on('connect', () => {
       socket.write(hello)
       this.lastFrameMs = nowMs()
@@ -275,18 +321,28 @@ export class Backup implements ServedNode, ReceiverSink {
     } catch (err) {
       failure = err
     }
-    // Whole frames validated before a bad one in the same chunk are ours: persist and replay them.
+    // Whole frames validated before a bad one in the same chunk are ours: persist them, and
+    // replay what the primary confirmed (heartbeats before the bad frame count too).
     if (this.store.endLsn > before) {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
-      this.scheduler.advance(this.store.endLsn)
-      if (this.pendingCount >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
+      if (this.pending.count >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
     }
+    this.confirm()
     if (failure !== null) {
       this.dropLink(failure instanceof Error ? failure.message : String(failure))
       return
     }
     this.scheduleAck()
+  }
+
+  /** Makes visible what the primary confirmed: up to min(received, safe LSN), whole blocks only. */
+  private confirm(): void {
+    const end = this.store.endLsn
+    const to = end <= this.primarySafeLsn ? end : this.pending.endAtOrBelow(this.primarySafeLsn)
+    if (to <= this.confirmedLsn) return
+    this.confirmedLsn = to
+    this.scheduler.advance(to)
   }
 
   /** Reads RESP status lines until +SYNC; returns the bytes after it. */
@@ -303,8 +359,23 @@ export class Backup implements ServedNode, ReceiverSink {
       buf = buf.subarray(nl + 1)
       if (line.startsWith('-')) {
         this.options.log(`primary refused the link: ${line.slice(1)}`)
+        this.linkError = line.slice(1)
+        if (this.probe === null && line.startsWith('-DIVERGED')) this.startProbe()
+        else this.probe = null
+        this.reconnectMs = RECONNECT_MS_MIN
         this.socket?.destroy()
         this.handshake = null
+        return Buffer.alloc(0)
+      }
+      if (line.startsWith(':') && this.probe !== null) {
+        const outcome = this.probe.answer(line === ':1')
+        if (outcome === null) {
+          const ask = this.probe.next()!
+          this.socket!.write(resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)]))
+          continue
+        }
+        this.handshake = null
+        this.finishProbe(outcome)
         return Buffer.alloc(0)
       }
       if (line.startsWith('+SYNC ')) {
@@ -319,6 +390,9 @@ export class Backup implements ServedNode, ReceiverSink {
         if (this.epoch !== 0 && e !== this.epoch) { this.dropLink(`primary answered epoch ${e}, expected ${this.epoch}`); return Buffer.alloc(0) }
         this.epoch = e
         this.receiver.reset(e)
+        // Only this link's heartbeats confirm anything past what is already confirmed.
+        this.primarySafeLsn = this.confirmedLsn
+        this.linkError = ''
         this.primaryCommitLsn = Math.max(this.primaryCommitLsn, Number(commit))
         this.handshake = null
         this.linkUp = true
@@ -334,37 +408,79 @@ export class Backup implements ServedNode, ReceiverSink {
 
   // ---- ReceiverSink ----
   block(_startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void {
-    const i = (this.pendingHead + this.pendingCount) % PENDING_BLOCKS_MAX
-    this.pendingEnd[i] = endLsn
-    this.pendingCommitMs[i] = commitTimeMs
-    this.pendingKeys[i] = keyCount
-    this.pendingCount++
+    this.pending.push(endLsn, commitTimeMs, keyCount)
   }
 
-  heartbeat(commitLsn: number, _commitTimeMs: number): void {
+  heartbeat(commitLsn: number, _commitTimeMs: number, safeLsn: number): void {
     if (commitLsn > this.primaryCommitLsn) this.primaryCommitLsn = commitLsn
+    // confirm() (after the chunk) makes it visible, whole blocks only; a bad value confirms nothing.
+    if (Number.isSafeInteger(safeLsn) && safeLsn > this.primarySafeLsn) this.primarySafeLsn = safeLsn
+  }
+
+  // ---- divergence ----
+  /** The primary refused our log end: search for the last block both logs hold (divergence.ts). */
+  private startProbe(): void {
+    const ends = [this.confirmedLsn]
+    const checksums = [checksumEndingAt(this.store, this.confirmedLsn)]
+    for (let i = 0; i < this.pending.count; i++) {
+      const end = this.pending.end[this.pending.at(i)]
+      if (end <= this.confirmedLsn) continue
+      ends.push(end)
+      checksums.push(checksumEndingAt(this.store, end))
+    }
+    this.probe = new DivergenceProbe(ends, checksums)
+  }
+
+  private finishProbe(outcome: ProbeOutcome): void {
+    const socket = this.socket!
+    const rounds = this.probe!.roundTrips
+    this.probe = null
+    if (outcome.type === 'refuse') {
+      this.linkError = `DIVERGED this backup's confirmed log (LSN ${outcome.lsn}, possibly visible) is not the primary's; not following (log end ${this.store.endLsn})`
+      this.options.log(`DIVERGED: the primary's log disagrees with this backup's at its confirmed LSN ${outcome.lsn} (log end ${this.store.endLsn}); refusing to follow, retrying`)
+      this.reconnectMs = RECONNECT_MS_MAX
+      socket.destroy()
+      return
+    }
+    // Taken off the link first: linkClosed() ignores this socket, the cut reconnects.
+    this.socket = null
+    socket.destroy()
+    this.cutTail(outcome.lsn, rounds).then(() => this.connect(), (err: unknown) => {
+      this.options.log(`FATAL: cutting the unconfirmed log tail failed: ${String(err)}`)
+      process.exit(70)
+    })
+  }
+
+  /** Cuts the received-but-unconfirmed tail after `lsn` (nothing past the confirmed LSN is installed). */
+  private async cutTail(lsn: number, rounds: number): Promise<void> {
+    // Nothing of the tail may still be on its way to the files when they are cut.
+    await this.groupCommit.drain()
+    const from = lsn
+    const to = this.store.endLsn
+    const { blocks, ops, bytes } = cutLogTail(this.store, this.files, lsn)
+    this.groupCommit.cut(lsn)
+    this.pending.dropAbove(lsn)
+    if (this.primaryCommitLsn > lsn) this.primaryCommitLsn = lsn
+    this.logCutsTotal++
+    this.logCutOpsTotal += ops
+    this.options.log(`DIVERGED: cut unconfirmed log LSN ${from}..${to} (${blocks} blocks, ${ops} ops, ${bytes} bytes on disk) that the primary does not have; resuming from LSN ${lsn} (${rounds} checks)`)
   }
 
   // ---- replay progress ----
   private visible(lsn: number): void {
     const now = nowMs()
-    let newest = -1
-    while (this.pendingCount > 0 && this.pendingEnd[this.pendingHead] <= lsn) {
-      newest = this.pendingHead
-      this.pendingHead = (this.pendingHead + 1) % PENDING_BLOCKS_MAX
-      this.pendingCount--
-    }
+    const newest = this.pending.popThrough(lsn)
     this.appliedBytesTotal += lsn - this.view.visibleLsn
     this.view.visibleLsn = lsn
     if (newest >= 0) {
-      this.visibleKeyCount = this.pendingKeys[newest]
-      const lagMs = Math.max(0, now - this.pendingCommitMs[newest])
+      this.visibleKeyCount = this.pending.keys[newest]
+      const lagMs = Math.max(0, now - this.pending.commitMs[newest])
       this.lastLagMs = lagMs
       const us = Math.max(1, Math.round(lagMs * 1000))
       this.lagHistogramUs.record(us)
       this.lagWindowUs.record(us)
     }
-    if (this.socket !== null && this.socket.isPaused() && this.pendingCount < PENDING_BLOCKS_MAX / 2) this.socket.resume()
+    if (this.socket !== null && this.socket.isPaused() && this.pending.count < PENDING_BLOCKS_MAX / 2) this.socket.resume()
     if (this.waiters.length > 0) this.checkWaiters(now)
     this.scheduleAck()
   }
@@ -389,6 +505,9 @@ export class Backup implements ServedNode, ReceiverSink {
       : { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
     this.lagWindowUs = createHistogram()
     if (this.linkUp && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no frame for ${LINK_TIMEOUT_MS} ms`)
+    // A handshake or divergence check that gets no answer is bounded too.
+    if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
+    if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
     if (this.waiters.length > 0) this.checkWaiters(now)
   }
 
@@ -429,14 +548,32 @@ export class Backup implements ServedNode, ReceiverSink {
     this.waiters = still
   }
 
+  /** Writes min(confirmed, flushed) to disk if it moved: recovery makes it visible again. */
+  private persistConfirmed(now: number): void {
+    const lsn = Math.min(this.confirmedLsn, this.flushedLsn())
+    if (lsn <= this.persistedConfirmedLsn) return
+    this.lastPersistMs = now
+    writeConfirmedLsn(this.options.dir, lsn)
+    this.persistedConfirmedLsn = lsn
+  }
+
   async close(): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
     this.socket?.destroy()
     await this.groupCommit.drain()
+    this.persistConfirmed(nowMs())
     await this.scheduler.close()
     this.files.close()
   }
+}
+
+/** Live key count recorded in the block ending at `lsn` (0 for an empty log). */
+function keyCountAt(store: SegmentStore, lsn: number): number {
+  const start = blockStartEndingAt(store, lsn)
+  if (start < 0) return 0
+  const segment = store.segments[store.segmentId(start)]
+  return blockKeyCount(segment.dv, start - segment.baseLsn)
 }
 
 function resp(args: string[]): string {

@@ -60,6 +60,12 @@ export class GroupCommit {
     })
   }
 
+  /** Backup only, once drained (nothing in flight): the log was cut back to `lsn`. */
+  cut(lsn: number): void {
+    if (this.durableLsn > lsn) this.durableLsn = lsn
+    if (this.sealedLsn > lsn) this.sealedLsn = lsn
+  }
+
   /** Resolves once everything submitted so far is durable. */
   drain(): Promise<void> {
     if (!this.inFlight && this.durableLsn >= this.sealedLsn) return Promise.resolve()

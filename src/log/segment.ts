@@ -6,7 +6,9 @@
  * Publication: the appender writes a block's bytes, then
  * Atomics.store(ctrl, CTRL_COMMITTED_BYTES, end). A reader on another thread
  * loads that word first and reads only below it. Bytes below the committed
- * offset are never modified again.
+ * offset are never modified again, with one exception: a backup may cut its
+ * received-but-unconfirmed tail (cut()), which no reader or replay task ever
+ * reads (replay and views stay at or below the confirmed LSN).
  *
  * Views (Uint8Array, DataView, Buffer, Int32Array) are created once here.
  */
@@ -65,6 +67,18 @@ export class Segment {
     assert(offset <= this.sizeBytes, 'publish within the segment')
     // Release: every byte below `offset` was written before this store; readers load it first.
     Atomics.store(this.ctrl, CTRL_COMMITTED_BYTES, offset)
+  }
+
+  /**
+   * Backup only: forgets the blocks at [offset, committed): unconfirmed blocks
+   * that the primary does not have. Nothing installed or visible lies there.
+   */
+  cut(offset: number): void {
+    const committed = this.committedBytes()
+    assert(offset >= 0 && offset <= committed, 'cut within the published bytes')
+    // Release: readers that load the lower value never look at the bytes zeroed after it.
+    Atomics.store(this.ctrl, CTRL_COMMITTED_BYTES, offset)
+    this.u8.fill(0, offset, committed)
   }
 
   /** Bytes [0, committed) are whole blocks, safe to read from any thread. */

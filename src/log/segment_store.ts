@@ -85,6 +85,22 @@ export class SegmentStore implements LogSegments {
     return (this.segmentId(lsn) + 1) * this.segmentBytes
   }
 
+  /**
+   * Backup only: cuts the log back to `lsn` (a block end), forgetting every
+   * block after it (the received-but-unconfirmed tail the primary does not
+   * have). Segments stay allocated; the receiver refills them.
+   */
+  cutTail(lsn: number): void {
+    assert(lsn >= 0 && lsn <= this.endLsn, 'cut within the log')
+    const keepId = this.segmentId(lsn)
+    for (let i = this.segments.length - 1; i >= keepId; i--) {
+      const segment = this.segments[i]
+      if (segment === undefined) continue
+      segment.cut(i === keepId ? lsn - segment.baseLsn : 0)
+    }
+    this.endLsn = lsn
+  }
+
   /** Bytes of memory held by segments. */
   memoryBytes(): number {
     let n = 0

@@ -24,6 +24,7 @@ import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles, type RecoveryResult } from '../log/log_file.js'
 import { SegmentStore } from '../log/segment_store.js'
+import { blockStartEndingAt } from '../ship/agreement.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
 import type { ServedNode } from '../server/server.js'
 import type { CommandSpec } from '../server/commands.js'
@@ -69,6 +70,8 @@ export class Primary implements ServedNode {
   onRelease: (() => void) | null
   /** For remote-* commit modes: the LSN the required backups have flushed/applied (-1: not enough backups). */
   remoteReleased: (() => number) | null
+  /** Called when the safe LSN (safeLsn()) advances (shipping tells the backups). */
+  onSafe: (() => void) | null
   /** Called for each sealed block (shipping hooks in here). */
   onSealed: ((startLsn: number, endLsn: number) => void) | null
   writesTotal: number
@@ -93,6 +96,7 @@ export class Primary implements ServedNode {
     this.lastOpLsn = -1
     this.onRelease = null
     this.onSealed = null
+    this.onSafe = null
     this.remoteReleased = null
     this.writesTotal = 0
     this.extraCommands = []
@@ -103,6 +107,7 @@ export class Primary implements ServedNode {
     this.pHead = REF_NONE
     this.appender.onSeal = (start, end) => this.sealed(start, end)
     this.groupCommit.onDurable = () => {
+      if (this.options.commit !== 'async' && this.onSafe !== null) this.onSafe()
       if (this.options.commit !== 'async' && this.onRelease !== null) this.onRelease()
     }
   }
@@ -169,6 +174,15 @@ export class Primary implements ServedNode {
 
   durableLsn(): number {
     return this.groupCommit.durableLsn
+  }
+
+  /**
+   * The position below which this primary never loses what it shipped: a
+   * backup makes nothing visible past it. Durable in every mode but async
+   * (blocks are shipped before their fsync); in async, what is committed.
+   */
+  safeLsn(): number {
+    return this.options.commit === 'async' ? this.store.endLsn : this.groupCommit.durableLsn
   }
 
   private sealed(start: number, end: number): void {
@@ -301,8 +315,10 @@ export const PARALLEL_RECOVERY_BYTES_MIN = 32 * 1024 * 1024
 export interface Recovered {
   index: Index
   report: RecoveryReport
-  /** The pool that recovered the log (parallel recovery only), replayed up to the log end. */
+  /** The pool that recovered the log (parallel recovery only), replayed up to `replayedLsn`. */
   scheduler: ReplayScheduler | null
+  /** The index holds the log up to here (a block end): min(log end, replayToLsn). */
+  replayedLsn: number
 }
 
 /**
@@ -310,8 +326,12 @@ export interface Recovered {
  * a large log is scanned (read + checksums) segment by segment in parallel on
  * a replay pool of `workers` threads and indexed on its lanes; a small one
  * inline, where starting threads would cost more than it saves.
+ *
+ * Only the log up to `replayToLsn` (a block end of the log, or past its end)
+ * is installed: a backup installs only what its primary confirmed durable;
+ * the rest of its log stays received-but-unconfirmed.
  */
-export async function recoverInto(files: LogFiles, store: SegmentStore, workers: number): Promise<Recovered> {
+export async function recoverInto(files: LogFiles, store: SegmentStore, workers: number, replayToLsn = Number.MAX_SAFE_INTEGER): Promise<Recovered> {
   const t0 = performance.now()
   if (workers > 1 && files.bytesOnDisk() >= PARALLEL_RECOVERY_BYTES_MIN) {
     const index = new Index()
@@ -321,19 +341,27 @@ export async function recoverInto(files: LogFiles, store: SegmentStore, workers:
     const result = await files.recover(store, (jobs) => scheduler.scan(jobs))
     const t1 = performance.now()
     index.presize(result.keyCount)
-    await scheduler.replayTo(result.endLsn)
+    const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
+    await scheduler.replayTo(replayedLsn)
     const t2 = performance.now()
-    return { index, scheduler, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: scheduler.installedTotal } }
+    return { index, scheduler, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: scheduler.installedTotal } }
   }
   const result = await files.recover(store)
   const t1 = performance.now()
+  const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
   const index = Index.withCapacity(result.keyCount)
   let ops = 0
   for (const segment of store.segments) {
-    const committed = segment.committedBytes()
+    const committed = Math.min(segment.committedBytes(), replayedLsn - segment.baseLsn)
     if (committed > 0) ops += applyRange(store, segment.id, 0, committed, index.tables, 0, 1)
   }
   const t2 = performance.now()
   // applyRange swapped grown tables in place; a new Index recounts their bytes.
-  return { index: new Index(index.tables), scheduler: null, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
+  return { index: new Index(index.tables), scheduler: null, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
+}
+
+/** min(log end, replayToLsn) if that is a block end of the recovered log; else 0 (install nothing: always safe). */
+function replayLimit(store: SegmentStore, endLsn: number, replayToLsn: number): number {
+  if (replayToLsn >= endLsn) return endLsn
+  return blockStartEndingAt(store, replayToLsn) >= 0 ? replayToLsn : 0
 }

@@ -2,17 +2,41 @@
  * Replication link protocol. It shares the node's one port with clients:
  *
  *   1. The backup connects and speaks RESP: `AUTH <password>` if the primary
- *      has one, then `FRESHET.SYNC <epoch> <from-lsn> <listen-port>`.
+ *      has one, then `FRESHET.SYNC <epoch> <from-lsn> <listen-port> <checksum>`:
+ *      from-lsn is the end of its log (received, not only visible) and
+ *      checksum the checksum of the block that ends there (0 for LSN 0).
  *   2. The primary checks the epoch (a backup of another epoch is refused
- *      with -EPOCH) and that from-lsn is a block boundary it has (else
- *      -DIVERGED), replies `+SYNC <epoch> <commit-lsn> <segment-bytes>` (the
- *      backup refuses a segment size other than its own), and from then on the
- *      connection carries binary frames only.
+ *      with -EPOCH) and that its own log has a block ending at from-lsn with
+ *      that checksum (ship/agreement.ts): both logs then agree up to from-lsn.
+ *      Otherwise it answers `-DIVERGED ...` naming both positions and closes
+ *      the connection. On agreement it replies
+ *      `+SYNC <epoch> <commit-lsn> <segment-bytes>` (the backup refuses a
+ *      segment size other than its own), and from then on the connection
+ *      carries binary frames only.
  *   3. Primary -> backup: BLOCKS frames (whole, checksummed blocks, in LSN
- *      order, never straddling a segment) and HEARTBEAT frames (commit LSN and
- *      time) whenever nothing else was sent for HEARTBEAT_INTERVAL_MS.
+ *      order, never straddling a segment) and HEARTBEAT frames (commit LSN,
+ *      time, safe LSN). The safe LSN is the position below which the primary
+ *      never loses what it shipped: its durable LSN (local and remote-* modes;
+ *      blocks are shipped before they are fsynced) or its commit LSN (async).
+ *      A heartbeat goes out right after +SYNC, whenever the safe LSN advances,
+ *      and whenever nothing else was sent for HEARTBEAT_INTERVAL_MS.
+ *      A backup makes visible only min(received, safe): a block the primary
+ *      may still lose in a crash is held received-but-unconfirmed.
  *   4. Backup -> primary: ACK frames with its received, flushed and applied
  *      LSNs and its current replay lag.
+ *
+ * Divergence (after a primary crash the backup may hold blocks the restarted
+ * primary never made durable, and the primary may since have written other
+ * blocks at those LSNs). On -DIVERGED the backup reconnects and, instead of
+ * FRESHET.SYNC, asks `FRESHET.CHECK <lsn> <checksum>` (answer :1 if the
+ * primary's log has that block end with that checksum, else :0), one round
+ * trip per step of a binary search over its unconfirmed block ends, for the
+ * last block both logs hold. It first checks its confirmed position (what it
+ * may have made visible): if the logs disagree there it never continues; it
+ * refuses (DIVERGED, logged and in INFO as link_error) and retries at the
+ * reconnect interval. Otherwise it cuts its log back to the last common
+ * block (memory and files; the cut LSN range and op count are logged) and
+ * resumes with FRESHET.SYNC from there.
  *
  * Frame = header (8 bytes: type u8, 3 zero bytes, payload length u32 LE) +
  * payload. A frame of unknown type, bad length, or whose blocks fail
@@ -23,7 +47,7 @@ export const FRAME_BLOCKS = 1
 export const FRAME_HEARTBEAT = 2
 export const FRAME_ACK = 3
 
-export const HEARTBEAT_PAYLOAD_BYTES = 16 // commitLsn f64, commitTimeMs f64
+export const HEARTBEAT_PAYLOAD_BYTES = 24 // commitLsn f64, commitTimeMs f64, safeLsn f64
 export const ACK_PAYLOAD_BYTES = 32 // received f64, flushed f64, applied f64, lagMs f64
 
 /** Primary sends a heartbeat when nothing else went out for this long. */
@@ -36,6 +60,7 @@ export const SHIP_INFLIGHT_BYTES_MAX = 32 * 1024 * 1024
 export const LINK_TIMEOUT_MS = 3000
 
 export const SYNC_COMMAND = 'freshet.sync'
+export const CHECK_COMMAND = 'freshet.check'
 
 export function encodeFrameHeader(buf: Buffer, at: number, type: number, payloadBytes: number): void {
   buf[at] = type
@@ -45,11 +70,12 @@ export function encodeFrameHeader(buf: Buffer, at: number, type: number, payload
   buf.writeUInt32LE(payloadBytes, at + 4)
 }
 
-export function encodeHeartbeat(commitLsn: number, commitTimeMs: number): Buffer {
+export function encodeHeartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number): Buffer {
   const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES + HEARTBEAT_PAYLOAD_BYTES)
   encodeFrameHeader(b, 0, FRAME_HEARTBEAT, HEARTBEAT_PAYLOAD_BYTES)
   b.writeDoubleLE(commitLsn, 8)
   b.writeDoubleLE(commitTimeMs, 16)
+  b.writeDoubleLE(safeLsn, 24)
   return b
 }
 

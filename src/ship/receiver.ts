@@ -27,7 +27,7 @@ export class LinkError extends DbError {
 export interface ReceiverSink {
   /** One validated block, in LSN order. */
   block(startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void
-  heartbeat(commitLsn: number, commitTimeMs: number): void
+  heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number): void
 }
 
 export class Receiver {
@@ -99,7 +99,7 @@ export class Receiver {
           this.staged = 0
           this.state = S_HEADER
           this.framesTotal++
-          this.sink.heartbeat(this.stage.readDoubleLE(0), this.stage.readDoubleLE(8))
+          this.sink.heartbeat(this.stage.readDoubleLE(0), this.stage.readDoubleLE(8), this.stage.readDoubleLE(16))
           break
         }
         case S_FIRST_BLOCK_HEADER: {

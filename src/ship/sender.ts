@@ -4,15 +4,17 @@
  * segments straight onto the socket (no copy of log bytes: the frame body is
  * a view of the immutable segment), bounded by SHIP_INFLIGHT_BYTES_MAX of
  * unsent socket data. Shipping starts at seal time, before the local fsync,
- * so backups see blocks as early as possible; remote-flush and remote-apply
- * commit modes count a block committed only once N backups acked it.
+ * so backups receive blocks as early as possible; heartbeats tell each backup
+ * the primary's safe LSN (durable, or committed in async mode), the most it
+ * may make visible. remote-flush and remote-apply commit modes count a block
+ * committed only once N backups acked it.
  *
  * Shipping (one per primary) owns the senders, the heartbeat timer, the
- * FRESHET.SYNC handshake command, WAIT, and INFO replication on the primary.
+ * FRESHET.SYNC handshake and FRESHET.CHECK agreement commands, WAIT, and
+ * INFO replication on the primary.
  */
 import type { Socket } from 'node:net'
 import { assert } from '../assert.js'
-import { BLOCK_LENGTH_OFFSET } from '../constants.js'
 import { blockLength } from '../codec/record.js'
 import type { Primary } from '../primary/primary.js'
 import type { CommandSpec, Session } from '../server/commands.js'
@@ -21,8 +23,9 @@ import type { RespServer } from '../server/server.js'
 import { nowMs } from '../log/appender.js'
 import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
-  HEARTBEAT_INTERVAL_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, encodeFrameHeader, encodeHeartbeat,
+  HEARTBEAT_INTERVAL_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND, encodeFrameHeader, encodeHeartbeat,
 } from './protocol.js'
+import { checksumEndingAt } from './agreement.js'
 import { F_BLOCKING } from '../server/commands.js'
 
 const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES
@@ -39,6 +42,8 @@ export class ShipSender {
   appliedLsn: number
   lagMs: number
   lastSendMs: number
+  /** The safe LSN last told to this backup. */
+  safeSent: number
   closed: boolean
   private readonly primary: Primary
   private readonly onAck: () => void
@@ -58,6 +63,7 @@ export class ShipSender {
     this.appliedLsn = 0
     this.lagMs = 0
     this.lastSendMs = 0
+    this.safeSent = -1
     this.closed = false
     this.primary = primary
     this.onAck = onAck
@@ -101,12 +107,25 @@ export class ShipSender {
       this.cursor = segment.baseLsn + end
       this.lastSendMs = nowMs()
     }
+    this.sendSafe()
   }
 
   heartbeat(now: number): void {
     if (this.closed || this.cursor < this.primary.store.endLsn) return
     if (now - this.lastSendMs < HEARTBEAT_INTERVAL_MS) return
-    this.socket.write(encodeHeartbeat(this.primary.store.endLsn, now))
+    this.writeHeartbeat(now)
+  }
+
+  /** Tells the backup at once when the safe LSN moved (it makes nothing visible past it). */
+  sendSafe(): void {
+    if (this.closed || this.waitingDrain || this.primary.safeLsn() <= this.safeSent) return
+    this.writeHeartbeat(nowMs())
+  }
+
+  private writeHeartbeat(now: number): void {
+    const safe = this.primary.safeLsn()
+    this.socket.write(encodeHeartbeat(this.primary.store.endLsn, now, safe))
+    this.safeSent = safe
     this.lastSendMs = now
   }
 
@@ -179,22 +198,27 @@ export class Shipping {
     this.timer = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS / 2)
     this.timer.unref()
     primary.onSealed = () => { for (const s of this.senders) s.pump() }
+    primary.onSafe = () => { for (const s of this.senders) s.sendSafe() }
     primary.remoteReleased = this.remoteReleasedFn()
     primary.infoHooks.set('replication', () => this.infoReplication())
-    primary.extraCommands.push(this.syncCommand(), this.waitCommand())
+    primary.extraCommands.push(this.syncCommand(), this.checkCommand(), this.waitCommand())
   }
 
   private remoteReleasedFn(): (() => number) | null {
     const mode = this.primary.options.commit
     if (mode !== 'remote-flush' && mode !== 'remote-apply') return null
+    // What was released stays released: a backup that disconnects takes nothing back
+    // (a reply that already left may have shown that position to a client).
+    let releasedMax = 0
     return () => {
       if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
       const positions: number[] = []
       for (const s of this.senders) if (!s.closed) positions.push(mode === 'remote-flush' ? s.flushedLsn : s.appliedLsn)
-      // Not enough backups: nothing past LSN 0 is released (no op lives below the first block header).
-      if (positions.length < this.syncBackups) return 0
+      // Not enough backups: nothing new is released (waiting for a missing sync backup is the contract).
+      if (positions.length < this.syncBackups) return releasedMax
       positions.sort((a, b) => b - a)
-      return positions[this.syncBackups - 1]
+      if (positions[this.syncBackups - 1] > releasedMax) releasedMax = positions[this.syncBackups - 1]
+      return releasedMax
     }
   }
 
@@ -235,13 +259,13 @@ export class Shipping {
 
   private syncCommand(): CommandSpec {
     return {
-      name: SYNC_COMMAND, arity: 4, flags: 0,
+      name: SYNC_COMMAND, arity: -4, flags: 0,
       run: (s, a) => {
         const out = s.conn.out
         const epoch = argInt(a, 1)
         const fromLsn = argInt(a, 2)
         const listenPort = argInt(a, 3)
-        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0)) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port'); return }
+        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0) || a.argc > 5) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port checksum'); return }
         if (this.senders.filter((x) => !x.closed).length >= BACKUPS_MAX) { out.error('ERR too many backups'); return }
         const p = this.primary
         if (epoch !== 0 && epoch !== p.epoch) {
@@ -249,8 +273,12 @@ export class Shipping {
           s.conn.closing = true
           return
         }
-        if (!isBlockBoundary(p, fromLsn)) {
-          out.error(`DIVERGED backup log ends at LSN ${fromLsn}, which is not a block boundary of the primary's log (commit LSN ${p.commitLsn()})`)
+        // Agreement: the primary's log has the block the backup's log ends with (same checksum).
+        const checksum = a.argc > 4 ? argInt(a, 4) : -1
+        const ours = checksumEndingAt(p.store, fromLsn)
+        if (ours < 0 || (fromLsn > 0 && checksum !== ours)) {
+          const what = ours < 0 ? 'which is not a block end of the primary\'s log' : `whose block checksum ${checksum} is not the primary's (${ours})`
+          out.error(`DIVERGED backup log ends at LSN ${fromLsn}, ${what}; primary commit LSN ${p.commitLsn()}, durable LSN ${p.durableLsn()}`)
           s.conn.closing = true
           return
         }
@@ -270,7 +298,21 @@ export class Shipping {
         })
         this.senders.push(sender)
         p.options.log(`backup ${sender.addr} (${argString(a, 3)}) synced from LSN ${fromLsn}`)
+        // pump() ends with a heartbeat: the backup learns the safe LSN at once.
         sender.pump()
+      },
+    }
+  }
+
+  /** FRESHET.CHECK <lsn> <checksum>: 1 if this log has a block ending at lsn with that checksum. */
+  private checkCommand(): CommandSpec {
+    return {
+      name: CHECK_COMMAND, arity: 3, flags: 0,
+      run: (s, a) => {
+        const lsn = argInt(a, 1)
+        const checksum = argInt(a, 2)
+        if (!(lsn >= 0) || !(checksum >= 0)) { s.conn.out.error('ERR FRESHET.CHECK lsn checksum'); return }
+        s.conn.out.integer(checksumEndingAt(this.primary.store, lsn) === checksum ? 1 : 0)
       },
     }
   }
@@ -312,19 +354,4 @@ export class Shipping {
     clearInterval(this.timer)
     for (const s of this.senders) s.close('primary shutting down')
   }
-}
-
-/** Is `lsn` the end of a block (or 0, or the commit LSN) in the primary's log? */
-function isBlockBoundary(p: Primary, lsn: number): boolean {
-  const store = p.store
-  if (lsn === 0 || lsn === store.endLsn) return true
-  if (lsn > store.endLsn) return false
-  const segment = store.segments[store.segmentId(lsn)]
-  const offset = lsn - store.segmentId(lsn) * store.segmentBytes
-  if (segment === undefined) return false
-  if (offset === 0) return true
-  const committed = segment.committedBytes()
-  let at = 0
-  while (at < committed && at < offset) at += segment.dv.getUint32(at + BLOCK_LENGTH_OFFSET, true)
-  return at === offset
 }

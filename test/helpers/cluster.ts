@@ -342,10 +342,11 @@ export class Cluster {
    * starts it again on the same dir and worker count (new port); replaces it
    * in `backups`.
    */
-  async restartBackup(i: number, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<NodeHandle> {
+  async restartBackup(i: number, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL', whileStopped?: () => Promise<void>): Promise<NodeHandle> {
     const old = this.backups[i]
     if (signal === 'SIGKILL') await withTimeout(old.node.kill9(), STOP_TIMEOUT_MS, `backup${i} to exit`)
     else await withTimeout(old.node.stop(STOP_TIMEOUT_MS), STOP_TIMEOUT_MS + 5_000, `backup${i} to stop`)
+    if (whileStopped !== undefined) await whileStopped()
     const b = await startBackupNode(this.primary.port, {
       dir: old.dir, primaryAuth: this.password ?? undefined, segmentSize: this.segmentSize, workers: old.workers,
     })
@@ -358,12 +359,17 @@ export class Cluster {
     return withTimeout(this.primary.node.stop(STOP_TIMEOUT_MS), STOP_TIMEOUT_MS + 5_000, 'primary to stop')
   }
 
+  /** SIGKILLs the primary (a crash: what it had not written to its files is lost), bounded. */
+  async killPrimary(): Promise<void> {
+    await withTimeout(this.primary.node.kill9(), STOP_TIMEOUT_MS, 'primary to exit')
+  }
+
   /** Starts the primary again on the same dir and the same port. */
   async restartPrimary(): Promise<NodeHandle> {
     const port = this.primary.port
     const dir = this.primary.dir
     let lastErr: unknown = null
-    // The port was just released by a clean shutdown; a few bounded tries cover a slow close.
+    // The port was just released (clean shutdown or kill); a few bounded tries cover a slow close.
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
         this.primary = await startPrimaryNode({ ...this.config, password: this.password, dir, port })

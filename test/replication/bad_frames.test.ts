@@ -264,12 +264,14 @@ function blocksFrame(...blocks: Buffer[]): Buffer {
   return Buffer.concat([frameHeader(FRAME_BLOCKS, body.length), body])
 }
 
+/** A heartbeat from the fake primary: commit LSN, time, and the safe LSN (all it sent is durable). */
 function heartbeat(commitLsn: number): Buffer {
-  const b = Buffer.alloc(FRAME_HEADER_BYTES + 16)
+  const b = Buffer.alloc(FRAME_HEADER_BYTES + 24)
   b[0] = FRAME_HEARTBEAT
-  b.writeUInt32LE(16, 4)
+  b.writeUInt32LE(24, 4)
   b.writeDoubleLE(commitLsn, 8)
   b.writeDoubleLE(Date.now(), 16)
+  b.writeDoubleLE(commitLsn, 24)
   return b
 }
 

@@ -10,7 +10,9 @@
  * - after ≥ 300 ms idle every backup reports lag_ms 0 and lag_bytes 0;
  * - every INFO field of DESIGN §4 is present on both roles.
  */
+import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import type Redis from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
 import {
@@ -227,11 +229,15 @@ describe('remote-flush: what counts as flushed', () => {
     expect(answered, 'held: no backup').toBe(false)
     // The only block: header 48 + op align8(16 + 1 + 1) = 72.
     const blockEnd = 72
+    // A backup proves it holds that block with the block's checksum (the first 4 bytes of its header).
+    const segmentFile = path.join(node.dir, 'segment-000000000000.log')
+    await waitFor(() => fs.existsSync(segmentFile) && fs.statSync(segmentFile).size >= blockEnd, 5_000, 'the block on disk')
+    const checksum = String(fs.readFileSync(segmentFile).readUInt32LE(0))
     const fake = net.connect({ host: '127.0.0.1', port: node.port })
     fake.on('error', () => { /* closed at the end of the test */ })
     let received = ''
     fake.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
-    fake.write(`*4\r\n$12\r\nFRESHET.SYNC\r\n$1\r\n1\r\n$${String(blockEnd).length}\r\n${blockEnd}\r\n$1\r\n0\r\n`)
+    fake.write(`*5\r\n$12\r\nFRESHET.SYNC\r\n$1\r\n1\r\n$${String(blockEnd).length}\r\n${blockEnd}\r\n$1\r\n0\r\n$${checksum.length}\r\n${checksum}\r\n`)
     await waitFor(() => received.includes('\r\n'), 5_000, '+SYNC')
     expect(received.split('\r\n')[0]).toMatch(new RegExp(`^\\+SYNC 1 ${blockEnd}\\b`))
     // Any other client's command ends an event-loop turn, which releases every
@@ -249,4 +255,26 @@ describe('remote-flush: what counts as flushed', () => {
     fake.destroy()
     expect(releasedWithoutAck, 'reply released on the strength of the SYNC from-lsn alone').toBe(false)
   }, 30_000)
+})
+
+describe('remote-flush: released positions never go backwards', () => {
+  test('after the only sync backup stops, a GET of an acknowledged key answers; a new write waits', async () => {
+    const cluster = await Cluster.start({ commit: 'remote-flush', syncBackups: 1, workers: [1], password: null })
+    const primary = cluster.primaryClient()
+    const p = primary.pipeline()
+    for (let i = 0; i < 50; i++) p.set(`acked:${i}`, `v${i}`)
+    await p.exec()
+    expect(await primary.set('acked:last', 'done')).toBe('OK')
+    await withTimeout(cluster.backups[0].node.kill9(), 10_000, 'backup to exit')
+    await cluster.waitConnectedBackups(0)
+    const reader = cluster.primaryClient()
+    // Bounded: before the fix the released LSN fell to 0 and this reply never came.
+    expect(await withTimeout(reader.get('acked:last'), 3_000, 'GET of an acknowledged key with no backup')).toBe('done')
+    expect(await withTimeout(reader.mget('acked:0', 'acked:49'), 3_000, 'MGET with no backup')).toEqual(['v0', 'v49'])
+    let answered = false
+    const pending = primary.set('unacked', 'x').then(() => { answered = true })
+    pending.catch(() => { /* the cluster is torn down with the write still held */ })
+    await sleep(500)
+    expect(answered, 'a new write waits for a sync backup (documented)').toBe(false)
+  }, 60_000)
 })
