@@ -11,6 +11,7 @@
  * wait is bounded; nothing here retries forever.
  */
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import type { ChildProcess } from 'node:child_process'
@@ -212,6 +213,25 @@ export function disconnect(client: Redis): void {
 
 // ---------------------------------------------------------------- nodes and clusters
 
+/** Ports for restartable primaries: below Linux's ephemeral range (32768-60999). */
+const LOW_PORT_MIN = 20000
+const LOW_PORT_SPAN = 12000
+let lowPortAttempt = 0
+
+/** A free port below the ephemeral range; candidates spread by process id, so test workers do not collide. */
+async function freeLowPort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = LOW_PORT_MIN + ((process.pid * 7919 + lowPortAttempt++ * 104729) % LOW_PORT_SPAN)
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer()
+      s.once('error', () => resolve(false))
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+    })
+    if (free) return port
+  }
+  throw new Error('no free port below the ephemeral range')
+}
+
 /**
  * The password each node started here requires (by port): a backup of a
  * protected primary requires the password it follows with, so clients of
@@ -316,7 +336,10 @@ export class Cluster {
   /** A primary and one backup per entry of `workers`, connected (bounded wait). */
   static async start(config: ClusterConfig = {}): Promise<Cluster> {
     const password = config.password === undefined ? PASSWORD_DEFAULT : config.password
-    const primary = await startPrimaryNode({ ...config, password })
+    // A primary may be restarted on its port (backups follow host:port): one below the ephemeral range, so
+    // no client socket or `--port 0` server can take it while the primary is down.
+    const port = config.port ?? await freeLowPort()
+    const primary = await startPrimaryNode({ ...config, password, port })
     const cluster = new Cluster(config, primary)
     const workers = config.workers ?? [2]
     // Started in parallel, kept in the order of `workers`.

@@ -139,18 +139,21 @@ describe('remote-flush, --sync-backups 2', () => {
     await p.exec()
     const lsn = await lsnOf(primary)
     await cluster.waitAllApplied(lsn)
-    await sleep(400)
-    for (const i of cluster.backups.keys()) {
-      const repl = await info(cluster.backupClient(i), 'replication')
-      expect(Number(repl.get('lag_ms')), `backup${i} lag_ms ${repl.get('lag_ms')}`).toBe(0)
-      expect(repl.get('lag_bytes'), `backup${i} lag_bytes`).toBe('0')
-      expect(Number(repl.get('applied_lsn'))).toBe(Number(repl.get('primary_commit_lsn')))
-    }
-    const repl = await info(primary, 'replication')
-    for (const line of backupLines(repl)) {
-      expect(line.get('lag_bytes')).toBe('0')
-      expect(line.get('applied_lsn')).toBe(repl.get('commit_lsn'))
-    }
+    // Polled (bounded), not slept: the idle rule and the primary's view of each backup (its next ACK) take a moment.
+    let last = ''
+    await waitFor(async () => {
+      for (const i of cluster.backups.keys()) {
+        const repl = await info(cluster.backupClient(i), 'replication')
+        last = `backup${i} lag_ms=${repl.get('lag_ms')} lag_bytes=${repl.get('lag_bytes')} applied=${repl.get('applied_lsn')} primary_commit=${repl.get('primary_commit_lsn')}`
+        if (Number(repl.get('lag_ms')) !== 0 || repl.get('lag_bytes') !== '0' || repl.get('applied_lsn') !== repl.get('primary_commit_lsn')) return false
+      }
+      const repl = await info(primary, 'replication')
+      for (const line of backupLines(repl)) {
+        last = `primary's line ${[...line.entries()].map(([k, v]) => `${k}=${v}`).join(',')} commit_lsn=${repl.get('commit_lsn')}`
+        if (line.get('lag_bytes') !== '0' || line.get('applied_lsn') !== repl.get('commit_lsn')) return false
+      }
+      return true
+    }, 15_000, `every backup idle at lag 0 (last: ${last})`, 50)
   })
 
   test('INFO shows every contract field on both roles', async () => {
@@ -208,8 +211,8 @@ describe('remote-* commit modes before enough backups connect', () => {
     for (const commit of ['remote-flush', 'remote-apply'] as const) {
       const node = await startPrimaryNode({ commit, syncBackups: 1, password: null })
       const client = connect(node.port)
-      expect(await withTimeout(client.ping(), 2_000, `PING on a fresh ${commit} primary`)).toBe('PONG')
-      expect((await info(client, 'replication', 2_000)).get('connected_backups')).toBe('0')
+      expect(await withTimeout(client.ping(), 15_000, `PING on a fresh ${commit} primary`)).toBe('PONG')
+      expect((await info(client, 'replication', 15_000)).get('connected_backups')).toBe('0')
     }
   }, 30_000)
 })
@@ -242,7 +245,7 @@ describe('remote-flush: what counts as flushed', () => {
     expect(received.split('\r\n')[0]).toMatch(new RegExp(`^\\+SYNC 1 ${blockEnd}\\b`))
     // Any other client's command ends an event-loop turn, which releases every
     // reply the primary now thinks is committed.
-    expect(await withTimeout(connect(node.port).ping(), 2_000, 'PING from another client')).toBe('PONG')
+    expect(await withTimeout(connect(node.port).ping(), 15_000, 'PING from another client')).toBe('PONG')
     await sleep(200)
     const releasedWithoutAck = answered
     // Now ack it as flushed: the reply must come.
@@ -251,7 +254,7 @@ describe('remote-flush: what counts as flushed', () => {
     ackFrame.writeUInt32LE(32, 4)
     for (const [i, v] of [blockEnd, blockEnd, blockEnd, 0].entries()) ackFrame.writeDoubleLE(v, 8 + 8 * i)
     fake.write(ackFrame)
-    expect(await withTimeout(pending, 5_000, 'reply after a flushed ACK')).toBe('OK')
+    expect(await withTimeout(pending, 15_000, 'reply after a flushed ACK')).toBe('OK')
     fake.destroy()
     expect(releasedWithoutAck, 'reply released on the strength of the SYNC from-lsn alone').toBe(false)
   }, 30_000)
@@ -269,8 +272,8 @@ describe('remote-flush: released positions never go backwards', () => {
     await cluster.waitConnectedBackups(0)
     const reader = cluster.primaryClient()
     // Bounded: before the fix the released LSN fell to 0 and this reply never came.
-    expect(await withTimeout(reader.get('acked:last'), 3_000, 'GET of an acknowledged key with no backup')).toBe('done')
-    expect(await withTimeout(reader.mget('acked:0', 'acked:49'), 3_000, 'MGET with no backup')).toEqual(['v0', 'v49'])
+    expect(await withTimeout(reader.get('acked:last'), 15_000, 'GET of an acknowledged key with no backup')).toBe('done')
+    expect(await withTimeout(reader.mget('acked:0', 'acked:49'), 15_000, 'MGET with no backup')).toEqual(['v0', 'v49'])
     let answered = false
     const pending = primary.set('unacked', 'x').then(() => { answered = true })
     pending.catch(() => { /* the cluster is torn down with the write still held */ })
