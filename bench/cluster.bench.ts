@@ -97,17 +97,23 @@ async function drainMs(c: Cluster): Promise<number> {
   return Date.now() - t0
 }
 
-export async function runLag(ctx: BenchContext, figures: BenchReport['figures']): Promise<string> {
+/**
+ * Lag under load at 25/50/100% of the primary's peak. In `local` mode a
+ * backup shows a block only once the primary has made it durable (its safe
+ * LSN), so lag includes the primary's fsync; in `async` it does not.
+ */
+export async function runLag(ctx: BenchContext, figures: BenchReport['figures'], commit: 'async' | 'local'): Promise<string> {
   const seconds = param(ctx.mode, 2, 60)
   const workers = 2
-  const c = await startCluster('lag', 2, 'async', workers)
+  const key = commit === 'async' ? 'lag' : `lag.${commit}`
+  const c = await startCluster(`lag-${commit}`, 2, commit, workers)
   try {
     const peak = await loadFor(c, 0, param(ctx.mode, 1, 10))
     peak.load.close()
     const peakRate = Math.round(peak.acked / peak.seconds)
     await drainMs(c)
-    ctx.log(`lag: primary + 2 backups (${workers} workers each), async commit, ${VALUE_BYTES}-byte SETs from ${LOAD_CLIENTS} clients; primary peak with backups attached ${peakRate} SET/s`)
-    figures['lag.peak_set_per_s'] = peakRate
+    ctx.log(`lag: primary + 2 backups (${workers} workers each), ${commit} commit, ${VALUE_BYTES}-byte SETs from ${LOAD_CLIENTS} clients; primary peak with backups attached ${peakRate} SET/s`)
+    figures[`${key}.peak_set_per_s`] = peakRate
     for (const pct of [25, 50, 100]) {
       const rate = Math.max(1, Math.round(peakRate * pct / 100))
       for (const b of c.backupClients) await b.call('CONFIG', 'RESETSTAT')
@@ -129,17 +135,17 @@ export async function runLag(ctx: BenchContext, figures: BenchReport['figures'])
         const p99 = Number(info.get('replay_lag_p99_ms'))
         const max = Number(info.get('replay_lag_max_ms'))
         const trend = slope(secs, p50s[i])
-        figures[`lag.${pct}pct.b${i + 1}.p50_ms`] = p50
-        figures[`lag.${pct}pct.b${i + 1}.p99_ms`] = p99
-        figures[`lag.${pct}pct.b${i + 1}.max_ms`] = max
-        figures[`lag.${pct}pct.b${i + 1}.trend_ms_per_s`] = Number(trend.toFixed(4))
+        figures[`${key}.${pct}pct.b${i + 1}.p50_ms`] = p50
+        figures[`${key}.${pct}pct.b${i + 1}.p99_ms`] = p99
+        figures[`${key}.${pct}pct.b${i + 1}.max_ms`] = max
+        figures[`${key}.${pct}pct.b${i + 1}.trend_ms_per_s`] = Number(trend.toFixed(4))
         ctx.log(`  ${String(pct).padStart(3)}% (${rate} SET/s target, ${achieved} achieved) backup${i + 1}: lag p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms, max ${max.toFixed(3)} ms over ${info.get('replay_lag_samples')} blocks; p50 trend ${trend >= 0 ? '+' : ''}${trend.toFixed(4)} ms/s`)
       }
-      figures[`lag.${pct}pct.drain_ms`] = drain
+      figures[`${key}.${pct}pct.drain_ms`] = drain
       ctx.log(`  ${String(pct).padStart(3)}% drain after the load stopped: ${drain} ms`)
     }
-    const commit = String(parseInfo(await c.admin.call('INFO', 'replication')).get('commit_lsn'))
-    return commit
+    const commitLsn = String(parseInfo(await c.admin.call('INFO', 'replication')).get('commit_lsn'))
+    return commitLsn
   } finally {
     await stopCluster(c)
   }
@@ -226,7 +232,8 @@ export async function runBackupGets(ctx: BenchContext, figures: BenchReport['fig
 export async function run(ctx: BenchContext): Promise<BenchReport> {
   const figures: BenchReport['figures'] = {}
   const hashes: string[] = []
-  hashes.push(await runLag(ctx, figures))
+  hashes.push(await runLag(ctx, figures, 'async'))
+  hashes.push(await runLag(ctx, figures, 'local'))
   if (which('redis-benchmark') === null) {
     ctx.log('backups / backup GET: skipped (redis-benchmark not installed: apt-get install redis-tools)')
     return { name: 'cluster', skipped: null, figures, hash: hashes.join('/') }
