@@ -1,0 +1,38 @@
+/**
+ * What the RESP server serves: a node in one role. The server and the
+ * command handlers see a node only through this interface (reads through its
+ * view, writes through its writer, which is null on a backup), so changing a
+ * node's role at run time (backup -> primary) is serving another ServedNode
+ * with its role's commands and INFO sections (RespServer.serve), not a
+ * special case in every command.
+ *
+ * Nothing here imports the server: hooks a node calls (a released position
+ * advanced, a block was sealed) are passed to its constructor and wired at
+ * the composition root (cli/run_primary.ts, cli/run_backup.ts).
+ */
+import type { Primary } from './primary/primary.js'
+import type { ReadView } from './view/read_view.js'
+
+export type NodeRole = 'primary' | 'backup'
+
+export interface ServedNode {
+  readonly role: NodeRole
+  readonly view: ReadView
+  /** The primary itself, or null on a backup. */
+  readonly writer: Primary | null
+  /** Replies that observed positions below this may leave. */
+  releasedLsn(): number
+  /** The newest op written (a reply that observed everything, DBSIZE or SCAN, waits for it). */
+  waitLsn(): number
+  /** End of an event-loop turn: seal what the turn wrote (primary); nothing on a backup. */
+  endTurn(): void
+  keyCount(): number
+  /** CONFIG RESETSTAT: clears the role's statistics (lag histograms). */
+  resetStats(): void
+}
+
+/** One INFO section's lines, in order: `key:value`. */
+export type InfoLines = Array<[string, string | number]>
+
+/** A component's contributions to INFO sections, by section name (registered at the composition root). */
+export type InfoSections = Record<string, () => InfoLines>
