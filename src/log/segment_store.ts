@@ -6,7 +6,8 @@
  * block contents or disks.
  */
 import { assert } from '../assert.js'
-import { LSN_MAX } from '../constants.js'
+import { BLOCK_HEADER_BYTES, LSN_MAX } from '../constants.js'
+import { blockLength } from '../codec/record.js'
 import { dbError } from '../errors.js'
 import { Segment } from './segment.js'
 import type { LogSegments } from '../index/indirection.js'
@@ -107,4 +108,24 @@ export class SegmentStore implements LogSegments {
     for (const s of this.segments) if (s !== undefined) n += s.sizeBytes
     return n
   }
+}
+
+/** Start LSN of the block ending exactly at `lsn` in `store`, or -1 if `lsn` is not a block end. */
+export function blockStartEndingAt(store: SegmentStore, lsn: number): number {
+  if (!Number.isSafeInteger(lsn) || lsn <= 0 || lsn > store.endLsn) return -1
+  let id = store.segmentId(lsn)
+  let offset = lsn - id * store.segmentBytes
+  // A block that fills its segment exactly ends at the next segment's base LSN.
+  if (offset === 0) { id -= 1; offset = store.segmentBytes }
+  const segment = store.segments[id]
+  if (segment === undefined || offset > segment.committedBytes()) return -1
+  let at = 0
+  // Bounded: every step moves forward by at least a block header.
+  while (at < offset) {
+    const length = blockLength(segment.dv, at)
+    if (length < BLOCK_HEADER_BYTES) return -1
+    if (at + length === offset) return segment.baseLsn + at
+    at += length
+  }
+  return -1
 }

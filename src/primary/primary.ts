@@ -18,13 +18,11 @@ import { dbError, OOM_MESSAGE } from '../errors.js'
 import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, setSlotRef, slotRef, tableNeedsGrowth } from '../index/indirection.js'
-import { applyRange } from '../replay/apply.js'
-import { ReplayScheduler } from '../replay/scheduler.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
-import { LogFiles, type RecoveryResult } from '../log/log_file.js'
+import { LogFiles } from '../log/log_file.js'
+import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { SegmentStore } from '../log/segment_store.js'
-import { blockStartEndingAt } from '../ship/agreement.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
 import type { ServedNode } from '../server/server.js'
 import type { CommandSpec } from '../server/commands.js'
@@ -45,11 +43,6 @@ export interface PrimaryOptions {
   log: (line: string) => void
 }
 
-export interface RecoveryReport extends RecoveryResult {
-  replayMs: number
-  readMs: number
-  opsInstalled: number
-}
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
 
@@ -307,61 +300,4 @@ export class Primary implements ServedNode {
     await this.groupCommit.drain()
     this.files.close()
   }
-}
-
-/** Logs at least this large are recovered on the worker pool; smaller ones inline. */
-export const PARALLEL_RECOVERY_BYTES_MIN = 32 * 1024 * 1024
-
-export interface Recovered {
-  index: Index
-  report: RecoveryReport
-  /** The pool that recovered the log (parallel recovery only), replayed up to `replayedLsn`. */
-  scheduler: ReplayScheduler | null
-  /** The index holds the log up to here (a block end): min(log end, replayToLsn). */
-  replayedLsn: number
-}
-
-/**
- * Recovers the log into `store` and rebuilds the index with the replay code:
- * a large log is scanned (read + checksums) segment by segment in parallel on
- * a replay pool of `workers` threads and indexed on its lanes; a small one
- * inline, where starting threads would cost more than it saves.
- *
- * Only the log up to `replayToLsn` (a block end of the log, or past its end)
- * is installed: a backup installs only what its primary confirmed durable;
- * the rest of its log stays received-but-unconfirmed.
- */
-export async function recoverInto(files: LogFiles, store: SegmentStore, workers: number, replayToLsn = Number.MAX_SAFE_INTEGER): Promise<Recovered> {
-  const t0 = performance.now()
-  if (workers > 1 && files.bytesOnDisk() >= PARALLEL_RECOVERY_BYTES_MIN) {
-    const index = new Index()
-    const scheduler = new ReplayScheduler({
-      workers, store, index, onVisible: () => {}, onError: (err) => { throw err },
-    }, 0)
-    const result = await files.recover(store, (jobs) => scheduler.scan(jobs))
-    const t1 = performance.now()
-    index.presize(result.keyCount)
-    const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
-    await scheduler.replayTo(replayedLsn)
-    const t2 = performance.now()
-    return { index, scheduler, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: scheduler.installedTotal } }
-  }
-  const result = await files.recover(store)
-  const t1 = performance.now()
-  const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
-  const index = Index.withCapacity(result.keyCount)
-  let ops = 0
-  for (const segment of store.segments) {
-    const committed = Math.min(segment.committedBytes(), replayedLsn - segment.baseLsn)
-    if (committed > 0) ops += applyRange(store, segment.id, 0, committed, index.tables, 0, 1)
-  }
-  const t2 = performance.now()
-  // applyRange swapped grown tables in place; a new Index recounts their bytes.
-  return { index: new Index(index.tables), scheduler: null, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
-}
-
-/** min(log end, replayToLsn) if that is a block end of the recovered log; else 0 (install nothing: always safe). */
-function replayLimit(store: SegmentStore, endLsn: number, replayToLsn: number): number {
-  if (replayToLsn >= endLsn) return endLsn
-  return blockStartEndingAt(store, replayToLsn) >= 0 ? replayToLsn : 0
 }
