@@ -165,7 +165,7 @@ export class ShipSender {
         return
       }
       if (received > this.cursor) {
-        this.close(`ack for LSN ${received}, beyond what was sent to this backup (LSN ${this.cursor})`)
+        this.close(`ack for positions the primary never sent (LSN ${received}, sent to this backup up to LSN ${this.cursor})`)
         return
       }
       this.lastAckMs = nowMs()
