@@ -247,15 +247,17 @@ describe('a fake backup against a real primary', () => {
 const FAKE_KEY = 'fake:key'
 const FAKE_VALUE = 'fake-value'
 
-/** One block with one SET op, sealed at `startLsn` with `epoch`. */
-function makeBlock(startLsn: number, epoch: number, key = FAKE_KEY, value = FAKE_VALUE): Buffer {
+interface BlockFields { prevRef?: number, hash?: number, keyCount?: number, commitTimeMs?: number }
+
+/** One block with one SET op, sealed at `startLsn` with `epoch`; `f` overrides fields (the checksum stays valid). */
+function makeBlock(startLsn: number, epoch: number, key = FAKE_KEY, value = FAKE_VALUE, f: BlockFields = {}): Buffer {
   const k = Buffer.from(key)
   const v = Buffer.from(value)
   const length = BLOCK_HEADER_BYTES + opBytes(k.length, v.length)
   const u8 = new Uint8Array(length)
   const dv = new DataView(u8.buffer)
-  writeOp(u8, dv, BLOCK_HEADER_BYTES, OP_TYPE_SET, keyHash(k, 0, k.length), 0, k, 0, k.length, v, 0, v.length)
-  sealBlock(u8, dv, 0, { epoch, startLsn, length, opCount: 1, txnCount: 1, keyCount: 1, commitTimeMs: Date.now() })
+  writeOp(u8, dv, BLOCK_HEADER_BYTES, OP_TYPE_SET, f.hash ?? keyHash(k, 0, k.length), f.prevRef ?? 0, k, 0, k.length, v, 0, v.length)
+  sealBlock(u8, dv, 0, { epoch, startLsn, length, opCount: 1, txnCount: 1, keyCount: f.keyCount ?? 1, commitTimeMs: f.commitTimeMs ?? Date.now() })
   return Buffer.from(u8)
 }
 
@@ -265,13 +267,13 @@ function blocksFrame(...blocks: Buffer[]): Buffer {
 }
 
 /** A heartbeat from the fake primary: commit LSN, time, and the safe LSN (all it sent is durable). */
-function heartbeat(commitLsn: number): Buffer {
+function heartbeat(commitLsn: number, commitTimeMs = Date.now(), safeLsn = commitLsn): Buffer {
   const b = Buffer.alloc(FRAME_HEADER_BYTES + 24)
   b[0] = FRAME_HEARTBEAT
   b.writeUInt32LE(24, 4)
   b.writeDoubleLE(commitLsn, 8)
-  b.writeDoubleLE(Date.now(), 16)
-  b.writeDoubleLE(commitLsn, 24)
+  b.writeDoubleLE(commitTimeMs, 16)
+  b.writeDoubleLE(safeLsn, 24)
   return b
 }
 
@@ -320,6 +322,66 @@ describe('a fake primary against a real backup', () => {
       name: 'a HEARTBEAT frame of the wrong length',
       reply: () => Buffer.concat([frameHeader(FRAME_HEARTBEAT, 12), Buffer.alloc(12)]),
       logged: /closing link to primary: HEARTBEAT frame of 12 bytes/,
+    },
+    // Checksum-valid nonsense: every field a backup trusts is checked, not only the checksum.
+    {
+      // Reads walk the version chain through prevRef: a ref pointing at itself never ends.
+      name: 'an op whose prevRef is its own ref',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { prevRef: BLOCK_HEADER_BYTES / 8 })),
+      logged: /closing link to primary: invalid block at LSN 0: prevRef not below/,
+    },
+    {
+      name: 'an op whose prevRef points forward',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { prevRef: 4096 })),
+      logged: /closing link to primary: invalid block at LSN 0: prevRef not below/,
+    },
+    {
+      name: 'a NaN commit time',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { commitTimeMs: Number.NaN })),
+      logged: /closing link to primary: invalid block at LSN 0: commit time/,
+    },
+    {
+      name: 'a negative commit time',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { commitTimeMs: -5 })),
+      logged: /closing link to primary: invalid block at LSN 0: commit time/,
+    },
+    {
+      // The key would be installed under the wrong hash: unreachable by GET.
+      name: 'a key hash that is not the hash of the key',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { hash: (keyHash(Buffer.from(FAKE_KEY), 0, FAKE_KEY.length) ^ 1) >>> 0 })),
+      logged: /closing link to primary: invalid block at LSN 0: key hash/,
+    },
+    {
+      // DBSIZE reads it: one SET on an empty log leaves 0 or 1 live keys, never 4 billion.
+      name: 'an absurd live-key count',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { keyCount: 0xfffffff0 })),
+      logged: /closing link to primary: invalid block at LSN 0: live-key count/,
+    },
+    {
+      name: 'a second block whose key count drops by more than its deletes',
+      reply: () => { const a = good(); return blocksFrame(a, makeBlock(a.length, 1, 'fake:second', 'v2', { keyCount: 0 })) },
+      logged: /closing link to primary: invalid block at LSN \d+: live-key count/,
+    },
+    {
+      // A block never needs to skip a whole segment: from a segment start, it starts right there.
+      name: 'a first block that skips the whole first segment',
+      reply: () => blocksFrame(makeBlock(SEGMENT_BYTES, 1)),
+      logged: new RegExp(`closing link to primary: block starts at LSN ${SEGMENT_BYTES}, expected 0 or 0`),
+    },
+    {
+      name: 'a heartbeat with a NaN commit LSN',
+      reply: () => heartbeat(Number.NaN, Date.now(), 0),
+      logged: /closing link to primary: HEARTBEAT commit LSN NaN/,
+    },
+    {
+      name: 'a heartbeat with a safe LSN past its commit LSN',
+      reply: () => heartbeat(0, Date.now(), 1 << 30),
+      logged: /closing link to primary: HEARTBEAT safe LSN/,
+    },
+    {
+      name: 'a heartbeat with an infinite commit time',
+      reply: () => heartbeat(0, Number.POSITIVE_INFINITY, 0),
+      logged: /closing link to primary: HEARTBEAT commit time/,
     },
   ]
 
