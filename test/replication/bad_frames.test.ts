@@ -23,7 +23,7 @@ import { initHash, keyHash } from '../../src/codec/hash.js'
 import { opBytes, sealBlock, validateBlock, writeOp } from '../../src/codec/record.js'
 import { BLOCK_HEADER_BYTES, OP_TYPE_SET } from '../../src/constants.js'
 import {
-  Cluster, cleanupClusters, connect, info, lsnOf, startBackupNode, waitApplied, waitFor,
+  Cluster, cleanupClusters, connect, info, lsnOf, startBackupNode, startPrimaryNode, waitApplied, waitFor,
   type NodeHandle,
 } from '../helpers/cluster.js'
 
@@ -240,6 +240,66 @@ describe('a fake backup against a real primary', () => {
     expect(await waitApplied(cluster.backups[0].port, lsn)).toBeGreaterThanOrEqual(lsn)
     expect(await cluster.backupClient(0).get('after-bad-acks')).toBe('ok')
   }, 60_000)
+
+  test('a fake backup that acks nothing is dropped after LINK_TIMEOUT_MS; real backups ack while idle and stay', async () => {
+    const { s, line } = await syncLink(cluster.primary.port, password, 1, 0)
+    expect(line).toMatch(/^\+SYNC /)
+    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 5_000, 'fake backup listed')
+    const stderrBefore = cluster.primary.stderr().length
+    // Bounded by the test's own timeout, not an upper bound on the primary's timing.
+    expect(await s.until(() => s.closed, 20_000), 'a silent link is closed').toBe(true)
+    expect(cluster.primary.stderr().slice(stderrBefore)).toMatch(/link closed \(no ACK for \d+ ms\)/)
+    // The real backup, idle all along, acked at its interval and was not dropped.
+    expect(cluster.primary.stderr().slice(stderrBefore).match(/no ACK/g)?.length).toBe(1)
+    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '1', 5_000, 'only the real backup')
+    const c = cluster.primaryClient()
+    await c.set('after-silent-link', 'ok')
+    const lsn = await lsnOf(c)
+    expect(await waitApplied(cluster.backups[0].port, lsn)).toBeGreaterThanOrEqual(lsn)
+  }, 60_000)
+})
+
+describe('a fake backup that acks what was never sent to it (remote-flush)', () => {
+  const password = 'flush-secret'
+  let primary: NodeHandle
+  const VALUE_BYTES = 64 * 1024
+  /** Far more than the primary buffers for one backup (SHIP_INFLIGHT_BYTES_MAX, 32 MiB) plus socket buffers. */
+  const WRITES = 900
+
+  beforeAll(async () => {
+    primary = await startPrimaryNode({ commit: 'remote-flush', syncBackups: 1, password })
+  }, 60_000)
+
+  test('an ACK past the backup\'s cursor closes its link and releases nothing', async () => {
+    // Writes nobody acks: executed and logged, replies held until a backup flushes them.
+    const writer = await RawSocket.connect(primary.port)
+    const value = 'v'.repeat(VALUE_BYTES)
+    writer.write(resp('AUTH', password))
+    for (let i = 0; i < WRITES; i++) writer.write(resp('SET', `held:${i}`, value))
+    const admin = connect(primary.port)
+    const commitLsn = async (): Promise<number> => Number((await info(admin, 'replication')).get('commit_lsn'))
+    await waitFor(async () => await commitLsn() >= WRITES * VALUE_BYTES, 60_000, 'the writes to be logged')
+    const held = (): number => (writer.received.toString('latin1').match(/\+OK/g) ?? []).length
+    expect(held(), 'only AUTH answered: remote-flush holds the SET replies').toBe(1)
+
+    // A backup that never reads: the primary ships until its in-flight bound, then waits.
+    const fake = await RawSocket.connect(primary.port)
+    fake.socket.pause()
+    fake.write(Buffer.concat([resp('AUTH', password), resp('FRESHET.SYNC', '0', '0', '0')]))
+    await waitFor(async () => (await info(admin, 'replication')).get('connected_backups') === '1', 10_000, 'the fake backup to be listed')
+    const stderrBefore = primary.stderr().length
+    const end = await commitLsn()
+    fake.write(ack(end, end, end, 0))
+    await waitFor(async () => (await info(admin, 'replication')).get('connected_backups') === '0', 10_000, 'the lying link to be closed')
+    expect(primary.stderr().slice(stderrBefore)).toMatch(/link closed \(ack for positions the primary never sent \(LSN \d+, sent to this backup up to LSN \d+\)\)/)
+    // Nothing was released: the held replies are still held.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(held()).toBe(1)
+    expect(primary.node.proc.exitCode).toBeNull()
+    writer.close()
+    fake.close()
+    admin.disconnect()
+  }, 120_000)
 })
 
 // ---------------------------------------------------------------- fake primary vs real backup
