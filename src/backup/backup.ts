@@ -37,7 +37,7 @@ import { argInt } from '../server/args.js'
 import type { Connection } from '../server/connection.js'
 import type { RespServer, ServedNode } from '../server/server.js'
 import { ReadView } from '../view/read_view.js'
-import { ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
+import { ACK_INTERVAL_MS, ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
 import { Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
 import { checksumEndingAt } from '../ship/agreement.js'
@@ -168,7 +168,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.closed = false
     this.listenPort = options.listenPort
     this.groupCommit.onDurable = () => this.scheduleAck()
-    this.timer = setInterval(() => this.tick(), 250)
+    this.timer = setInterval(() => this.tick(), ACK_INTERVAL_MS)
     this.timer.unref()
     // The recovered log past the confirmed LSN waits, received-but-unconfirmed, for the primary.
     for (let at = confirmedLsn; at < store.endLsn && this.pending.count < PENDING_BLOCKS_MAX;) {
@@ -506,6 +506,8 @@ export class Backup implements ServedNode, ReceiverSink {
       : { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
     this.lagWindowUs = createHistogram()
     if (this.linkUp && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no frame for ${LINK_TIMEOUT_MS} ms`)
+    // An ACK every tick even when idle: the primary drops a link that acks nothing for LINK_TIMEOUT_MS.
+    if (this.linkUp) this.scheduleAck()
     // A handshake or divergence check that gets no answer is bounded too.
     if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)

@@ -9,8 +9,9 @@
  * (XXH32, xxhash-wasm) covers bytes [4, length): every other header field, every
  * op and the padding, so any single-bit flip anywhere in a block is detected.
  *
- * validateBlock() returns -1 for anything that is not a whole, checksummed block
- * at the expected LSN: torn tails are expected at recovery, not exceptions.
+ * validateBlock() returns -1 for anything that is not a whole, checksummed,
+ * well-formed block at the expected LSN (torn tails are expected at recovery,
+ * not exceptions); validateBlockFault() says why, for a log line.
  */
 import { assert } from '../assert.js'
 import {
@@ -19,9 +20,16 @@ import {
   BLOCK_OP_COUNT_OFFSET, BLOCK_START_LSN_HI_OFFSET, BLOCK_START_LSN_LO_OFFSET, BLOCK_TXN_COUNT_OFFSET,
   BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
   OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_DELETE, OP_TYPE_OFFSET, OP_TYPE_SET,
-  OP_VALUE_LENGTH_OFFSET, alignUp,
+  OP_VALUE_LENGTH_OFFSET, REF_NONE, alignUp,
 } from '../constants.js'
-import { checksum32 } from './hash.js'
+import { checksum32, keyHash } from './hash.js'
+
+/**
+ * Commit times (ms since the Unix epoch) above this are refused: year 2400, far
+ * past any clock, still exact in an f64 and small enough that lag arithmetic
+ * (now - commit time, in microseconds) stays a safe integer.
+ */
+export const COMMIT_TIME_MS_MAX = 13_569_465_600_000
 
 const TWO_32 = 2 ** 32
 
@@ -145,35 +153,100 @@ export function opPrevRef(dv: DataView, offset: number): number {
   return dv.getUint32(offset + OP_PREV_REF_OFFSET, true)
 }
 
+/** Why a block is refused (validateBlockFault); BLOCK_OK when it is whole and well-formed. */
+export const BLOCK_OK = 0
+export const BLOCK_TORN = 1
+export const BLOCK_BAD_MAGIC = 2
+export const BLOCK_BAD_VERSION = 3
+export const BLOCK_BAD_LENGTH = 4
+export const BLOCK_BAD_POSITION = 5
+export const BLOCK_BAD_CHECKSUM = 6
+export const BLOCK_BAD_OP_FRAMING = 7
+export const BLOCK_BAD_OP_TYPE = 8
+export const BLOCK_BAD_KEY_HASH = 9
+export const BLOCK_BAD_PREV_REF = 10
+export const BLOCK_BAD_COMMIT_TIME = 11
+export const BLOCK_BAD_KEY_COUNT = 12
+/** Index = fault code; constant strings, so naming a fault allocates nothing. */
+export const BLOCK_FAULT_NAMES: readonly string[] = [
+  'ok', 'torn (shorter than its header or length)', 'bad magic', 'unknown format version',
+  'bad length', 'wrong start LSN', 'checksum mismatch', 'ops do not fill the block', 'unknown op type',
+  'key hash is not the hash of the key', 'prevRef not below the op\'s own ref',
+  'commit time not a finite, non-negative number', 'live-key count out of bounds',
+]
+
 /**
  * Checks the block at `offset` (log position `expectedLsn`), with `available`
  * bytes readable from `offset`. Returns the block's length, or -1 if it is not a
  * whole, well-formed, checksummed block for that position (torn or corrupt).
- * Ops are walked too: every op must be well-formed and the ops must exactly fill
- * the block, so replay never reads outside a validated block.
+ * See validateBlockFault for what is checked.
  */
 export function validateBlock(
   u8: Uint8Array, dv: DataView, offset: number, available: number, expectedLsn: number,
+  prevKeyCount = -1,
 ): number {
-  if (available < BLOCK_HEADER_BYTES) return -1
-  if (dv.getUint32(offset + BLOCK_MAGIC_OFFSET, true) !== BLOCK_MAGIC) return -1
-  if (dv.getUint16(offset + BLOCK_VERSION_OFFSET, true) !== FORMAT_VERSION) return -1
+  if (validateBlockFault(u8, dv, offset, available, expectedLsn, prevKeyCount) !== BLOCK_OK) return -1
+  return blockLength(dv, offset)
+}
+
+/**
+ * validateBlock with the reason: BLOCK_OK or a BLOCK_* fault code. A block
+ * passes only if every field a reader later trusts holds: framing (magic,
+ * version, aligned length within `available`, start LSN, checksum), ops that
+ * exactly fill the block (so replay never reads outside it), each op's type,
+ * key hash (= keyHash of its key bytes: replay and reads find keys by it),
+ * prevRef (REF_NONE or strictly below the op's own ref: the version chain only
+ * goes back, so walking it ends), a finite, non-negative commit time, and,
+ * when `prevKeyCount` (the live-key count after the block before; -1 if
+ * unknown) is given, a live-key count within what this block's ops can
+ * change: each set adds at most one live key, each delete removes at most one.
+ * Checksum-valid is not enough: a buggy or hostile primary checksums nonsense.
+ * Allocates nothing; one keyHash per op (the bytes are in cache after the
+ * checksum pass).
+ */
+export function validateBlockFault(
+  u8: Uint8Array, dv: DataView, offset: number, available: number, expectedLsn: number,
+  prevKeyCount: number,
+): number {
+  if (available < BLOCK_HEADER_BYTES) return BLOCK_TORN
+  if (dv.getUint32(offset + BLOCK_MAGIC_OFFSET, true) !== BLOCK_MAGIC) return BLOCK_BAD_MAGIC
+  if (dv.getUint16(offset + BLOCK_VERSION_OFFSET, true) !== FORMAT_VERSION) return BLOCK_BAD_VERSION
   const length = blockLength(dv, offset)
-  if (length < BLOCK_HEADER_BYTES || length > available || length % LSN_ALIGN_BYTES !== 0) return -1
-  if (blockStartLsn(dv, offset) !== expectedLsn) return -1
+  if (length < BLOCK_HEADER_BYTES || length % LSN_ALIGN_BYTES !== 0) return BLOCK_BAD_LENGTH
+  if (length > available) return BLOCK_TORN
+  if (blockStartLsn(dv, offset) !== expectedLsn) return BLOCK_BAD_POSITION
   const sum = checksum32(u8, offset + BLOCK_MAGIC_OFFSET, offset + length)
-  if (sum !== dv.getUint32(offset + BLOCK_CHECKSUM_OFFSET, true)) return -1
+  if (sum !== dv.getUint32(offset + BLOCK_CHECKSUM_OFFSET, true)) return BLOCK_BAD_CHECKSUM
+  const commitTimeMs = blockCommitTimeMs(dv, offset)
+  // Written as a positive test so that NaN fails it.
+  if (!(commitTimeMs >= 0 && commitTimeMs <= COMMIT_TIME_MS_MAX)) return BLOCK_BAD_COMMIT_TIME
   const opCount = blockOpCount(dv, offset)
   const end = offset + length
+  // Each op takes at least OP_HEADER_BYTES: a larger count cannot fill the block (and bounds the loop).
+  if (opCount > (length - BLOCK_HEADER_BYTES) / OP_HEADER_BYTES) return BLOCK_BAD_OP_FRAMING
+  // Refs are lsn / LSN_ALIGN_BYTES; ops are aligned, so this is exact.
+  const refAtOffset = expectedLsn / LSN_ALIGN_BYTES - offset / LSN_ALIGN_BYTES
+  let sets = 0
+  let deletes = 0
   let at = offset + BLOCK_HEADER_BYTES
   for (let i = 0; i < opCount; i++) {
-    if (at + OP_HEADER_BYTES > end) return -1
+    if (at + OP_HEADER_BYTES > end) return BLOCK_BAD_OP_FRAMING
     const type = opType(dv, at)
-    if (type !== OP_TYPE_SET && type !== OP_TYPE_DELETE) return -1
-    const size = alignUp(OP_HEADER_BYTES + opKeyLength(dv, at) + opValueLength(dv, at))
-    if (at + size > end) return -1
+    if (type === OP_TYPE_SET) sets++
+    else if (type === OP_TYPE_DELETE) deletes++
+    else return BLOCK_BAD_OP_TYPE
+    const keyLength = opKeyLength(dv, at)
+    const size = alignUp(OP_HEADER_BYTES + keyLength + opValueLength(dv, at))
+    if (at + size > end) return BLOCK_BAD_OP_FRAMING
+    const prevRef = opPrevRef(dv, at)
+    if (prevRef !== REF_NONE && prevRef >= refAtOffset + at / LSN_ALIGN_BYTES) return BLOCK_BAD_PREV_REF
+    if (opKeyHash(dv, at) !== keyHash(u8, at + OP_HEADER_BYTES, keyLength)) return BLOCK_BAD_KEY_HASH
     at += size
   }
-  if (at !== end) return -1
-  return length
+  if (at !== end) return BLOCK_BAD_OP_FRAMING
+  if (prevKeyCount >= 0) {
+    const keyCount = blockKeyCount(dv, offset)
+    if (keyCount > prevKeyCount + sets || keyCount < prevKeyCount - deletes) return BLOCK_BAD_KEY_COUNT
+  }
+  return BLOCK_OK
 }

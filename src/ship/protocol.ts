@@ -56,8 +56,13 @@ export const HEARTBEAT_INTERVAL_MS = 50
 export const FRAME_BLOCKS_BYTES_TARGET = 4 * 1024 * 1024
 /** Primary stops shipping to a backup while this much is queued on its socket. */
 export const SHIP_INFLIGHT_BYTES_MAX = 32 * 1024 * 1024
-/** A backup treats the link as dead after this long without any frame. */
+/**
+ * Either end treats the link as dead after this long without hearing from the
+ * other: a backup without any frame, a primary without an ACK.
+ */
 export const LINK_TIMEOUT_MS = 3000
+/** A backup acks at least this often, even when nothing changed (the primary's liveness check). */
+export const ACK_INTERVAL_MS = 250
 
 export const SYNC_COMMAND = 'freshet.sync'
 export const CHECK_COMMAND = 'freshet.check'

@@ -23,7 +23,7 @@ import type { RespServer } from '../server/server.js'
 import { nowMs } from '../log/appender.js'
 import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
-  HEARTBEAT_INTERVAL_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND, encodeFrameHeader, encodeHeartbeat,
+  HEARTBEAT_INTERVAL_MS, LINK_TIMEOUT_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND, encodeFrameHeader, encodeHeartbeat,
 } from './protocol.js'
 import { checksumEndingAt } from './agreement.js'
 import { F_BLOCKING } from '../server/commands.js'
@@ -42,12 +42,14 @@ export class ShipSender {
   appliedLsn: number
   lagMs: number
   lastSendMs: number
+  /** When the last valid ACK arrived; a backup acks at least every ACK_INTERVAL_MS (protocol.ts). */
+  lastAckMs: number
   /** The safe LSN last told to this backup. */
   safeSent: number
   closed: boolean
   private readonly primary: Primary
   private readonly onAck: () => void
-  private ackBuf: Buffer
+  private readonly ackBuf: Buffer
   private ackLength: number
   private waitingDrain: boolean
 
@@ -63,11 +65,12 @@ export class ShipSender {
     this.appliedLsn = 0
     this.lagMs = 0
     this.lastSendMs = 0
+    this.lastAckMs = nowMs()
     this.safeSent = -1
     this.closed = false
     this.primary = primary
     this.onAck = onAck
-    this.ackBuf = Buffer.allocUnsafe(ACK_FRAME_BYTES * 64)
+    this.ackBuf = Buffer.allocUnsafe(ACK_FRAME_BYTES)
     this.ackLength = 0
     this.waitingDrain = false
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -111,7 +114,9 @@ export class ShipSender {
   }
 
   heartbeat(now: number): void {
-    if (this.closed || this.cursor < this.primary.store.endLsn) return
+    if (this.closed) return
+    if (now - this.lastAckMs > LINK_TIMEOUT_MS) { this.close(`no ACK for ${LINK_TIMEOUT_MS} ms`); return }
+    if (this.cursor < this.primary.store.endLsn) return
     if (now - this.lastSendMs < HEARTBEAT_INTERVAL_MS) return
     this.writeHeartbeat(now)
   }
@@ -129,37 +134,46 @@ export class ShipSender {
     this.lastSendMs = now
   }
 
+  /**
+   * ACK frames, staged in a fixed ACK_FRAME_BYTES buffer (the input bound: a
+   * backup sends nothing else). An ACK is checked against what was sent to
+   * this backup (its cursor), not the primary's log end: a position past the
+   * cursor is one it cannot have, and releasing remote-* writes on it would
+   * acknowledge writes no backup received.
+   */
   private onData(chunk: Buffer): void {
-    if (this.ackLength + chunk.length > this.ackBuf.length) {
-      const next = Buffer.allocUnsafe(Math.max(this.ackBuf.length * 2, this.ackLength + chunk.length))
-      this.ackBuf.copy(next, 0, 0, this.ackLength)
-      this.ackBuf = next
-    }
-    chunk.copy(this.ackBuf, this.ackLength)
-    this.ackLength += chunk.length
     let at = 0
-    while (this.ackLength - at >= ACK_FRAME_BYTES) {
-      if (this.ackBuf[at] !== FRAME_ACK || this.ackBuf.readUInt32LE(at + 4) !== ACK_PAYLOAD_BYTES) {
+    while (at < chunk.length) {
+      const n = Math.min(ACK_FRAME_BYTES - this.ackLength, chunk.length - at)
+      chunk.copy(this.ackBuf, this.ackLength, at, at + n)
+      this.ackLength += n
+      at += n
+      if (this.ackLength < ACK_FRAME_BYTES) break
+      this.ackLength = 0
+      const b = this.ackBuf
+      if (b[0] !== FRAME_ACK || b.readUInt32LE(4) !== ACK_PAYLOAD_BYTES) {
         this.close('malformed ack frame')
         return
       }
-      const received = this.ackBuf.readDoubleLE(at + 8)
-      const flushed = this.ackBuf.readDoubleLE(at + 16)
-      const applied = this.ackBuf.readDoubleLE(at + 24)
-      const lagMs = this.ackBuf.readDoubleLE(at + 32)
-      const endLsn = this.primary.store.endLsn
-      if (!(flushed <= received && applied <= received && received <= endLsn && Number.isSafeInteger(received))) {
+      const received = b.readDoubleLE(8)
+      const flushed = b.readDoubleLE(16)
+      const applied = b.readDoubleLE(24)
+      const lagMs = b.readDoubleLE(32)
+      if (!(Number.isSafeInteger(received) && Number.isSafeInteger(flushed) && Number.isSafeInteger(applied) &&
+        flushed >= 0 && applied >= 0 && flushed <= received && applied <= received)) {
         this.close('ack for positions the primary never sent')
         return
       }
+      if (received > this.cursor) {
+        this.close(`ack for positions the primary never sent (LSN ${received}, sent to this backup up to LSN ${this.cursor})`)
+        return
+      }
+      this.lastAckMs = nowMs()
       this.receivedLsn = Math.max(this.receivedLsn, received)
       this.flushedLsn = Math.max(this.flushedLsn, flushed)
       this.appliedLsn = Math.max(this.appliedLsn, applied)
       this.lagMs = Number.isFinite(lagMs) && lagMs >= 0 ? lagMs : 0
-      at += ACK_FRAME_BYTES
     }
-    this.ackBuf.copy(this.ackBuf, 0, at, this.ackLength)
-    this.ackLength -= at
     this.onAck()
   }
 

@@ -1,13 +1,14 @@
 /**
  * Record codec properties: blocks built from arbitrary ops decode to exactly
  * what was written, and validateBlock rejects every single-bit flip, every
- * truncation and every wrong expected LSN.
+ * truncation and every wrong expected LSN. (Checksum-valid but wrong fields:
+ * record_fields.prop.test.ts.)
  */
 import { beforeAll, expect } from 'vitest'
 import { fc, test } from '@fast-check/vitest'
-import { initHash } from '../../src/codec/hash.js'
+import { initHash, keyHash } from '../../src/codec/hash.js'
 import {
-  blockCommitTimeMs, blockEpoch, blockKeyCount, blockLength, blockOpCount, blockStartLsn, blockTxnCount,
+  COMMIT_TIME_MS_MAX, blockCommitTimeMs, blockEpoch, blockKeyCount, blockLength, blockOpCount, blockStartLsn, blockTxnCount,
   opBytes, opKeyHash, opKeyLength, opPrevRef, opType, opValueLength, sealBlock, validateBlock, writeOp,
 } from '../../src/codec/record.js'
 import {
@@ -90,7 +91,8 @@ function blockArb(keyMax: number, valueMax: number, opsMax: number): fc.Arbitrar
     ),
     txnCount: u32,
     keyCount: u32,
-    commitTimeMs: fc.double(),
+    // Any commit time a block may carry (validateBlock refuses NaN, infinities, negatives).
+    commitTimeMs: fc.double({ min: 0, max: COMMIT_TIME_MS_MAX, noNaN: true }),
     offset: fc.nat({ max: 16 }).map((n) => n * LSN_ALIGN_BYTES),
     fill: fc.integer({ min: 0, max: 255 }),
   })
@@ -114,6 +116,10 @@ function build(b: GenBlock): Built {
   let at = b.offset + BLOCK_HEADER_BYTES
   for (const op of b.ops) {
     opOffsets.push(at)
+    // Fields validateBlock checks: the key's real hash, a prevRef below the op's own ref.
+    op.hash = keyHash(op.keySrc, op.keyStart, op.keyLength)
+    const ownRef = (b.startLsn + at - b.offset) / LSN_ALIGN_BYTES
+    if (op.prevRef >= ownRef) op.prevRef %= ownRef
     const size = writeOp(u8, dv, at, op.type, op.hash, op.prevRef,
       op.keySrc, op.keyStart, op.keyLength, op.value, op.valueStart, op.valueLength)
     expect(size).toBe(opBytes(op.keyLength, op.valueLength))

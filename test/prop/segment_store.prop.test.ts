@@ -7,7 +7,7 @@
  */
 import { beforeAll, expect } from 'vitest'
 import { fc, test } from '@fast-check/vitest'
-import { initHash } from '../../src/codec/hash.js'
+import { initHash, keyHash } from '../../src/codec/hash.js'
 import { validateBlock } from '../../src/codec/record.js'
 import { BLOCK_HEADER_BYTES, LSN_ALIGN_BYTES, LSN_MAX, OP_HEADER_BYTES, OP_TYPE_SET } from '../../src/constants.js'
 import { DbError } from '../../src/errors.js'
@@ -66,7 +66,7 @@ class AppendCommand implements fc.Command<Model, Real> {
     const fitsHere = Math.floor(m.endLsn / S) === Math.floor((m.endLsn + size - 1) / S)
     expect(placed).toBe(fitsHere ? m.endLsn : (Math.floor(m.endLsn / S) + 1) * S)
 
-    const block = appendBlock(r.store, [{ type: OP_TYPE_SET, key: new Uint8Array(0), value: valueFor(size, this.seed), hash: 0 }], () => 0)
+    const block = appendBlock(r.store, [{ type: OP_TYPE_SET, key: new Uint8Array(0), value: valueFor(size, this.seed), hash: keyHash(new Uint8Array(0), 0, 0) }], () => 0)
     expect(block.startLsn).toBe(placed)
     expect(block.length).toBe(size)
     expect(r.store.segmentId(placed)).toBe(r.store.segmentId(placed + size - 1)) // never straddles

@@ -23,7 +23,7 @@ import { initHash, keyHash } from '../../src/codec/hash.js'
 import { opBytes, sealBlock, validateBlock, writeOp } from '../../src/codec/record.js'
 import { BLOCK_HEADER_BYTES, OP_TYPE_SET } from '../../src/constants.js'
 import {
-  Cluster, cleanupClusters, connect, info, lsnOf, startBackupNode, waitApplied, waitFor,
+  Cluster, cleanupClusters, connect, info, lsnOf, startBackupNode, startPrimaryNode, waitApplied, waitFor,
   type NodeHandle,
 } from '../helpers/cluster.js'
 
@@ -240,6 +240,66 @@ describe('a fake backup against a real primary', () => {
     expect(await waitApplied(cluster.backups[0].port, lsn)).toBeGreaterThanOrEqual(lsn)
     expect(await cluster.backupClient(0).get('after-bad-acks')).toBe('ok')
   }, 60_000)
+
+  test('a fake backup that acks nothing is dropped after LINK_TIMEOUT_MS; real backups ack while idle and stay', async () => {
+    const { s, line } = await syncLink(cluster.primary.port, password, 1, 0)
+    expect(line).toMatch(/^\+SYNC /)
+    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 5_000, 'fake backup listed')
+    const stderrBefore = cluster.primary.stderr().length
+    // Bounded by the test's own timeout, not an upper bound on the primary's timing.
+    expect(await s.until(() => s.closed, 20_000), 'a silent link is closed').toBe(true)
+    expect(cluster.primary.stderr().slice(stderrBefore)).toMatch(/link closed \(no ACK for \d+ ms\)/)
+    // The real backup, idle all along, acked at its interval and was not dropped.
+    expect(cluster.primary.stderr().slice(stderrBefore).match(/no ACK/g)?.length).toBe(1)
+    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '1', 5_000, 'only the real backup')
+    const c = cluster.primaryClient()
+    await c.set('after-silent-link', 'ok')
+    const lsn = await lsnOf(c)
+    expect(await waitApplied(cluster.backups[0].port, lsn)).toBeGreaterThanOrEqual(lsn)
+  }, 60_000)
+})
+
+describe('a fake backup that acks what was never sent to it (remote-flush)', () => {
+  const password = 'flush-secret'
+  let primary: NodeHandle
+  const VALUE_BYTES = 64 * 1024
+  /** Far more than the primary buffers for one backup (SHIP_INFLIGHT_BYTES_MAX, 32 MiB) plus socket buffers. */
+  const WRITES = 900
+
+  beforeAll(async () => {
+    primary = await startPrimaryNode({ commit: 'remote-flush', syncBackups: 1, password })
+  }, 60_000)
+
+  test('an ACK past the backup\'s cursor closes its link and releases nothing', async () => {
+    // Writes nobody acks: executed and logged, replies held until a backup flushes them.
+    const writer = await RawSocket.connect(primary.port)
+    const value = 'v'.repeat(VALUE_BYTES)
+    writer.write(resp('AUTH', password))
+    for (let i = 0; i < WRITES; i++) writer.write(resp('SET', `held:${i}`, value))
+    const admin = connect(primary.port)
+    const commitLsn = async (): Promise<number> => Number((await info(admin, 'replication')).get('commit_lsn'))
+    await waitFor(async () => await commitLsn() >= WRITES * VALUE_BYTES, 60_000, 'the writes to be logged')
+    const held = (): number => (writer.received.toString('latin1').match(/\+OK/g) ?? []).length
+    expect(held(), 'only AUTH answered: remote-flush holds the SET replies').toBe(1)
+
+    // A backup that never reads: the primary ships until its in-flight bound, then waits.
+    const fake = await RawSocket.connect(primary.port)
+    fake.socket.pause()
+    fake.write(Buffer.concat([resp('AUTH', password), resp('FRESHET.SYNC', '0', '0', '0')]))
+    await waitFor(async () => (await info(admin, 'replication')).get('connected_backups') === '1', 10_000, 'the fake backup to be listed')
+    const stderrBefore = primary.stderr().length
+    const end = await commitLsn()
+    fake.write(ack(end, end, end, 0))
+    await waitFor(async () => (await info(admin, 'replication')).get('connected_backups') === '0', 10_000, 'the lying link to be closed')
+    expect(primary.stderr().slice(stderrBefore)).toMatch(/link closed \(ack for positions the primary never sent \(LSN \d+, sent to this backup up to LSN \d+\)\)/)
+    // Nothing was released: the held replies are still held.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(held()).toBe(1)
+    expect(primary.node.proc.exitCode).toBeNull()
+    writer.close()
+    fake.close()
+    admin.disconnect()
+  }, 120_000)
 })
 
 // ---------------------------------------------------------------- fake primary vs real backup
@@ -247,15 +307,17 @@ describe('a fake backup against a real primary', () => {
 const FAKE_KEY = 'fake:key'
 const FAKE_VALUE = 'fake-value'
 
-/** One block with one SET op, sealed at `startLsn` with `epoch`. */
-function makeBlock(startLsn: number, epoch: number, key = FAKE_KEY, value = FAKE_VALUE): Buffer {
+interface BlockFields { prevRef?: number, hash?: number, keyCount?: number, commitTimeMs?: number }
+
+/** One block with one SET op, sealed at `startLsn` with `epoch`; `f` overrides fields (the checksum stays valid). */
+function makeBlock(startLsn: number, epoch: number, key = FAKE_KEY, value = FAKE_VALUE, f: BlockFields = {}): Buffer {
   const k = Buffer.from(key)
   const v = Buffer.from(value)
   const length = BLOCK_HEADER_BYTES + opBytes(k.length, v.length)
   const u8 = new Uint8Array(length)
   const dv = new DataView(u8.buffer)
-  writeOp(u8, dv, BLOCK_HEADER_BYTES, OP_TYPE_SET, keyHash(k, 0, k.length), 0, k, 0, k.length, v, 0, v.length)
-  sealBlock(u8, dv, 0, { epoch, startLsn, length, opCount: 1, txnCount: 1, keyCount: 1, commitTimeMs: Date.now() })
+  writeOp(u8, dv, BLOCK_HEADER_BYTES, OP_TYPE_SET, f.hash ?? keyHash(k, 0, k.length), f.prevRef ?? 0, k, 0, k.length, v, 0, v.length)
+  sealBlock(u8, dv, 0, { epoch, startLsn, length, opCount: 1, txnCount: 1, keyCount: f.keyCount ?? 1, commitTimeMs: f.commitTimeMs ?? Date.now() })
   return Buffer.from(u8)
 }
 
@@ -265,13 +327,13 @@ function blocksFrame(...blocks: Buffer[]): Buffer {
 }
 
 /** A heartbeat from the fake primary: commit LSN, time, and the safe LSN (all it sent is durable). */
-function heartbeat(commitLsn: number): Buffer {
+function heartbeat(commitLsn: number, commitTimeMs = Date.now(), safeLsn = commitLsn): Buffer {
   const b = Buffer.alloc(FRAME_HEADER_BYTES + 24)
   b[0] = FRAME_HEARTBEAT
   b.writeUInt32LE(24, 4)
   b.writeDoubleLE(commitLsn, 8)
-  b.writeDoubleLE(Date.now(), 16)
-  b.writeDoubleLE(commitLsn, 24)
+  b.writeDoubleLE(commitTimeMs, 16)
+  b.writeDoubleLE(safeLsn, 24)
   return b
 }
 
@@ -320,6 +382,66 @@ describe('a fake primary against a real backup', () => {
       name: 'a HEARTBEAT frame of the wrong length',
       reply: () => Buffer.concat([frameHeader(FRAME_HEARTBEAT, 12), Buffer.alloc(12)]),
       logged: /closing link to primary: HEARTBEAT frame of 12 bytes/,
+    },
+    // Checksum-valid nonsense: every field a backup trusts is checked, not only the checksum.
+    {
+      // Reads walk the version chain through prevRef: a ref pointing at itself never ends.
+      name: 'an op whose prevRef is its own ref',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { prevRef: BLOCK_HEADER_BYTES / 8 })),
+      logged: /closing link to primary: invalid block at LSN 0: prevRef not below/,
+    },
+    {
+      name: 'an op whose prevRef points forward',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { prevRef: 4096 })),
+      logged: /closing link to primary: invalid block at LSN 0: prevRef not below/,
+    },
+    {
+      name: 'a NaN commit time',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { commitTimeMs: Number.NaN })),
+      logged: /closing link to primary: invalid block at LSN 0: commit time/,
+    },
+    {
+      name: 'a negative commit time',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { commitTimeMs: -5 })),
+      logged: /closing link to primary: invalid block at LSN 0: commit time/,
+    },
+    {
+      // The key would be installed under the wrong hash: unreachable by GET.
+      name: 'a key hash that is not the hash of the key',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { hash: (keyHash(Buffer.from(FAKE_KEY), 0, FAKE_KEY.length) ^ 1) >>> 0 })),
+      logged: /closing link to primary: invalid block at LSN 0: key hash/,
+    },
+    {
+      // DBSIZE reads it: one SET on an empty log leaves 0 or 1 live keys, never 4 billion.
+      name: 'an absurd live-key count',
+      reply: () => blocksFrame(makeBlock(0, 1, FAKE_KEY, FAKE_VALUE, { keyCount: 0xfffffff0 })),
+      logged: /closing link to primary: invalid block at LSN 0: live-key count/,
+    },
+    {
+      name: 'a second block whose key count drops by more than its deletes',
+      reply: () => { const a = good(); return blocksFrame(a, makeBlock(a.length, 1, 'fake:second', 'v2', { keyCount: 0 })) },
+      logged: /closing link to primary: invalid block at LSN \d+: live-key count/,
+    },
+    {
+      // A block never needs to skip a whole segment: from a segment start, it starts right there.
+      name: 'a first block that skips the whole first segment',
+      reply: () => blocksFrame(makeBlock(SEGMENT_BYTES, 1)),
+      logged: new RegExp(`closing link to primary: block starts at LSN ${SEGMENT_BYTES}, expected 0 or 0`),
+    },
+    {
+      name: 'a heartbeat with a NaN commit LSN',
+      reply: () => heartbeat(Number.NaN, Date.now(), 0),
+      logged: /closing link to primary: HEARTBEAT commit LSN NaN/,
+    },
+    {
+      name: 'a heartbeat with a safe LSN past its commit LSN',
+      reply: () => heartbeat(0, Date.now(), 1 << 30),
+      logged: /closing link to primary: HEARTBEAT safe LSN/,
+    },
+    {
+      name: 'a heartbeat with an infinite commit time',
+      reply: () => heartbeat(0, Number.POSITIVE_INFINITY, 0),
+      logged: /closing link to primary: HEARTBEAT commit time/,
     },
   ]
 
