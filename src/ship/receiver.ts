@@ -16,10 +16,9 @@ import {
   BLOCK_FAULT_NAMES, BLOCK_OK, COMMIT_TIME_MS_MAX, blockCommitTimeMs, blockEpoch, blockKeyCount, blockLength,
   blockStartLsn, validateBlockFault,
 } from '../codec/record.js'
-import { blockStartEndingAt } from './agreement.js'
 import { DbError } from '../errors.js'
 import type { Segment } from '../log/segment.js'
-import type { SegmentStore } from '../log/segment_store.js'
+import { blockStartEndingAt, type SegmentStore } from '../log/segment_store.js'
 import { FRAME_BLOCKS, FRAME_HEADER_BYTES, FRAME_HEARTBEAT, HEARTBEAT_PAYLOAD_BYTES } from './protocol.js'
 
 const S_HEADER = 0
