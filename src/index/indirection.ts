@@ -198,7 +198,11 @@ export function resolveVisible(log: LogSegments, ref: number, visibleLsn: number
   while (ref !== REF_NONE && ref * LSN_ALIGN_BYTES >= visibleLsn) {
     const lsn = ref * LSN_ALIGN_BYTES
     const id = Math.floor(lsn / log.segmentBytes)
-    ref = log.dv[id].getUint32(lsn - id * log.segmentBytes + OP_PREV_REF_OFFSET, true)
+    const prev = log.dv[id].getUint32(lsn - id * log.segmentBytes + OP_PREV_REF_OFFSET, true)
+    // Chains only go back in the log: a link that does not (bytes a validated block cannot hold, but a
+    // prevRef can point into another op's value) ends the walk, so no log content can loop a reader.
+    if (prev !== REF_NONE && prev >= ref) return REF_NONE
+    ref = prev
   }
   return ref
 }
