@@ -17,6 +17,12 @@ export const BLOCK_CHECKSUM_OFFSET = 0
 export const BLOCK_MAGIC_OFFSET = 4
 export const BLOCK_VERSION_OFFSET = 8 // u16
 export const BLOCK_FLAGS_OFFSET = 10 // u16
+/**
+ * A padding block holds no ops: it fills a segment's tail that the next block
+ * does not fit in, so blocks are contiguous (only a gap smaller than a block
+ * header is ever skipped) and a backup can check every position.
+ */
+export const BLOCK_FLAG_PADDING = 1
 export const BLOCK_EPOCH_OFFSET = 12 // u32
 export const BLOCK_START_LSN_LO_OFFSET = 16 // u32
 export const BLOCK_START_LSN_HI_OFFSET = 20 // u32

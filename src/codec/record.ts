@@ -15,7 +15,7 @@
  */
 import { assert } from '../assert.js'
 import {
-  BLOCK_CHECKSUM_OFFSET, BLOCK_COMMIT_TIME_OFFSET, BLOCK_EPOCH_OFFSET, BLOCK_FLAGS_OFFSET,
+  BLOCK_CHECKSUM_OFFSET, BLOCK_COMMIT_TIME_OFFSET, BLOCK_EPOCH_OFFSET, BLOCK_FLAG_PADDING, BLOCK_FLAGS_OFFSET,
   BLOCK_HEADER_BYTES, BLOCK_KEY_COUNT_OFFSET, BLOCK_LENGTH_OFFSET, BLOCK_MAGIC, BLOCK_MAGIC_OFFSET,
   BLOCK_OP_COUNT_OFFSET, BLOCK_START_LSN_HI_OFFSET, BLOCK_START_LSN_LO_OFFSET, BLOCK_TXN_COUNT_OFFSET,
   BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
@@ -92,6 +92,8 @@ export interface BlockHeaderFields {
   txnCount: number
   keyCount: number
   commitTimeMs: number
+  /** 0, or BLOCK_FLAG_PADDING for a block that only fills a segment's tail. */
+  flags?: number
 }
 
 /** Writes the header of a block whose ops are already in place, then its checksum. */
@@ -101,7 +103,7 @@ export function sealBlock(u8: Uint8Array, dv: DataView, offset: number, f: Block
   assert(f.length >= BLOCK_HEADER_BYTES, 'block holds its header')
   dv.setUint32(offset + BLOCK_MAGIC_OFFSET, BLOCK_MAGIC, true)
   dv.setUint16(offset + BLOCK_VERSION_OFFSET, FORMAT_VERSION, true)
-  dv.setUint16(offset + BLOCK_FLAGS_OFFSET, 0, true)
+  dv.setUint16(offset + BLOCK_FLAGS_OFFSET, f.flags ?? 0, true)
   dv.setUint32(offset + BLOCK_EPOCH_OFFSET, f.epoch, true)
   dv.setUint32(offset + BLOCK_START_LSN_LO_OFFSET, f.startLsn % TWO_32, true)
   dv.setUint32(offset + BLOCK_START_LSN_HI_OFFSET, Math.floor(f.startLsn / TWO_32), true)
@@ -167,12 +169,14 @@ export const BLOCK_BAD_KEY_HASH = 9
 export const BLOCK_BAD_PREV_REF = 10
 export const BLOCK_BAD_COMMIT_TIME = 11
 export const BLOCK_BAD_KEY_COUNT = 12
+export const BLOCK_BAD_FLAGS = 13
 /** Index = fault code; constant strings, so naming a fault allocates nothing. */
 export const BLOCK_FAULT_NAMES: readonly string[] = [
   'ok', 'torn (shorter than its header or length)', 'bad magic', 'unknown format version',
   'bad length', 'wrong start LSN', 'checksum mismatch', 'ops do not fill the block', 'unknown op type',
   'key hash is not the hash of the key', 'prevRef not below the op\'s own ref',
   'commit time not a finite, non-negative number', 'live-key count out of bounds',
+  'unknown flags, or a padding block with ops',
 ]
 
 /**
@@ -221,6 +225,8 @@ export function validateBlockFault(
   // Written as a positive test so that NaN fails it.
   if (!(commitTimeMs >= 0 && commitTimeMs <= COMMIT_TIME_MS_MAX)) return BLOCK_BAD_COMMIT_TIME
   const opCount = blockOpCount(dv, offset)
+  const flags = dv.getUint16(offset + BLOCK_FLAGS_OFFSET, true)
+  if (flags !== 0 && (flags !== BLOCK_FLAG_PADDING || opCount !== 0)) return BLOCK_BAD_FLAGS
   const end = offset + length
   // Each op takes at least OP_HEADER_BYTES: a larger count cannot fill the block (and bounds the loop).
   if (opCount > (length - BLOCK_HEADER_BYTES) / OP_HEADER_BYTES) return BLOCK_BAD_OP_FRAMING
@@ -243,7 +249,8 @@ export function validateBlockFault(
     if (opKeyHash(dv, at) !== keyHash(u8, at + OP_HEADER_BYTES, keyLength)) return BLOCK_BAD_KEY_HASH
     at += size
   }
-  if (at !== end) return BLOCK_BAD_OP_FRAMING
+  // A padding block's body is filler (covered by the checksum); every other block is exactly its ops.
+  if (at !== end && flags !== BLOCK_FLAG_PADDING) return BLOCK_BAD_OP_FRAMING
   if (prevKeyCount >= 0) {
     const keyCount = blockKeyCount(dv, offset)
     if (keyCount > prevKeyCount + sets || keyCount < prevKeyCount - deletes) return BLOCK_BAD_KEY_COUNT

@@ -13,7 +13,7 @@
  * Nothing below `store.endLsn` is ever modified again.
  */
 import { assert } from '../assert.js'
-import { BLOCK_BYTES_TARGET, BLOCK_HEADER_BYTES, LSN_ALIGN_BYTES } from '../constants.js'
+import { BLOCK_BYTES_TARGET, BLOCK_FLAG_PADDING, BLOCK_HEADER_BYTES, LSN_ALIGN_BYTES } from '../constants.js'
 import { dbError } from '../errors.js'
 import { sealBlock } from '../codec/record.js'
 import type { Segment } from './segment.js'
@@ -93,6 +93,7 @@ export class Appender {
       this.seal()
     }
     const start = this.store.placeBlock(this.store.endLsn, BLOCK_HEADER_BYTES + bytes)
+    if (start - this.store.endLsn >= BLOCK_HEADER_BYTES) this.padTo(start)
     this.openSegment = this.store.segmentFor(start)
     this.openStart = start
     this.cursor = start + BLOCK_HEADER_BYTES
@@ -113,6 +114,24 @@ export class Appender {
   commitOp(sizeBytes: number): void {
     this.cursor += sizeBytes
     this.opCount++
+  }
+
+  /**
+   * Fills the rest of the log's current segment, up to `end` (the next
+   * segment's start), with a padding block: no ops, sealed and published like
+   * any block (made durable and shipped), so the log has no gap a backup could
+   * not check. A gap smaller than a block header is left as it is.
+   */
+  private padTo(end: number): void {
+    const start = this.store.endLsn
+    const segment = this.store.segmentFor(start)
+    sealBlock(segment.u8, segment.dv, start - segment.baseLsn, {
+      epoch: this.epoch, startLsn: start, length: end - start, opCount: 0,
+      txnCount: 0, keyCount: this.keyCount, commitTimeMs: nowMs(), flags: BLOCK_FLAG_PADDING,
+    })
+    segment.publish(end - segment.baseLsn)
+    this.store.endLsn = end
+    if (this.onSeal !== null) this.onSeal(start, end)
   }
 
   /** Seals the open block (if it holds ops) and publishes it. */

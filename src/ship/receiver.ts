@@ -130,17 +130,15 @@ export class Receiver {
           this.staged = 0
           const first = blockLength(this.stageView, 0)
           if (first < BLOCK_HEADER_BYTES || first > this.payloadBytes) throw new LinkError(`block length ${first} in a frame of ${this.payloadBytes}`)
-          // The primary decides where a block starts (it may skip a segment's tail); a block
-          // may only start at our log end or, from inside a segment, at the start of the next
-          // one (a block never needs to skip a whole segment: any block fits an empty one).
-          // Not checkable here: whether the block would have fit in the skipped tail. The
-          // appender places a block by its first command's reservation, which may exceed what
-          // the command writes (INCR, SET NX, DEL of absent keys, APPEND in MULTI), so a
-          // primary legitimately skips tails its block would fit (stream.prop.test.ts).
+          // Blocks are contiguous: the primary fills a segment's tail that its next block does
+          // not fit with a padding block, so a block starts at our log end, or at the next
+          // segment's start only when less than a block header was left in this one.
           const start = blockStartLsn(this.stageView, 0)
           const end = this.store.endLsn
           const nextSegment = this.store.offsetOf(end) === 0 ? end : (this.store.segmentId(end) + 1) * this.store.segmentBytes
-          if (start !== end && start !== nextSegment) throw new LinkError(`block starts at LSN ${start}, expected ${end} or ${nextSegment}`)
+          if (start !== end && !(start === nextSegment && nextSegment - end < BLOCK_HEADER_BYTES)) {
+            throw new LinkError(`block starts at LSN ${start}, expected ${end}${nextSegment - end < BLOCK_HEADER_BYTES ? ` or ${nextSegment}` : ''}`)
+          }
           const segment = this.store.segmentFor(start)
           const offset = start - segment.baseLsn
           if (offset + this.payloadBytes > segment.sizeBytes) throw new LinkError('BLOCKS frame straddles a segment')

@@ -328,7 +328,9 @@ describe('segment rollover (--segment-size 1mb)', () => {
     const info = parseInfo(await c.info('persistence'))
     expect(Number(info.commit_lsn)).toBe(endLsn[keyCount - 1])
     expect(info.recovery_truncated_bytes).toBe('0')
-    expect(Number(info.recovery_blocks)).toBe(keyCount)
+    // One block per key, plus at most one padding block per segment rollover (a tail the next block did not fit).
+    expect(Number(info.recovery_blocks)).toBeGreaterThanOrEqual(keyCount)
+    expect(Number(info.recovery_blocks)).toBeLessThanOrEqual(keyCount + files.length - 1)
     await expectPrefix(c, keyCount, 'undamaged')
     await closeClient(c)
     await primary.stop()
