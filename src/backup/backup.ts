@@ -31,11 +31,11 @@ import { LogFiles } from '../log/log_file.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { ReplayScheduler } from '../replay/scheduler.js'
-import type { CommandSpec } from '../server/commands.js'
+import type { CommandSpec, Session } from '../server/commands.js'
 import { F_BLOCKING } from '../server/commands.js'
 import { argInt } from '../server/args.js'
 import type { Connection } from '../server/connection.js'
-import type { RespServer, ServedNode } from '../server/server.js'
+import type { InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { ACK_INTERVAL_MS, ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
 import { Receiver, type ReceiverSink } from '../ship/receiver.js'
@@ -67,6 +67,8 @@ const CONFIRMED_PERSIST_MS = 1000
 
 interface LsnWaiter {
   conn: Connection
+  /** The server that parked the connection (unblocks it). */
+  server: Session['server']
   lsn: number
   deadline: number
   timer: NodeJS.Timeout | null
@@ -84,13 +86,10 @@ export class Backup implements ServedNode, ReceiverSink {
   readonly scheduler: ReplayScheduler
   readonly receiver: Receiver
   readonly recovery: RecoveryReport
-  readonly extraCommands: CommandSpec[]
   lagHistogramUs: RecordableHistogram
   /** Per-second window of lag samples, rotated by the stats timer. */
   lagWindowUs: RecordableHistogram
   lastWindow: { p50Ms: number, p99Ms: number, maxMs: number, count: number }
-  onRelease: (() => void) | null
-  server: RespServer | null
   epoch: number
   linkUp: boolean
   primaryCommitLsn: number
@@ -146,12 +145,9 @@ export class Backup implements ServedNode, ReceiverSink {
     this.scheduler.onVisible = (lsn) => this.visible(lsn)
     this.scheduler.onError = onError
     this.receiver = new Receiver(store, this.epoch, this)
-    this.extraCommands = [this.waitLsnCommand()]
     this.lagHistogramUs = createHistogram()
     this.lagWindowUs = createHistogram()
     this.lastWindow = { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
-    this.onRelease = null
-    this.server = null
     this.linkUp = false
     this.primaryCommitLsn = store.endLsn
     this.lastLagMs = 0
@@ -223,26 +219,24 @@ export class Backup implements ServedNode, ReceiverSink {
     return lag
   }
 
-  info(section: string): Array<[string, string | number]> | null {
-    switch (section) {
-      case 'replication':
-        return [
-          ['role', 'backup'], ['epoch', this.epoch], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
-          ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
-          ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
-          ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
-          ['lag_ms', this.lagMs().toFixed(3)], ['workers', this.scheduler.laneCount],
-        ]
-      case 'persistence':
-        return [
-          ['loading', 0], ['dir', this.options.dir], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
-          ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
-          ['recovery_truncated_bytes', this.recovery.truncatedBytes],
-          ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
-        ]
-      case 'memory':
-        return [['log_bytes', this.store.endLsn], ['index_bytes', this.index.memoryBytes()]]
-      case 'stats': {
+  /** The backup's INFO sections. */
+  infoSections(): InfoSections {
+    return {
+      replication: () => [
+        ['role', 'backup'], ['epoch', this.epoch], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
+        ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
+        ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
+        ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
+        ['lag_ms', this.lagMs().toFixed(3)], ['workers', this.scheduler.laneCount],
+      ],
+      persistence: () => [
+        ['loading', 0], ['dir', this.options.dir], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
+        ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
+        ['recovery_truncated_bytes', this.recovery.truncatedBytes],
+        ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
+      ],
+      memory: () => [['log_bytes', this.store.endLsn], ['index_bytes', this.index.memoryBytes()]],
+      stats: () => {
         const h = this.lagHistogramUs
         const count = h.count
         return [
@@ -259,10 +253,13 @@ export class Backup implements ServedNode, ReceiverSink {
           ['link_frames_total', this.receiver.framesTotal], ['link_bytes_total', this.receiver.bytesTotal],
           ['log_cuts_total', this.logCutsTotal], ['log_cut_ops_total', this.logCutOpsTotal],
         ]
-      }
-      default:
-        return null
+      },
     }
+  }
+
+  /** The backup's own commands (WAITLSN). */
+  commands(): CommandSpec[] {
+    return [this.waitLsnCommand()]
   }
 
   // ---- link ----
@@ -524,7 +521,7 @@ export class Backup implements ServedNode, ReceiverSink {
         if (!(lsn >= 0) || !(timeoutMs >= 0)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
         if (this.appliedLsn() >= lsn) { s.conn.out.integer(this.appliedLsn()); return }
         const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : nowMs() + timeoutMs
-        const w: LsnWaiter = { conn: s.conn, lsn, deadline, timer: null }
+        const w: LsnWaiter = { conn: s.conn, server: s.server, lsn, deadline, timer: null }
         if (timeoutMs > 0) w.timer = setTimeout(() => this.checkWaiters(nowMs()), timeoutMs + 1)
         this.waiters.push(w)
         s.server.block(s.conn)
@@ -546,7 +543,7 @@ export class Backup implements ServedNode, ReceiverSink {
         continue
       }
       if (w.timer !== null) clearTimeout(w.timer)
-      this.server?.unblock(w.conn)
+      w.server.unblock(w.conn)
     }
     this.waiters = still
   }

@@ -3,7 +3,9 @@
  * the worker pool, serves read-only RESP. SIGINT/SIGTERM close cleanly.
  */
 import { Backup } from '../backup/backup.js'
+import { CommandRegistry, InfoRegistry } from '../server/registry.js'
 import { RespServer } from '../server/server.js'
+import { SHARED_COMMANDS } from '../server/tables.js'
 
 export interface BackupRunOptions {
   host: string
@@ -35,12 +37,12 @@ export async function startBackup(o: BackupRunOptions): Promise<RunningBackup> {
   })
   const r = backup.recovery
   o.log(`recovered ${r.blockCount} blocks (${(r.endLsn / 1e6).toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms`)
+  // The composition root: the backup's commands and INFO sections join the shared ones.
   const server = new RespServer(backup, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,
     valueBytesMax: o.valueBytesMax, log: o.log,
     shutdown: () => { stop().then(() => process.exit(0), (err) => { o.log(`shutdown failed: ${String(err)}`); process.exit(1) }) },
-  })
-  backup.server = server
+  }, new CommandRegistry(...SHARED_COMMANDS, backup.commands()), new InfoRegistry(backup.infoSections()))
   await server.listen()
   backup.start(server.port)
   o.log(`backup listening on ${o.host}:${server.port} (dir ${o.dir}, primary ${o.primaryHost}:${o.primaryPort}, workers ${o.workers})`)

@@ -4,7 +4,9 @@
  */
 import os from 'node:os'
 import { Primary, type CommitMode } from '../primary/primary.js'
+import { CommandRegistry, InfoRegistry } from '../server/registry.js'
 import { RespServer } from '../server/server.js'
+import { SHARED_COMMANDS } from '../server/tables.js'
 import { Shipping } from '../ship/sender.js'
 
 export interface PrimaryRunOptions {
@@ -31,33 +33,46 @@ export interface RunningPrimary {
 }
 
 export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary> {
+  // The composition root: the primary, shipping and the server are built in that order, and each
+  // one's hooks reach the ones built after it through these bindings (set before any hook can run:
+  // nothing is written, sealed or acknowledged until the server listens).
+  let shipping: Shipping | null = null
+  let server: RespServer | null = null
   const primary = await Primary.open({
     dir: o.dir, segmentBytes: o.segmentBytes, commit: o.commit, maxMemoryBytes: o.maxMemoryBytes,
     valueBytesMax: o.valueBytesMax, recoveryWorkers: Math.min(4, os.cpus().length), acceptLogDamage: o.acceptLogDamage, log: o.log,
+  }, {
+    released: () => server?.releaseHeld(),
+    sealed: () => shipping?.pump(),
+    safe: () => shipping?.sendSafe(),
+    remoteReleased: o.commit === 'remote-flush' || o.commit === 'remote-apply' ? () => shipping!.remoteReleased() : null,
   })
   const r = primary.recovery
   const mb = r.endLsn / 1e6
   o.log(`recovered ${r.blockCount} blocks (${mb.toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms: read+verify ${r.readMs.toFixed(0)} ms, index ${r.replayMs.toFixed(0)} ms`)
-  const shipping = new Shipping(primary, o.syncBackups)
-  const server = new RespServer(primary, {
+  const ship = new Shipping(primary, o.syncBackups, { released: () => server?.releaseHeld() })
+  shipping = ship
+  const commands = new CommandRegistry(...SHARED_COMMANDS, ship.commands())
+  const info = new InfoRegistry(primary.infoSections(), ship.infoSections())
+  const resp = new RespServer(primary, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,
     valueBytesMax: o.valueBytesMax, log: o.log,
     shutdown: () => { stop().then(() => process.exit(0), (err) => { o.log(`shutdown failed: ${String(err)}`); process.exit(1) }) },
-  })
-  shipping.server = server
-  await server.listen()
-  o.log(`primary listening on ${o.host}:${server.port} (dir ${o.dir}, commit ${o.commit}, epoch ${primary.epoch}, commit_lsn ${primary.commitLsn()})`)
+  }, commands, info)
+  server = resp
+  await resp.listen()
+  o.log(`primary listening on ${o.host}:${resp.port} (dir ${o.dir}, commit ${o.commit}, epoch ${primary.epoch}, commit_lsn ${primary.commitLsn()})`)
   let stopping: Promise<void> | null = null
   const stop = (): Promise<void> => {
     if (stopping === null) stopping = (async () => {
       // Seal and flush the log before closing connections: replies of writes made durable still go out.
-      server.quiesce()
+      resp.quiesce()
       await primary.close()
-      await server.close()
-      shipping.close()
+      await resp.close()
+      ship.close()
     })()
     return stopping
   }
-  return { primary, shipping, server, stop }
+  return { primary, shipping: ship, server: resp, stop }
 }
 

@@ -24,8 +24,7 @@ import { LogFiles } from '../log/log_file.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
-import type { ServedNode } from '../server/server.js'
-import type { CommandSpec } from '../server/commands.js'
+import type { InfoSections, ServedNode } from '../node.js'
 
 export type CommitMode = 'async' | 'local' | 'remote-flush' | 'remote-apply'
 export const COMMIT_MODES: readonly CommitMode[] = ['async', 'local', 'remote-flush', 'remote-apply']
@@ -44,6 +43,24 @@ export interface PrimaryOptions {
 }
 
 
+/**
+ * What the primary tells the rest of the node, passed to Primary.open() and
+ * wired at the composition root (cli/run_primary.ts).
+ */
+export interface PrimaryHooks {
+  /** The released position advanced: held replies may go (the server). */
+  released(): void
+  /** A block was sealed (shipping sends it). */
+  sealed(startLsn: number, endLsn: number): void
+  /** The durable LSN advanced in a mode that waits for it (shipping tells the backups their safe LSN). */
+  safe(): void
+  /** remote-* commit modes: the LSN the required backups have flushed/applied (never decreasing); null otherwise. */
+  remoteReleased: (() => number) | null
+}
+
+/** A primary whose positions nobody follows (benchmarks, in-process tests). */
+export const NO_HOOKS: PrimaryHooks = { released: () => {}, sealed: () => {}, safe: () => {}, remoteReleased: null }
+
 const PARTITION_SHIFT = 32 - PARTITION_BITS
 
 export class Primary implements ServedNode {
@@ -59,24 +76,14 @@ export class Primary implements ServedNode {
   epoch: number
   /** LSN of the newest op written; a reply produced now waits until released > this. */
   lastOpLsn: number
-  /** Called whenever the released position advances (the server flushes held replies). */
-  onRelease: (() => void) | null
-  /** For remote-* commit modes: the LSN the required backups have flushed/applied (-1: not enough backups). */
-  remoteReleased: (() => number) | null
-  /** Called when the safe LSN (safeLsn()) advances (shipping tells the backups). */
-  onSafe: (() => void) | null
-  /** Called for each sealed block (shipping hooks in here). */
-  onSealed: ((startLsn: number, endLsn: number) => void) | null
   writesTotal: number
-  readonly extraCommands: CommandSpec[]
-  /** INFO sections added by the replication layer (shipping), keyed by section name. */
-  infoHooks: Map<string, () => Array<[string, string | number]>>
+  private readonly hooks: PrimaryHooks
   private pHash: number
   private pPartition: number
   private pSlot: number
   private pHead: number
 
-  private constructor(options: PrimaryOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport) {
+  private constructor(options: PrimaryOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, hooks: PrimaryHooks) {
     this.options = options
     this.store = store
     this.index = index
@@ -87,39 +94,36 @@ export class Primary implements ServedNode {
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => this.fatal(err))
     this.view = new ReadView(store, index, VISIBLE_ALL)
     this.lastOpLsn = -1
-    this.onRelease = null
-    this.onSealed = null
-    this.onSafe = null
-    this.remoteReleased = null
     this.writesTotal = 0
-    this.extraCommands = []
-    this.infoHooks = new Map()
+    this.hooks = hooks
     this.pHash = 0
     this.pPartition = 0
     this.pSlot = 0
     this.pHead = REF_NONE
     this.appender.onSeal = (start, end) => this.sealed(start, end)
     this.groupCommit.onDurable = () => {
-      if (this.options.commit !== 'async' && this.onSafe !== null) this.onSafe()
-      if (this.options.commit !== 'async' && this.onRelease !== null) this.onRelease()
+      if (this.options.commit === 'async') return
+      this.hooks.safe()
+      this.hooks.released()
     }
   }
 
-  static async open(options: PrimaryOptions): Promise<Primary> {
+  static async open(options: PrimaryOptions, hooks: PrimaryHooks = NO_HOOKS): Promise<Primary> {
     await initHash()
     const store = new SegmentStore(options.segmentBytes)
     const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true })
     const { index, report, scheduler } = await recoverInto(files, store, options.recoveryWorkers ?? Math.min(4, os.cpus().length))
     if (scheduler !== null) await scheduler.close()
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
-    return new Primary(options, store, index, files, report)
+    return new Primary(options, store, index, files, report, hooks)
   }
 
   /** Replies for ops at positions below this may leave. */
   releasedLsn(): number {
     if (this.options.commit === 'async') return this.store.endLsn
     const durable = this.groupCommit.durableLsn
-    return this.remoteReleased === null ? durable : Math.min(durable, this.remoteReleased())
+    const remote = this.hooks.remoteReleased
+    return remote === null ? durable : Math.min(durable, remote())
   }
 
   get writer(): Primary {
@@ -130,30 +134,23 @@ export class Primary implements ServedNode {
     return this.lastOpLsn
   }
 
-  info(section: string): Array<[string, string | number]> | null {
-    const hook = this.infoHooks.get(section)
-    switch (section) {
-      case 'replication':
-        return hook !== undefined ? hook() : [['role', 'primary'], ['epoch', this.epoch], ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()], ['connected_backups', 0]]
-      case 'persistence':
-        return [
-          ['loading', 0], ['commit_mode', this.options.commit], ['dir', this.options.dir],
-          ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()],
-          ['segment_bytes', this.store.segmentBytes], ['segments', this.store.segments.length],
-          ['fsyncs_total', this.groupCommit.flushCount],
-          ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
-          ['recovery_truncated_bytes', this.recovery.truncatedBytes],
-          ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
-        ]
-      case 'memory':
-        return [
-          ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
-          ['log_bytes', this.appender.cursor], ['index_bytes', this.index.memoryBytes()],
-        ]
-      case 'stats':
-        return [['writes_total', this.writesTotal], ...(hook !== undefined ? hook() : [])]
-      default:
-        return null
+  /** The primary's INFO sections (replication comes from shipping). */
+  infoSections(): InfoSections {
+    return {
+      persistence: () => [
+        ['loading', 0], ['commit_mode', this.options.commit], ['dir', this.options.dir],
+        ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()],
+        ['segment_bytes', this.store.segmentBytes], ['segments', this.store.segments.length],
+        ['fsyncs_total', this.groupCommit.flushCount],
+        ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
+        ['recovery_truncated_bytes', this.recovery.truncatedBytes],
+        ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
+      ],
+      memory: () => [
+        ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
+        ['log_bytes', this.appender.cursor], ['index_bytes', this.index.memoryBytes()],
+      ],
+      stats: () => [['writes_total', this.writesTotal]],
     }
   }
 
@@ -180,8 +177,8 @@ export class Primary implements ServedNode {
 
   private sealed(start: number, end: number): void {
     this.groupCommit.submit(end)
-    if (this.onSealed !== null) this.onSealed(start, end)
-    if (this.options.commit === 'async' && this.onRelease !== null) this.onRelease()
+    this.hooks.sealed(start, end)
+    if (this.options.commit === 'async') this.hooks.released()
   }
 
   /** End of an event-loop turn: seal what this turn wrote (group commit). */

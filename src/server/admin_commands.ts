@@ -284,7 +284,7 @@ function debug(s: Session, a: Args): void {
  */
 function role(s: Session): void {
   const out = s.conn.out
-  const fields = new Map(s.node.info('replication') ?? [])
+  const fields = new Map(s.server.info.lines('replication'))
   if (s.node.role === 'primary') {
     const backups = [...fields.entries()].filter(([k]) => /^backup\d+$/.test(k)).map(([, v]) => new Map(String(v).split(',').map((kv) => kv.split('=', 2) as [string, string])))
     out.arrayHeader(3)
@@ -358,7 +358,7 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
         ['blocked_clients', server.blockedClients()], ['tracking_clients', 0], ['monitors', server.monitors.size],
       ]
     case 'memory': {
-      const lines = node.info('memory') ?? []
+      const lines = server.info.lines('memory')
       const used = Number(lines.find(([k]) => k === 'used_memory')?.[1] ?? 0)
       const rss = process.memoryUsage.rss()
       return [
@@ -372,16 +372,16 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
         ['instantaneous_ops_per_sec', server.instantaneousOps()],
         ['rejected_connections', server.rejectedConnections], ['internal_errors', server.internalErrors],
         ['expired_keys', 0], ['evicted_keys', 0],
-        ...(node.info('stats') ?? []),
+        ...server.info.lines('stats'),
       ]
     case 'replication':
-      return withRedisReplicationFields(node.info('replication') ?? [], node.role)
+      return withRedisReplicationFields(server.info.lines('replication'), node.role)
     case 'keyspace': {
       const keys = node.keyCount()
       return keys > 0 ? [['db0', `keys=${keys},expires=0,avg_ttl=0`]] : []
     }
     default:
-      return node.info(section)
+      return server.info.lines(section)
   }
 }
 

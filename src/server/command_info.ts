@@ -75,7 +75,7 @@ function writeEntry(s: Session, spec: CommandSpec): void {
 }
 
 function allSpecs(s: Session): CommandSpec[] {
-  return [...new Set(s.server.commands.values())]
+  return s.server.commands.all()
 }
 
 /** The keys a command line would touch, by its key positions. */

@@ -12,7 +12,8 @@ import { DbError, dbError } from '../errors.js'
 import { opBytes } from '../codec/record.js'
 import { type Args, argInt, argIs, argString, globMatch, INT64_MAX, INT64_MIN, parseInt64Bytes, parseIntBytes } from './args.js'
 import type { Connection } from './connection.js'
-import type { ServedNode, RespServer } from './server.js'
+import type { ServedNode } from '../node.js'
+import type { RespServer } from './server.js'
 
 export const F_WRITE = 1
 export const F_READ = 2
@@ -38,11 +39,23 @@ export interface CommandSpec {
   run: (s: Session, a: Args) => void
 }
 
-/** What a handler sees: the node, the server, the connection, its reply writer. */
-export interface Session {
-  node: ServedNode
-  server: RespServer
-  conn: Connection
+/**
+ * What a handler sees: the server, the connection (its reply writer), and
+ * the node the server serves now (read at each use, so a role change is
+ * served at once).
+ */
+export class Session {
+  readonly server: RespServer
+  readonly conn: Connection
+
+  constructor(server: RespServer, conn: Connection) {
+    this.server = server
+    this.conn = conn
+  }
+
+  get node(): ServedNode {
+    return this.server.node
+  }
 }
 
 const scratch = Buffer.allocUnsafe(64)

@@ -12,35 +12,12 @@ import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { PROTOCOL_ERROR_LINGER_MS_MAX, QUERY_BUFFER_BYTES_MAX } from '../constants.js'
 import { DbError, OOM_MESSAGE } from '../errors.js'
-import { assert } from '../assert.js'
-import type { ReadView } from '../view/read_view.js'
-import type { Primary } from '../primary/primary.js'
+import type { ServedNode } from '../node.js'
 import { type Args, argString, copyArgs } from './args.js'
-import { COMMANDS, type CommandSpec, errorReply, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED, type Session } from './commands.js'
+import { type CommandSpec, errorReply, Session, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED } from './commands.js'
 import { Connection } from './connection.js'
-import { STRING_COMMANDS } from './string_commands.js'
-import { ADMIN_COMMANDS } from './admin_commands.js'
-import { KEYSPACE_EXTRAS } from './keyspace_extras.js'
+import type { CommandRegistry, InfoRegistry } from './registry.js'
 import { PARSE_COMMAND } from './resp.js'
-
-export interface ServedNode {
-  readonly role: 'primary' | 'backup'
-  readonly view: ReadView
-  /** The primary itself, or null on a backup. */
-  readonly writer: Primary | null
-  releasedLsn(): number
-  /** The newest op written (a reply that observed everything, DBSIZE or SCAN, waits for it). */
-  waitLsn(): number
-  endTurn(): void
-  keyCount(): number
-  onRelease: (() => void) | null
-  /** INFO sections this role contributes (replication, persistence, ...). */
-  info(section: string): Array<[string, string | number]> | null
-  /** CONFIG RESETSTAT: clears the role's statistics (lag histograms). */
-  resetStats(): void
-  /** Role-specific commands (WAIT, WAITLSN, the replication handshake). */
-  readonly extraCommands: CommandSpec[]
-}
 
 export interface ServerOptions {
   host: string
@@ -54,11 +31,14 @@ export interface ServerOptions {
 }
 
 export class RespServer {
-  readonly node: ServedNode
+  /** The node served now; serve() changes it (a role change at run time). */
+  node: ServedNode
+  /** The node's commands (data, admin and its role's), filled at the composition root. */
+  commands: CommandRegistry
+  /** The INFO sections the node's components contribute. */
+  info: InfoRegistry
   readonly options: ServerOptions
   readonly connections: Set<Connection>
-  readonly commands: Map<string, CommandSpec>
-  private readonly byHash: Map<number, CommandSpec>
   readonly startedMs: number
   private readonly server: net.Server
   private readonly held: Set<Connection>
@@ -84,11 +64,12 @@ export class RespServer {
   /** Resolves once the listening socket is closed (set by the first quiesce()). */
   private closedListener: Promise<void> | null
 
-  constructor(node: ServedNode, options: ServerOptions) {
+  constructor(node: ServedNode, options: ServerOptions, commands: CommandRegistry, info: InfoRegistry) {
     this.node = node
+    this.commands = commands
+    this.info = info
     this.options = options
     this.connections = new Set()
-    this.commands = new Map()
     this.startedMs = Date.now()
     this.held = new Set()
     this.dirty = new Set()
@@ -108,16 +89,18 @@ export class RespServer {
     this.sampler = setInterval(() => this.sampleOps(), OPS_SAMPLE_INTERVAL_MS)
     this.sampler.unref()
     this.closedListener = null
-    this.byHash = new Map()
-    for (const spec of [...COMMANDS, ...STRING_COMMANDS, ...KEYSPACE_EXTRAS, ...ADMIN_COMMANDS, ...node.extraCommands]) {
-      this.commands.set(spec.name, spec)
-      const name = Buffer.from(spec.name)
-      const h = nameHash(name, 0, name.length)
-      assert(!this.byHash.has(h), `command name hashes are distinct (${spec.name})`)
-      this.byHash.set(h, spec)
-    }
-    node.onRelease = () => this.releaseHeld()
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket))
+  }
+
+  /**
+   * Serves another node from now on, with its commands and INFO sections:
+   * how a role changes at run time (commands read the node through their
+   * session at each call).
+   */
+  serve(node: ServedNode, commands: CommandRegistry, info: InfoRegistry): void {
+    this.node = node
+    this.commands = commands
+    this.info = info
   }
 
   listen(): Promise<void> {
@@ -189,7 +172,7 @@ export class RespServer {
     }
     const bulkMax = this.options.valueBytesMax + 1024 * 1024
     const conn = new Connection(this.nextId++, socket, bulkMax, Math.max(QUERY_BUFFER_BYTES_MAX, 2 * bulkMax), this.options.requirepass === null)
-    conn.session = { node: this.node, server: this, conn }
+    conn.session = new Session(this, conn)
     this.connections.add(conn)
     this.connectionsTotal++
     socket.setNoDelay(true)
@@ -510,21 +493,11 @@ export class RespServer {
     return this.find(a.data, a.argStart[0], a.argLength[0])!
   }
 
-  /**
-   * The command named by bytes [start, start + length), case-insensitively,
-   * without building a string: a case-folded hash picks the candidate, then
-   * the bytes are compared.
-   */
   find(d: Uint8Array, start: number, length: number): CommandSpec | undefined {
-    if (length > COMMAND_NAME_BYTES_MAX) return undefined
-    const spec = this.byHash.get(nameHash(d, start, length))
-    if (spec === undefined || spec.name.length !== length) return undefined
-    for (let i = 0; i < length; i++) if (foldCase(d[start + i]) !== spec.name.charCodeAt(i)) return undefined
-    return spec
+    return this.commands.find(d, start, length)
   }
 }
 
-const COMMAND_NAME_BYTES_MAX = 32
 const OPS_SAMPLES = 16
 const OPS_SAMPLE_INTERVAL_MS = 100
 /** A monitor's unsent output beyond this cuts it off. */
@@ -546,18 +519,6 @@ function quoteArg(d: Uint8Array, start: number, length: number): string {
     else out += '\\x' + c.toString(16).padStart(2, '0')
   }
   return out + '"'
-}
-
-/** FNV-1a over the case-folded bytes of a command name. */
-function nameHash(d: Uint8Array, start: number, length: number): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < length; i++) h = Math.imul(h ^ foldCase(d[start + i]), 0x01000193)
-  return h >>> 0
-}
-
-/** ASCII upper-case letters to lower case; every other byte (digits, '_', '.', '-') as it is. */
-function foldCase(c: number): number {
-  return c >= 65 && c <= 90 ? c | 0x20 : c
 }
 
 function argsPreview(a: Args): string {

@@ -19,7 +19,7 @@ import { blockLength } from '../codec/record.js'
 import type { Primary } from '../primary/primary.js'
 import type { CommandSpec, Session } from '../server/commands.js'
 import { argInt, argString } from '../server/args.js'
-import type { RespServer } from '../server/server.js'
+import type { InfoLines, InfoSections } from '../node.js'
 import { nowMs } from '../log/appender.js'
 import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
@@ -187,53 +187,87 @@ export class ShipSender {
 
 interface Waiter {
   conn: Session['conn']
+  /** The server that parked the connection (unblocks it). */
+  server: Session['server']
   target: number
   count: number
   deadline: number
   timer: NodeJS.Timeout | null
 }
 
+/** What shipping tells the rest of the node: passed to its constructor, wired at the composition root. */
+export interface ShippingHooks {
+  /** Backups acknowledged positions: in remote-* modes held replies may go (the server). */
+  released(): void
+}
+
 export class Shipping {
   readonly primary: Primary
   readonly senders: ShipSender[]
   readonly syncBackups: number
-  server: RespServer | null
+  private readonly hooks: ShippingHooks
   private nextId: number
   private readonly timer: NodeJS.Timeout
   private waiters: Waiter[]
+  /** remote-* modes: the highest position the required backups reached (what was released stays released). */
+  private remoteReleasedMax: number
 
-  constructor(primary: Primary, syncBackups: number) {
+  constructor(primary: Primary, syncBackups: number, hooks: ShippingHooks) {
     this.primary = primary
     this.senders = []
     this.syncBackups = syncBackups
-    this.server = null
+    this.hooks = hooks
     this.nextId = 1
     this.waiters = []
+    this.remoteReleasedMax = 0
     this.timer = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS / 2)
     this.timer.unref()
-    primary.onSealed = () => { for (const s of this.senders) s.pump() }
-    primary.onSafe = () => { for (const s of this.senders) s.sendSafe() }
-    primary.remoteReleased = this.remoteReleasedFn()
-    primary.infoHooks.set('replication', () => this.infoReplication())
-    primary.extraCommands.push(this.syncCommand(), this.checkCommand(), this.waitCommand())
   }
 
-  private remoteReleasedFn(): (() => number) | null {
+  /** A block was sealed: send it to every backup (the primary's `sealed` hook). */
+  pump(): void {
+    for (const s of this.senders) s.pump()
+  }
+
+  /** The primary's durable LSN advanced: tell every backup its safe LSN (the primary's `safe` hook). */
+  sendSafe(): void {
+    for (const s of this.senders) s.sendSafe()
+  }
+
+  private isRemoteMode(): boolean {
     const mode = this.primary.options.commit
-    if (mode !== 'remote-flush' && mode !== 'remote-apply') return null
-    // What was released stays released: a backup that disconnects takes nothing back
-    // (a reply that already left may have shown that position to a client).
-    let releasedMax = 0
-    return () => {
-      if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
-      const positions: number[] = []
-      for (const s of this.senders) if (!s.closed) positions.push(mode === 'remote-flush' ? s.flushedLsn : s.appliedLsn)
-      // Not enough backups: nothing new is released (waiting for a missing sync backup is the contract).
-      if (positions.length < this.syncBackups) return releasedMax
-      positions.sort((a, b) => b - a)
-      if (positions[this.syncBackups - 1] > releasedMax) releasedMax = positions[this.syncBackups - 1]
-      return releasedMax
-    }
+    return mode === 'remote-flush' || mode === 'remote-apply'
+  }
+
+  /**
+   * remote-* modes: the LSN the required backups have flushed (remote-flush)
+   * or applied (remote-apply). What was released stays released: a backup that
+   * disconnects takes nothing back (a reply that already left may have shown
+   * that position to a client); with too few backups nothing new is released.
+   */
+  remoteReleased(): number {
+    if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
+    const flush = this.primary.options.commit === 'remote-flush'
+    const positions: number[] = []
+    for (const s of this.senders) if (!s.closed) positions.push(flush ? s.flushedLsn : s.appliedLsn)
+    if (positions.length < this.syncBackups) return this.remoteReleasedMax
+    positions.sort((a, b) => b - a)
+    if (positions[this.syncBackups - 1] > this.remoteReleasedMax) this.remoteReleasedMax = positions[this.syncBackups - 1]
+    return this.remoteReleasedMax
+  }
+
+  /** The hook the primary needs for its commit mode: remoteReleased in remote-* modes, else none. */
+  remoteReleasedHook(): (() => number) | null {
+    return this.isRemoteMode() ? () => this.remoteReleased() : null
+  }
+
+  /** The primary's replication commands: the handshake, the agreement check, WAIT. */
+  commands(): CommandSpec[] {
+    return [this.syncCommand(), this.checkCommand(), this.waitCommand()]
+  }
+
+  infoSections(): InfoSections {
+    return { replication: () => this.infoReplication() }
   }
 
   private tick(): void {
@@ -244,7 +278,7 @@ export class Shipping {
 
   private acked(): void {
     this.checkWaiters(nowMs())
-    if (this.primary.remoteReleased !== null && this.primary.onRelease !== null) this.primary.onRelease()
+    if (this.isRemoteMode()) this.hooks.released()
   }
 
   /** Backups that flushed at least `lsn`. */
@@ -268,7 +302,7 @@ export class Shipping {
     if (w.timer !== null) clearTimeout(w.timer)
     if (w.conn.closed) return
     w.conn.out.integer(n)
-    this.server!.unblock(w.conn)
+    w.server.unblock(w.conn)
   }
 
   private syncCommand(): CommandSpec {
@@ -343,15 +377,15 @@ export class Shipping {
         const n = this.flushedCount(target)
         if (n >= count) { s.conn.out.integer(n); return }
         const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : nowMs() + timeoutMs
-        const w: Waiter = { conn: s.conn, target, count, deadline, timer: null }
+        const w: Waiter = { conn: s.conn, server: s.server, target, count, deadline, timer: null }
         if (timeoutMs > 0) w.timer = setTimeout(() => this.checkWaiters(nowMs()), timeoutMs + 1)
         this.waiters.push(w)
-        this.server!.block(s.conn)
+        s.server.block(s.conn)
       },
     }
   }
 
-  infoReplication(): Array<[string, string | number]> {
+  infoReplication(): InfoLines {
     const p = this.primary
     const commit = p.commitLsn()
     const lines: Array<[string, string | number]> = [

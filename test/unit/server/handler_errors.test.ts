@@ -8,7 +8,10 @@
  * loopback over a stub node.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { RespServer, type ServedNode } from '../../../src/server/server.js'
+import { RespServer } from '../../../src/server/server.js'
+import type { ServedNode } from '../../../src/node.js'
+import { CommandRegistry, InfoRegistry } from '../../../src/server/registry.js'
+import { SHARED_COMMANDS } from '../../../src/server/tables.js'
 import type { CommandSpec } from '../../../src/server/commands.js'
 import { dbError } from '../../../src/errors.js'
 import type { ReadView } from '../../../src/view/read_view.js'
@@ -25,10 +28,7 @@ const throwing: CommandSpec[] = [
 
 function stubNode(): ServedNode {
   const view = { observedLsn: -1, observe: () => {} } as unknown as ReadView
-  return {
-    role: 'backup', view, writer: null, releasedLsn: () => 0, waitLsn: () => -1, endTurn: () => {},
-    keyCount: () => 0, onRelease: null, info: () => null, resetStats: () => {}, extraCommands: throwing,
-  }
+  return { role: 'backup', view, writer: null, releasedLsn: () => 0, waitLsn: () => -1, endTurn: () => {}, keyCount: () => 0, resetStats: () => {} }
 }
 
 let server: RespServer
@@ -36,7 +36,7 @@ let server: RespServer
 beforeAll(async () => {
   server = new RespServer(stubNode(), {
     host: '127.0.0.1', port: 0, requirepass: null, maxClients: 16, valueBytesMax: 1024 * 1024, log: (line) => logged.push(line), shutdown: null,
-  })
+  }, new CommandRegistry(...SHARED_COMMANDS, throwing), new InfoRegistry())
   await server.listen()
 })
 
