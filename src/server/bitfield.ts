@@ -7,7 +7,7 @@
  */
 import { OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, argString, parseInt64Bytes } from './args.js'
-import { type Session } from './commands.js'
+import { recordWrite, type Session } from './commands.js'
 
 const OP_GET = 0
 const OP_SET = 1
@@ -146,7 +146,7 @@ export function bitfield(s: Session, a: Args, readOnly: boolean): void {
   }
   if (writes) {
     s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], buf, 0, needed, null, 0, 0)
-    s.conn.lastWriteBlockStart = s.node.writer!.lastOpBlockStart()
+    recordWrite(s)
   }
 }
 

@@ -66,7 +66,8 @@ export function opBound(keyLength: number, valueLength: number, valueBytesMax: n
   return opBytes(keyLength, valueLength)
 }
 
-function valueMax(s: Session): number {
+/** The largest value this node stores (the bound every write checks). */
+export function valueMax(s: Session): number {
   return s.server.options.valueBytesMax
 }
 
@@ -76,12 +77,17 @@ function replyValue(s: Session, ref: number): void {
   s.conn.out.bulk(c.u8, c.valueStart, c.valueLength)
 }
 
+/** The live value's ref of key argument i (a visible set version), or REF_NONE. */
+export function lookupArg(s: Session, a: Args, i: number): number {
+  return s.node.view.lookup(a.data, a.argStart[i], a.argLength[i])
+}
+
 function get(s: Session, a: Args): void {
   replyValue(s, s.node.view.lookup(a.data, a.argStart[1], a.argLength[1]))
 }
 
 /** Notes which block holds the connection's newest write (for LSN and WAIT). */
-function recordWrite(s: Session): void {
+export function recordWrite(s: Session): void {
   s.conn.lastWriteBlockStart = s.node.writer!.lastOpBlockStart()
 }
 
@@ -136,7 +142,8 @@ function del(s: Session, a: Args): void {
   s.conn.out.integer(n)
 }
 
-function exists(s: Session, a: Args): void {
+/** EXISTS (and TOUCH, which counts the same way: freshet keeps no access times). */
+export function exists(s: Session, a: Args): void {
   let n = 0
   for (let i = 1; i < a.argc; i++) if (s.node.view.lookup(a.data, a.argStart[i], a.argLength[i]) !== REF_NONE) n++
   s.conn.out.integer(n)

@@ -15,7 +15,7 @@
 import { OP_TYPE_DELETE, REF_NONE } from '../constants.js'
 import { opBytes } from '../codec/record.js'
 import { type Args, argInt, argIs, argString, parseInt64Bytes } from './args.js'
-import { type CommandSpec, F_MAY_FREE, F_READ, F_WRITE, type Session } from './commands.js'
+import { type CommandSpec, F_MAY_FREE, F_READ, F_WRITE, lookupArg, recordWrite, type Session } from './commands.js'
 
 const ERR_EXPIRY = 'ERR key expiry is not supported by freshet yet (keys never expire)'
 /** Redis keeps a small integer as "int" up to this many characters, other short strings as "embstr". */
@@ -23,10 +23,6 @@ const INT_ENCODING_CHARS_MAX = 20
 const EMBSTR_BYTES_MAX = 44
 /** Each key costs one index slot (hash + ref) besides its op in the log. */
 const INDEX_SLOT_BYTES = 8
-
-function lookupArg(s: Session, a: Args, i: number): number {
-  return s.node.view.lookup(a.data, a.argStart[i], a.argLength[i])
-}
 
 /** TTL/PTTL/EXPIRETIME/PEXPIRETIME: -2 for a missing key, -1 for a key without expiry (every key). */
 function noExpiry(s: Session, a: Args): void {
@@ -116,7 +112,7 @@ function flushall(s: Session, a: Args): void {
     w.probe(u8, start, length)
     w.writeProbed(OP_TYPE_DELETE, u8, start, length, null, 0, 0, null, 0, 0)
   }
-  if (keys.length > 0) s.conn.lastWriteBlockStart = w.lastOpBlockStart()
+  if (keys.length > 0) recordWrite(s)
   s.conn.out.simple('OK')
 }
 

@@ -15,7 +15,7 @@ import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, argString, globMatch, parseInt64Bytes } from './args.js'
 import { bitfield, bitfieldValueBytes } from './bitfield.js'
 import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
-import { type CommandSpec, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, OK, opBound, type Session } from './commands.js'
+import { type CommandSpec, exists, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, lookupArg, OK, opBound, recordWrite, type Session, valueMax } from './commands.js'
 
 const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
 const ERR_SYNTAX = 'ERR syntax error'
@@ -28,23 +28,10 @@ const KEYS_REPLY_MAX = 1_000_000
 const TYPE_STRING = Buffer.from('+string\r\n')
 const TYPE_NONE = Buffer.from('+none\r\n')
 
-function valueMax(s: Session): number {
-  return s.server.options.valueBytesMax
-}
-
 /** A signed 64-bit argument as a number (exact to 2^53, ordered beyond it), or null if not an integer. */
 function argLong(a: Args, i: number): number | null {
   const v = parseInt64Bytes(a.data, a.argStart[i], a.argLength[i])
   return v === null ? null : Number(v)
-}
-
-function recordWrite(s: Session): void {
-  s.conn.lastWriteBlockStart = s.node.writer!.lastOpBlockStart()
-}
-
-/** The live value's ref of key argument i (a visible set version), or REF_NONE. */
-function lookupArg(s: Session, a: Args, i: number): number {
-  return s.node.view.lookup(a.data, a.argStart[i], a.argLength[i])
 }
 
 /** probe() on the primary, then the ref if it holds a live value, else REF_NONE. */
@@ -280,12 +267,6 @@ function lcs(s: Session, a: Args): void {
 
 function type(s: Session, a: Args): void {
   s.conn.out.raw(lookupArg(s, a, 1) === REF_NONE ? TYPE_NONE : TYPE_STRING)
-}
-
-function touch(s: Session, a: Args): void {
-  let n = 0
-  for (let i = 1; i < a.argc; i++) if (lookupArg(s, a, i) !== REF_NONE) n++
-  s.conn.out.integer(n)
 }
 
 function keys(s: Session, a: Args): void {
@@ -576,7 +557,7 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'bitpos', arity: -3, flags: F_READ, run: bitpos },
   { name: 'lcs', arity: -3, flags: F_READ, run: lcs },
   { name: 'type', arity: 2, flags: F_READ, run: type },
-  { name: 'touch', arity: -2, flags: F_READ, run: touch },
+  { name: 'touch', arity: -2, flags: F_READ, run: exists },
   { name: 'keys', arity: 2, flags: F_READ | F_OBSERVES_ALL, run: keys },
   { name: 'randomkey', arity: 1, flags: F_READ | F_OBSERVES_ALL, run: randomkey },
   { name: 'rename', arity: 3, flags: F_WRITE | F_MAY_FREE, bound: moveBound, run: (s, a) => rename(s, a, false) },
