@@ -20,8 +20,9 @@ import {
   BLOCK_OP_COUNT_OFFSET, BLOCK_START_LSN_HI_OFFSET, BLOCK_START_LSN_LO_OFFSET, BLOCK_TXN_COUNT_OFFSET,
   BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
   OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_DELETE, OP_TYPE_OFFSET, OP_TYPE_SET,
-  OP_VALUE_LENGTH_OFFSET, REF_NONE, alignUp,
+  OP_VALUE_LENGTH_OFFSET, alignUp,
 } from '../constants.js'
+import { goesBack, refAtOffset, refOfLsn } from '../index/ref.js'
 import { checksum32, keyHash } from './hash.js'
 
 /**
@@ -230,8 +231,8 @@ export function validateBlockFault(
   const end = offset + length
   // Each op takes at least OP_HEADER_BYTES: a larger count cannot fill the block (and bounds the loop).
   if (opCount > (length - BLOCK_HEADER_BYTES) / OP_HEADER_BYTES) return BLOCK_BAD_OP_FRAMING
-  // Refs are lsn / LSN_ALIGN_BYTES; ops are aligned, so this is exact.
-  const refAtOffset = expectedLsn / LSN_ALIGN_BYTES - offset / LSN_ALIGN_BYTES
+  // The ref of the op at buffer offset `at` is refAtOffset(baseRef, at) (ops are aligned: exact).
+  const baseRef = refOfLsn(expectedLsn - offset)
   let sets = 0
   let deletes = 0
   let at = offset + BLOCK_HEADER_BYTES
@@ -245,7 +246,7 @@ export function validateBlockFault(
     const size = alignUp(OP_HEADER_BYTES + keyLength + opValueLength(dv, at))
     if (at + size > end) return BLOCK_BAD_OP_FRAMING
     const prevRef = opPrevRef(dv, at)
-    if (prevRef !== REF_NONE && prevRef >= refAtOffset + at / LSN_ALIGN_BYTES) return BLOCK_BAD_PREV_REF
+    if (!goesBack(refAtOffset(baseRef, at), prevRef)) return BLOCK_BAD_PREV_REF
     if (opKeyHash(dv, at) !== keyHash(u8, at + OP_HEADER_BYTES, keyLength)) return BLOCK_BAD_KEY_HASH
     at += size
   }

@@ -24,9 +24,10 @@
  */
 import { assert } from '../assert.js'
 import {
-  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET,
+  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET,
   OP_PREV_REF_OFFSET, PARTITION_BITS, PARTITION_COUNT, REF_NONE,
 } from '../constants.js'
+import { goesBack, isNewer, lsnOfRef, refAtOrPast } from './ref.js'
 
 export const TABLE_USED = 0
 export const TABLE_SLOT_COUNT_LOG2 = 1
@@ -64,7 +65,7 @@ export function tableUsed(table: Int32Array): number {
 export function keyEquals(
   log: LogSegments, ref: number, key: Uint8Array, keyStart: number, keyLength: number,
 ): boolean {
-  const lsn = ref * LSN_ALIGN_BYTES
+  const lsn = lsnOfRef(ref)
   const id = Math.floor(lsn / log.segmentBytes)
   const at = lsn - id * log.segmentBytes
   const dv = log.dv[id]
@@ -173,7 +174,7 @@ export function installOp(
 ): Int32Array {
   let slot = findSlotForOp(table, log, hash, prevRef, keyU8, keyStart, keyLength)
   if (slot >= 0) {
-    if (ref > slotRef(table, slot)) setSlotRef(table, slot, ref)
+    if (isNewer(ref, slotRef(table, slot))) setSlotRef(table, slot, ref)
     return table
   }
   if (tableNeedsGrowth(table)) {
@@ -195,13 +196,13 @@ export function installVersion(
 
 /** Follows the version chain from `ref` to the newest version below `visibleLsn` (REF_NONE if none). */
 export function resolveVisible(log: LogSegments, ref: number, visibleLsn: number): number {
-  while (ref !== REF_NONE && ref * LSN_ALIGN_BYTES >= visibleLsn) {
-    const lsn = ref * LSN_ALIGN_BYTES
+  while (ref !== REF_NONE && refAtOrPast(ref, visibleLsn)) {
+    const lsn = lsnOfRef(ref)
     const id = Math.floor(lsn / log.segmentBytes)
     const prev = log.dv[id].getUint32(lsn - id * log.segmentBytes + OP_PREV_REF_OFFSET, true)
     // Chains only go back in the log: a link that does not (bytes a validated block cannot hold, but a
     // prevRef can point into another op's value) ends the walk, so no log content can loop a reader.
-    if (prev !== REF_NONE && prev >= ref) return REF_NONE
+    if (!goesBack(ref, prev)) return REF_NONE
     ref = prev
   }
   return ref

@@ -13,7 +13,8 @@
  */
 import os from 'node:os'
 import { assert } from '../assert.js'
-import { LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE } from '../constants.js'
+import { OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE } from '../constants.js'
+import { lsnOfRef, refOfLsn } from '../index/ref.js'
 import { dbError, OOM_MESSAGE } from '../errors.js'
 import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
 import { initHash, keyHash } from '../codec/hash.js'
@@ -221,7 +222,7 @@ export class Primary implements ServedNode {
     this.pSlot = slot
     this.pHead = slot >= 0 ? slotRef(table, slot) : REF_NONE
     // The write's reply depends on the version it replaces (SET NX/XX/GET, INCR, APPEND, DEL).
-    if (this.pHead !== REF_NONE) this.view.observe(this.pHead * LSN_ALIGN_BYTES)
+    if (this.pHead !== REF_NONE) this.view.observe(lsnOfRef(this.pHead))
     return this.pHead
   }
 
@@ -248,7 +249,7 @@ export class Primary implements ServedNode {
     if (v2Length > 0) copyBytes(segment.u8, keyAt + keyLength + v1Length, v2!, v2Start, v2Length)
     padOp(segment.u8, at, keyLength, valueLength)
     const lsn = this.appender.cursor
-    const ref = lsn / LSN_ALIGN_BYTES
+    const ref = refOfLsn(lsn)
     const tables = this.index.tables
     let table = tables[this.pPartition]
     if (this.pSlot >= 0) {

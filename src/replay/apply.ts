@@ -12,9 +12,10 @@
  * and installing is idempotent.
  */
 import {
-  BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, LSN_ALIGN_BYTES, OP_HEADER_BYTES,
+  BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, OP_HEADER_BYTES,
   OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
 } from '../constants.js'
+import { refAtOffset, segmentBaseRef } from '../index/ref.js'
 import { installOp, type LogSegments } from '../index/indirection.js'
 import { assert } from '../assert.js'
 
@@ -31,7 +32,7 @@ export function applyRange(
 ): number {
   const u8 = log.u8[segmentId]
   const dv = log.dv[segmentId]
-  const baseRef = (segmentId * log.segmentBytes) / LSN_ALIGN_BYTES
+  const baseRef = segmentBaseRef(segmentId, log.segmentBytes)
   let installed = 0
   let block = start
   while (block < end) {
@@ -47,7 +48,7 @@ export function applyRange(
       const p = hash >>> PARTITION_SHIFT
       if (p % laneCount === lane) {
         const prevRef = dv.getUint32(at + OP_PREV_REF_OFFSET, true)
-        tables[p] = installOp(tables[p], log, hash, baseRef + at / LSN_ALIGN_BYTES, prevRef, u8, at + OP_HEADER_BYTES, keyLength)
+        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, at + OP_HEADER_BYTES, keyLength)
         installed++
       }
       at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)

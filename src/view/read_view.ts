@@ -8,7 +8,8 @@
  * backup reads at its visible LSN, which moves only between event-loop
  * turns, so one command (MGET, SCAN, EXEC) sees one snapshot for all its keys.
  */
-import { LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE } from '../constants.js'
+import { OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE } from '../constants.js'
+import { lsnOfRef } from '../index/ref.js'
 import { keyHash } from '../codec/hash.js'
 import { Index, TABLE_HEADER_WORDS, findSlot, partitionOf, resolveVisible, slotRef, tableSlotCount, type LogSegments } from '../index/indirection.js'
 
@@ -64,7 +65,7 @@ export class ReadView {
     if (slot < 0) return REF_NONE
     const head = slotRef(table, slot)
     const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
-    if (ref !== REF_NONE) this.observe(ref * LSN_ALIGN_BYTES)
+    if (ref !== REF_NONE) this.observe(lsnOfRef(ref))
     return ref
   }
 
@@ -75,14 +76,14 @@ export class ReadView {
   }
 
   isSet(ref: number): boolean {
-    const lsn = ref * LSN_ALIGN_BYTES
+    const lsn = lsnOfRef(ref)
     const id = Math.floor(lsn / this.log.segmentBytes)
     return this.log.u8[id][lsn - id * this.log.segmentBytes + OP_TYPE_OFFSET] === OP_TYPE_SET
   }
 
   /** Points `cursor` at the version's key and value bytes. */
   locate(ref: number): VersionCursor {
-    const lsn = ref * LSN_ALIGN_BYTES
+    const lsn = lsnOfRef(ref)
     const id = Math.floor(lsn / this.log.segmentBytes)
     const at = lsn - id * this.log.segmentBytes
     const dv = this.log.dv[id]
