@@ -12,7 +12,7 @@
  * Not a test file (vitest collects *.test.ts only): a test file calls
  * readViewSuite() with its targets.
  */
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { describe, expect, test } from 'vitest'
 
 /** A reply as plain data: bulk strings as latin1 text (one char per byte), errors as { error: code }. */

@@ -7,7 +7,7 @@
  * (never part of an MSET or a transaction), and what a reader sees never goes
  * back in time.
  */
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { keyHash } from '../../src/codec/hash.js'
 import { PARTITION_BITS } from '../../src/constants.js'
@@ -108,9 +108,11 @@ test('readers on every backup never see part of an MSET or a MULTI', async () =>
       if (i % 2 === 0) {
         p.mset(...KEYS.flatMap((k) => [k, v]))
       } else {
-        p.multi()
+        // A pipeline queues MULTI/EXEC like any command; ioredis's pipeline type leaves multi() out.
+        const tx = p as unknown as { multi(): void, exec(): void }
+        tx.multi()
         for (const k of KEYS) p.set(k, v)
-        p.exec()
+        tx.exec()
       }
     }
     const replies = await p.exec()

@@ -7,7 +7,7 @@
  * primary's data: same SCAN+MGET digest, same DBSIZE, and every INCR counter
  * equals the number of INCRs the writer sent (nothing lost, nothing doubled).
  */
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { Cluster, cleanupClusters, digest, info, lsnOf, seededRng, sleep, waitFor, type Rng } from '../helpers/cluster.js'
 

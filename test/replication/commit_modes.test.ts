@@ -13,7 +13,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
 import {
   Cluster, backupLines, cleanupClusters, connect, errorCode, info, lsnOf, sleep, startPrimaryNode, waitApplied, waitFor, withTimeout,

@@ -6,7 +6,7 @@
  * read suite (test/conformance/read_view.suite.ts) runs against the primary
  * and two backups (1 and 3 replay workers): every answer equals the model's.
  */
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { Cluster, cleanupClusters, lsnOf, seededRng, type Rng } from '../helpers/cluster.js'
 import { readViewSuite, redisTarget, type ReadModel, type ReadTarget } from '../conformance/read_view.suite.js'

@@ -14,7 +14,7 @@
  * older one (or is absent after a later DEL the writer sent); a key whose last
  * acknowledged write was a DEL is absent or holds a later version.
  */
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
 import { Cluster, cleanupClusters, digest, disconnect, info, lsnOf, seededRng, sleep, waitApplied, type Rng } from '../helpers/cluster.js'
 

@@ -16,7 +16,7 @@
  *
  * The backup must apply that block (WAITLSN on its LSN).
  */
-import type Redis from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterEach, expect, test } from 'vitest'
 import { Cluster, cleanupClusters, lsnOf, waitApplied } from '../helpers/cluster.js'
 

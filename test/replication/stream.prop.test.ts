@@ -35,19 +35,19 @@ import path from 'node:path'
 import { fc, test } from '@fast-check/vitest'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
 
-const { Primary } = (await import('../../dist/src/primary/primary.js')) as typeof import('../../src/primary/primary.js')
-const { SegmentStore } = (await import('../../dist/src/log/segment_store.js')) as typeof import('../../src/log/segment_store.js')
-const { Receiver } = (await import('../../dist/src/ship/receiver.js')) as typeof import('../../src/ship/receiver.js')
-const { ReplayScheduler } = (await import('../../dist/src/replay/scheduler.js')) as typeof import('../../src/replay/scheduler.js')
-const { applyRange } = (await import('../../dist/src/replay/apply.js')) as typeof import('../../src/replay/apply.js')
-const { Index } = (await import('../../dist/src/index/indirection.js')) as typeof import('../../src/index/indirection.js')
-const { ReadView, VISIBLE_ALL } = (await import('../../dist/src/view/read_view.js')) as typeof import('../../src/view/read_view.js')
-const { initHash, keyHash } = (await import('../../dist/src/codec/hash.js')) as typeof import('../../src/codec/hash.js')
-const { blockKeyCount, blockLength, opBytes } = (await import('../../dist/src/codec/record.js')) as typeof import('../../src/codec/record.js')
-const { FRAME_BLOCKS, FRAME_HEADER_BYTES, encodeFrameHeader, encodeHeartbeat } = (await import('../../dist/src/ship/protocol.js')) as typeof import('../../src/ship/protocol.js')
-const { BLOCK_HEADER_BYTES, OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } = (await import('../../dist/src/constants.js')) as typeof import('../../src/constants.js')
+const { Primary } = (await import('../../dist/src/primary/primary.js')) as unknown as typeof import('../../src/primary/primary.js')
+const { SegmentStore } = (await import('../../dist/src/log/segment_store.js')) as unknown as typeof import('../../src/log/segment_store.js')
+const { Receiver } = (await import('../../dist/src/ship/receiver.js')) as unknown as typeof import('../../src/ship/receiver.js')
+const { ReplayScheduler } = (await import('../../dist/src/replay/scheduler.js')) as unknown as typeof import('../../src/replay/scheduler.js')
+const { applyRange } = (await import('../../dist/src/replay/apply.js')) as unknown as typeof import('../../src/replay/apply.js')
+const { Index } = (await import('../../dist/src/index/indirection.js')) as unknown as typeof import('../../src/index/indirection.js')
+const { ReadView, VISIBLE_ALL } = (await import('../../dist/src/view/read_view.js')) as unknown as typeof import('../../src/view/read_view.js')
+const { initHash, keyHash } = (await import('../../dist/src/codec/hash.js')) as unknown as typeof import('../../src/codec/hash.js')
+const { blockKeyCount, blockLength, opBytes } = (await import('../../dist/src/codec/record.js')) as unknown as typeof import('../../src/codec/record.js')
+const { FRAME_BLOCKS, FRAME_HEADER_BYTES, encodeFrameHeader, encodeHeartbeat } = (await import('../../dist/src/ship/protocol.js')) as unknown as typeof import('../../src/ship/protocol.js')
+const { BLOCK_HEADER_BYTES, OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } = (await import('../../dist/src/constants.js')) as unknown as typeof import('../../src/constants.js')
 
-type PrimaryT = InstanceType<typeof Primary>
+type PrimaryT = Awaited<ReturnType<typeof Primary.open>>
 type SegmentStoreT = InstanceType<typeof SegmentStore>
 type IndexT = InstanceType<typeof Index>
 

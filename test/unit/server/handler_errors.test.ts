@@ -23,7 +23,7 @@ const throwing: CommandSpec[] = [
   // Writes part of a reply, then fails like a bug would.
   { name: 'boom', arity: 1, flags: 0, run: (s) => { s.conn.out.arrayHeader(3); s.conn.out.integer(1); throw new TypeError('a bug reached by input') } },
   { name: 'boomstr', arity: 1, flags: 0, run: () => { throw 'not even an Error' } },
-  { name: 'oops', arity: 1, flags: 0, run: () => { throw dbError('INVALID_ARGUMENT', 'an operating error') } },
+  { name: 'oops', arity: 1, flags: 0, run: () => { throw dbError('INVALID_OPTION', 'an operating error') } },
 ]
 
 function stubNode(): ServedNode {
