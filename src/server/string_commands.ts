@@ -1,10 +1,11 @@
 /**
  * Redis's string and keyspace commands beyond the core table (commands.ts):
- * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, INCRBYFLOAT, GETBIT, SETBIT, BITCOUNT,
- * BITPOS, BITOP, BITFIELD (bitfield.ts), LCS, TYPE, TOUCH, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY.
+ * SETNX, GETDEL, GETEX, GETRANGE/SUBSTR, SETRANGE, INCRBYFLOAT, LCS, TYPE, TOUCH,
+ * KEYS, RANDOMKEY, RENAME, RENAMENX, COPY (the bit commands are in
+ * bit_commands.ts, which shares the helpers exported here).
  *
  * Every write is a physical redo op, like the core writes: SETRANGE and
- * SETBIT log the resulting string, RENAME logs a set of the destination and a
+ * INCRBYFLOAT log the resulting string, RENAME logs a set of the destination and a
  * delete of the source (one command, so one block: atomic on backups). Replies
  * and error replies follow Redis 7; test/diff checks them against a real
  * redis-server. Values are bounded by the node's value size (not Redis's
@@ -12,16 +13,13 @@
  * allowed size".
  */
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
-import { type Args, argIs, argString, globMatch, parseInt64Bytes } from './args.js'
-import { bitfield, bitfieldValueBytes } from './bitfield.js'
+import { type Args, argIs, globMatch, parseInt64Bytes } from './args.js'
 import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
 import { type CommandSpec, exists, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, lookupArg, OK, opBound, recordWrite, type Session, valueMax } from './commands.js'
 
-const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
-const ERR_SYNTAX = 'ERR syntax error'
-const ERR_TOO_LARGE = 'ERR string exceeds maximum allowed size (proto-max-bulk-len)'
-const ERR_BIT_OFFSET = 'ERR bit offset is not an integer or out of range'
-const BIT_OFFSET_MAX = 2 ** 32 - 1
+export const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
+export const ERR_SYNTAX = 'ERR syntax error'
+export const ERR_TOO_LARGE = 'ERR string exceeds maximum allowed size (proto-max-bulk-len)'
 /** KEYS replies with every match at once: it stops (with an error) past this many keys. */
 const KEYS_REPLY_MAX = 1_000_000
 
@@ -29,24 +27,24 @@ const TYPE_STRING = Buffer.from('+string\r\n')
 const TYPE_NONE = Buffer.from('+none\r\n')
 
 /** A signed 64-bit argument as a number (exact to 2^53, ordered beyond it), or null if not an integer. */
-function argLong(a: Args, i: number): number | null {
+export function argLong(a: Args, i: number): number | null {
   const v = parseInt64Bytes(a.data, a.argStart[i], a.argLength[i])
   return v === null ? null : Number(v)
 }
 
 /** probe() on the primary, then the ref if it holds a live value, else REF_NONE. */
-function probeLive(s: Session, a: Args, i: number): number {
+export function probeLive(s: Session, a: Args, i: number): number {
   const head = s.node.writer!.probe(a.data, a.argStart[i], a.argLength[i])
   return head !== REF_NONE && s.node.view.isSet(head) ? head : REF_NONE
 }
 
-function currentLength(s: Session, a: Args, i: number): number {
+export function currentLength(s: Session, a: Args, i: number): number {
   const ref = lookupArg(s, a, i)
   return ref === REF_NONE ? 0 : s.node.view.locate(ref).valueLength
 }
 
 /** Redis's range rule (GETRANGE, BITCOUNT, BITPOS): negative ends count from the end; clamped. */
-function clampRange(start: number, end: number, length: number): [number, number] {
+export function clampRange(start: number, end: number, length: number): [number, number] {
   if (start < 0) start = length + start
   if (end < 0) end = length + end
   if (start < 0) start = 0
@@ -69,107 +67,8 @@ function getrange(s: Session, a: Args): void {
   s.conn.out.bulk(c.u8, c.valueStart + from, to - from + 1)
 }
 
-function getbit(s: Session, a: Args): void {
-  const offset = argLong(a, 2)
-  if (offset === null || offset < 0 || offset > BIT_OFFSET_MAX) { s.conn.out.error(ERR_BIT_OFFSET); return }
-  const ref = lookupArg(s, a, 1)
-  if (ref === REF_NONE) { s.conn.out.integer(0); return }
-  const c = s.node.view.locate(ref)
-  const byte = Math.floor(offset / 8)
-  s.conn.out.integer(byte < c.valueLength ? (c.u8[c.valueStart + byte] >> (7 - (offset % 8))) & 1 : 0)
-}
-
-/** Parses BITCOUNT/BITPOS's optional BYTE|BIT unit at argument i; true for BIT, null after an error reply. */
-function unitArg(s: Session, a: Args, i: number): boolean | null {
-  if (i >= a.argc) return false
-  if (i + 1 < a.argc) { s.conn.out.error(ERR_SYNTAX); return null }
-  if (argIs(a, i, 'bit')) return true
-  if (argIs(a, i, 'byte')) return false
-  s.conn.out.error(ERR_SYNTAX)
-  return null
-}
-
-function bitcount(s: Session, a: Args): void {
-  let start = 0
-  let end = -1
-  let isBit = false
-  if (a.argc === 3 || a.argc > 5) { s.conn.out.error(ERR_SYNTAX); return }
-  if (a.argc >= 4) {
-    const st = argLong(a, 2)
-    const en = argLong(a, 3)
-    if (st === null || en === null) { s.conn.out.error(ERR_NOT_INTEGER); return }
-    const unit = unitArg(s, a, 4)
-    if (unit === null) return
-    start = st; end = en; isBit = unit
-  }
-  const ref = lookupArg(s, a, 1)
-  if (ref === REF_NONE) { s.conn.out.integer(0); return }
-  const c = s.node.view.locate(ref)
-  const total = isBit ? c.valueLength * 8 : c.valueLength
-  if (start < 0 && end < 0 && start > end) { s.conn.out.integer(0); return }
-  const [from, to] = clampRange(start, end, total)
-  if (from > to || total === 0) { s.conn.out.integer(0); return }
-  const bitFrom = isBit ? from : from * 8
-  const bitTo = isBit ? to : to * 8 + 7
-  let n = 0
-  for (let bit = bitFrom; bit <= bitTo;) {
-    if (bit % 8 === 0 && bit + 7 <= bitTo) {
-      n += popcount8(c.u8[c.valueStart + bit / 8])
-      bit += 8
-    } else {
-      n += (c.u8[c.valueStart + (bit >> 3)] >> (7 - (bit & 7))) & 1
-      bit++
-    }
-  }
-  s.conn.out.integer(n)
-}
-
-function popcount8(b: number): number {
-  b = b - ((b >> 1) & 0x55)
-  b = (b & 0x33) + ((b >> 2) & 0x33)
-  return (b + (b >> 4)) & 0x0f
-}
-
-function bitpos(s: Session, a: Args): void {
-  const out = s.conn.out
-  const bitArg = argLong(a, 2)
-  if (bitArg === null) { out.error(ERR_NOT_INTEGER); return }
-  if (bitArg !== 0 && bitArg !== 1) { out.error('ERR The bit argument must be 1 or 0.'); return }
-  let start = 0
-  let end = -1
-  let endGiven = false
-  let isBit = false
-  if (a.argc >= 4) {
-    const st = argLong(a, 3)
-    if (st === null) { out.error(ERR_NOT_INTEGER); return }
-    start = st
-    if (a.argc >= 5) {
-      const en = argLong(a, 4)
-      if (en === null) { out.error(ERR_NOT_INTEGER); return }
-      end = en
-      endGiven = true
-      const unit = unitArg(s, a, 5)
-      if (unit === null) return
-      isBit = unit
-    }
-  }
-  const ref = lookupArg(s, a, 1)
-  if (ref === REF_NONE) { out.integer(bitArg === 1 ? -1 : 0); return }
-  const c = s.node.view.locate(ref)
-  const total = isBit ? c.valueLength * 8 : c.valueLength
-  const [from, to] = clampRange(start, end, total)
-  if (from > to) { out.integer(-1); return }
-  const bitFrom = isBit ? from : from * 8
-  const bitTo = isBit ? to : to * 8 + 7
-  for (let bit = bitFrom; bit <= bitTo; bit++) {
-    if (((c.u8[c.valueStart + (bit >> 3)] >> (7 - (bit & 7))) & 1) === bitArg) { out.integer(bit); return }
-  }
-  // Looking for a clear bit with no end given: the string continues with zeros past its end.
-  out.integer(bitArg === 0 && !endGiven ? (Math.floor(bitTo / 8) + 1) * 8 : -1)
-}
-
 /** The bytes of key argument i's live value, empty when missing (a view into the log: do not keep). */
-function valueBytes(s: Session, a: Args, i: number): Uint8Array {
+export function valueBytes(s: Session, a: Args, i: number): Uint8Array {
   const ref = lookupArg(s, a, i)
   if (ref === REF_NONE) return EMPTY
   const c = s.node.view.locate(ref)
@@ -344,13 +243,13 @@ function getex(s: Session, a: Args): void {
 }
 
 /** Writes the key of argument i with the value `bytes[0, length)`. */
-function writeValue(s: Session, a: Args, i: number, bytes: Uint8Array, length: number): void {
+export function writeValue(s: Session, a: Args, i: number, bytes: Uint8Array, length: number): void {
   s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[i], a.argLength[i], bytes, 0, length, null, 0, 0)
   recordWrite(s)
 }
 
 /** A copy of the live value at `ref` (REF_NONE: empty), grown with zeros to at least `length` bytes. */
-function valueCopy(s: Session, ref: number, length: number): { bytes: Buffer, length: number } {
+export function valueCopy(s: Session, ref: number, length: number): { bytes: Buffer, length: number } {
   const current = ref === REF_NONE ? 0 : s.node.view.locate(ref).valueLength
   const size = Math.max(current, length)
   const bytes = Buffer.alloc(size)
@@ -395,66 +294,6 @@ function setrange(s: Session, a: Args): void {
   v.bytes.set(a.data.subarray(a.argStart[3], a.argStart[3] + n), offset)
   writeValue(s, a, 1, v.bytes, v.length)
   s.conn.out.integer(v.length)
-}
-
-function setbit(s: Session, a: Args): void {
-  const offset = argLong(a, 2)
-  if (offset === null || offset < 0 || offset > BIT_OFFSET_MAX) { s.conn.out.error(ERR_BIT_OFFSET); return }
-  const on = a.argLength[3] === 1 ? a.data[a.argStart[3]] - 48 : -1
-  if (on !== 0 && on !== 1) { s.conn.out.error('ERR bit is not an integer or out of range'); return }
-  const byte = Math.floor(offset / 8)
-  if (byte + 1 > valueMax(s)) { s.conn.out.error(ERR_TOO_LARGE); return }
-  const ref = probeLive(s, a, 1)
-  const v = valueCopy(s, ref, byte + 1)
-  const mask = 1 << (7 - (offset % 8))
-  const old = (v.bytes[byte] & mask) !== 0 ? 1 : 0
-  v.bytes[byte] = on === 1 ? v.bytes[byte] | mask : v.bytes[byte] & ~mask
-  writeValue(s, a, 1, v.bytes, v.length)
-  s.conn.out.integer(old)
-}
-
-/** BITOP AND|OR|XOR|NOT destkey srckey...: the result (as long as the longest source) is written to destkey, or destkey deleted when it is empty. */
-function bitop(s: Session, a: Args): void {
-  const out = s.conn.out
-  const op = argString(a, 1).toLowerCase()
-  if (op !== 'and' && op !== 'or' && op !== 'xor' && op !== 'not') { out.error(ERR_SYNTAX); return }
-  if (op === 'not' && a.argc !== 4) { out.error('ERR BITOP NOT must be called with a single source key.'); return }
-  const sources: Uint8Array[] = []
-  let length = 0
-  for (let i = 3; i < a.argc; i++) {
-    const v = Buffer.from(valueBytes(s, a, i))
-    sources.push(v)
-    if (v.length > length) length = v.length
-  }
-  const result = Buffer.alloc(length)
-  for (let j = 0; j < length; j++) {
-    let b = sources[0][j] ?? 0
-    if (op === 'not') b = ~b & 0xff
-    for (let k = 1; k < sources.length; k++) {
-      const x = sources[k][j] ?? 0
-      if (op === 'and') b &= x
-      else if (op === 'or') b |= x
-      else b ^= x
-    }
-    result[j] = b
-  }
-  const w = s.node.writer!
-  const head = probeLive(s, a, 2)
-  if (length === 0) {
-    if (head !== REF_NONE) {
-      w.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[2], a.argLength[2], null, 0, 0, null, 0, 0)
-      recordWrite(s)
-    }
-  } else {
-    writeValue(s, a, 2, result, length)
-  }
-  out.integer(length)
-}
-
-function bitopBound(s: Session, a: Args, extra: number): number {
-  let length = 0
-  for (let i = 3; i < a.argc; i++) length = Math.max(length, currentLength(s, a, i))
-  return opBound(a.argLength[2], Math.min(length + extra, valueMax(s)), valueMax(s))
 }
 
 /**
@@ -529,12 +368,6 @@ function setrangeBound(s: Session, a: Args, extra: number): number {
   return opBound(a.argLength[1], Math.min(Math.max(currentLength(s, a, 1) + extra, grown), valueMax(s)), valueMax(s))
 }
 
-function setbitBound(s: Session, a: Args, extra: number): number {
-  const offset = argLong(a, 2)
-  const grown = offset === null || offset < 0 ? 0 : Math.floor(offset / 8) + 1
-  return opBound(a.argLength[1], Math.min(Math.max(currentLength(s, a, 1) + extra, grown), valueMax(s)), valueMax(s))
-}
-
 function moveBound(s: Session, a: Args, extra: number): number {
   const length = Math.min(currentLength(s, a, 1) + extra, valueMax(s))
   return opBound(a.argLength[2], length, valueMax(s)) + opBound(a.argLength[1], 0, valueMax(s))
@@ -548,13 +381,6 @@ export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'substr', arity: 4, flags: F_READ, run: getrange },
   { name: 'incrbyfloat', arity: 3, flags: F_WRITE, bound: (s, a) => opBound(a.argLength[1], FLOAT_TEXT_CHARS_MAX, valueMax(s)), run: incrbyfloat },
   { name: 'setrange', arity: 4, flags: F_WRITE, bound: setrangeBound, run: setrange },
-  { name: 'getbit', arity: 3, flags: F_READ, run: getbit },
-  { name: 'setbit', arity: 4, flags: F_WRITE, bound: setbitBound, run: setbit },
-  { name: 'bitfield', arity: -2, flags: F_WRITE, bound: (s, a, extra) => opBound(a.argLength[1], Math.min(Math.max(currentLength(s, a, 1) + extra, bitfieldValueBytes(s, a)), valueMax(s)), valueMax(s)), run: (s, a) => bitfield(s, a, false) },
-  { name: 'bitfield_ro', arity: -2, flags: F_READ, run: (s, a) => bitfield(s, a, true) },
-  { name: 'bitop', arity: -4, flags: F_WRITE, bound: bitopBound, run: bitop },
-  { name: 'bitcount', arity: -2, flags: F_READ, run: bitcount },
-  { name: 'bitpos', arity: -3, flags: F_READ, run: bitpos },
   { name: 'lcs', arity: -3, flags: F_READ, run: lcs },
   { name: 'type', arity: 2, flags: F_READ, run: type },
   { name: 'touch', arity: -2, flags: F_READ, run: exists },
