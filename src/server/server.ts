@@ -17,6 +17,8 @@ import { type Args, argString, copyArgs } from './args.js'
 import { type CommandSpec, errorReply, Session, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED } from './commands.js'
 import { Connection } from './connection.js'
 import type { CommandRegistry, InfoRegistry } from './registry.js'
+import { MONITOR_OUTPUT_BYTES_MAX, monitorLine } from './monitor.js'
+import { OPS_SAMPLE_INTERVAL_MS, OpsRate } from './ops_rate.js'
 import { PARSE_COMMAND } from './resp.js'
 
 export interface ServerOptions {
@@ -55,11 +57,8 @@ export class RespServer {
   readonly monitors: Set<Connection>
   /** Unique per process start (INFO run_id), as Redis's. */
   readonly runId: string
-  /** Commands per second over the last OPS_SAMPLES sampling periods (INFO instantaneous_ops_per_sec). */
-  private readonly opsSamples: Float64Array
-  private opsSampleAt: number
-  private opsSampleCommands: number
-  private opsSampleMs: number
+  /** INFO instantaneous_ops_per_sec. */
+  private readonly opsRate: OpsRate
   private readonly sampler: NodeJS.Timeout
   /** Resolves once the listening socket is closed (set by the first quiesce()). */
   private closedListener: Promise<void> | null
@@ -82,11 +81,8 @@ export class RespServer {
     this.port = options.port
     this.monitors = new Set()
     this.runId = randomBytes(20).toString('hex')
-    this.opsSamples = new Float64Array(OPS_SAMPLES)
-    this.opsSampleAt = 0
-    this.opsSampleCommands = 0
-    this.opsSampleMs = Date.now()
-    this.sampler = setInterval(() => this.sampleOps(), OPS_SAMPLE_INTERVAL_MS)
+    this.opsRate = new OpsRate(Date.now())
+    this.sampler = setInterval(() => this.opsRate.sample(this.commandsTotal, Date.now()), OPS_SAMPLE_INTERVAL_MS)
     this.sampler.unref()
     this.closedListener = null
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket))
@@ -115,20 +111,8 @@ export class RespServer {
     })
   }
 
-  /** One sample of the command rate, for instantaneous_ops_per_sec. */
-  private sampleOps(): void {
-    const now = Date.now()
-    const elapsedMs = Math.max(1, now - this.opsSampleMs)
-    this.opsSamples[this.opsSampleAt] = ((this.commandsTotal - this.opsSampleCommands) * 1000) / elapsedMs
-    this.opsSampleAt = (this.opsSampleAt + 1) % OPS_SAMPLES
-    this.opsSampleCommands = this.commandsTotal
-    this.opsSampleMs = now
-  }
-
   instantaneousOps(): number {
-    let sum = 0
-    for (const v of this.opsSamples) sum += v
-    return Math.round(sum / OPS_SAMPLES)
+    return this.opsRate.perSecond()
   }
 
   /** Connections parked by a blocking command (INFO blocked_clients). */
@@ -382,11 +366,7 @@ export class RespServer {
    * not shown.
    */
   private feedMonitors(from: Connection, a: Args, spec: CommandSpec): void {
-    const us = Math.floor((performance.timeOrigin + performance.now()) * 1000)
-    let line = `+${Math.floor(us / 1e6)}.${String(us % 1e6).padStart(6, '0')} [0 ${from.addr}]`
-    const redact = spec.name === 'auth' || spec.name === 'hello'
-    for (let i = 0; i < a.argc; i++) line += ' ' + (redact && i > 0 ? '"(redacted)"' : quoteArg(a.data, a.argStart[i], a.argLength[i]))
-    line += '\r\n'
+    const line = monitorLine(from.addr, a, spec.name === 'auth' || spec.name === 'hello')
     for (const m of this.monitors) {
       if (m.closed) continue
       if (m.socket.writableLength + m.out.length + line.length > MONITOR_OUTPUT_BYTES_MAX) {
@@ -498,28 +478,6 @@ export class RespServer {
   }
 }
 
-const OPS_SAMPLES = 16
-const OPS_SAMPLE_INTERVAL_MS = 100
-/** A monitor's unsent output beyond this cuts it off. */
-const MONITOR_OUTPUT_BYTES_MAX = 4 * 1024 * 1024
-
-/** An argument as MONITOR shows it: in double quotes, with \\, \", \n, \r, \t, \a, \b and \xHH escapes. */
-function quoteArg(d: Uint8Array, start: number, length: number): string {
-  let out = '"'
-  for (let i = start; i < start + length; i++) {
-    const c = d[i]
-    if (c === 92) out += '\\\\'
-    else if (c === 34) out += '\\"'
-    else if (c === 10) out += '\\n'
-    else if (c === 13) out += '\\r'
-    else if (c === 9) out += '\\t'
-    else if (c === 7) out += '\\a'
-    else if (c === 8) out += '\\b'
-    else if (c >= 32 && c < 127) out += String.fromCharCode(c)
-    else out += '\\x' + c.toString(16).padStart(2, '0')
-  }
-  return out + '"'
-}
 
 function argsPreview(a: Args): string {
   const parts: string[] = []
