@@ -31,10 +31,10 @@ import { LogFiles } from '../log/log_file.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { ReplayScheduler } from '../replay/scheduler.js'
-import type { CommandSpec, Session } from '../server/commands.js'
+import type { CommandSpec } from '../server/commands.js'
+import { BlockedWaits } from '../server/blocked_waits.js'
 import { F_BLOCKING } from '../server/commands.js'
 import { argInt } from '../server/args.js'
-import type { Connection } from '../server/connection.js'
 import type { InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { ACK_INTERVAL_MS, ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
@@ -65,14 +65,6 @@ const RECONNECT_MS_MAX = 1000
 /** The confirmed LSN goes to disk at most this often (an older value is always safe). */
 const CONFIRMED_PERSIST_MS = 1000
 
-interface LsnWaiter {
-  conn: Connection
-  /** The server that parked the connection (unblocks it). */
-  server: Session['server']
-  lsn: number
-  deadline: number
-  timer: NodeJS.Timeout | null
-}
 
 export class Backup implements ServedNode, ReceiverSink {
   readonly role = 'backup' as const
@@ -114,7 +106,7 @@ export class Backup implements ServedNode, ReceiverSink {
   private readonly pending: PendingBlocks
   private ackScheduled: boolean
   private readonly ackBuf: Buffer
-  private waiters: LsnWaiter[]
+  private readonly waiters: BlockedWaits
   private readonly timer: NodeJS.Timeout
   private closed: boolean
   private listenPort: number
@@ -160,7 +152,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.pending = new PendingBlocks()
     this.ackScheduled = false
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
-    this.waiters = []
+    this.waiters = new BlockedWaits()
     this.closed = false
     this.listenPort = options.listenPort
     this.groupCommit.onDurable = () => this.scheduleAck()
@@ -479,7 +471,7 @@ export class Backup implements ServedNode, ReceiverSink {
       this.lagWindowUs.record(us)
     }
     if (this.socket !== null && this.socket.isPaused() && this.pending.count < PENDING_BLOCKS_MAX / 2) this.socket.resume()
-    if (this.waiters.length > 0) this.checkWaiters(now)
+    if (this.waiters.size > 0) this.checkWaiters(now)
     this.scheduleAck()
   }
 
@@ -508,7 +500,7 @@ export class Backup implements ServedNode, ReceiverSink {
     // A handshake or divergence check that gets no answer is bounded too.
     if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
-    if (this.waiters.length > 0) this.checkWaiters(now)
+    if (this.waiters.size > 0) this.checkWaiters(now)
   }
 
   // ---- WAITLSN ----
@@ -520,32 +512,20 @@ export class Backup implements ServedNode, ReceiverSink {
         const timeoutMs = argInt(a, 2)
         if (!(lsn >= 0) || !(timeoutMs >= 0)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
         if (this.appliedLsn() >= lsn) { s.conn.out.integer(this.appliedLsn()); return }
-        const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : nowMs() + timeoutMs
-        const w: LsnWaiter = { conn: s.conn, server: s.server, lsn, deadline, timer: null }
-        if (timeoutMs > 0) w.timer = setTimeout(() => this.checkWaiters(nowMs()), timeoutMs + 1)
-        this.waiters.push(w)
-        s.server.block(s.conn)
+        this.waiters.park(s, lsn, 0, timeoutMs, () => this.checkWaiters(nowMs()))
       },
     }
   }
 
   private checkWaiters(now: number): void {
     const applied = this.appliedLsn()
-    const still: LsnWaiter[] = []
-    for (const w of this.waiters) {
-      if (w.conn.closed) { if (w.timer !== null) clearTimeout(w.timer); continue }
-      if (applied >= w.lsn) {
-        w.conn.out.integer(applied)
-      } else if (now >= w.deadline) {
-        w.conn.out.error(`TIMEOUT applied_lsn ${applied} is ${w.lsn - applied} bytes behind LSN ${w.lsn} (link ${this.linkUp ? 'up' : 'down'}, primary commit LSN ${this.primaryCommitLsn})`)
-      } else {
-        still.push(w)
-        continue
-      }
-      if (w.timer !== null) clearTimeout(w.timer)
-      w.server.unblock(w.conn)
-    }
-    this.waiters = still
+    this.waiters.settle(now, (w) => {
+      if (applied < w.target) return false
+      w.session.conn.out.integer(applied)
+      return true
+    }, (w) => {
+      w.session.conn.out.error(`TIMEOUT applied_lsn ${applied} is ${w.target - applied} bytes behind LSN ${w.target} (link ${this.linkUp ? 'up' : 'down'}, primary commit LSN ${this.primaryCommitLsn})`)
+    })
   }
 
   /** Writes min(confirmed, flushed) to disk if it moved: recovery makes it visible again. */

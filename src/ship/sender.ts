@@ -17,7 +17,8 @@ import type { Socket } from 'node:net'
 import { assert } from '../assert.js'
 import { blockLength } from '../codec/record.js'
 import type { Primary } from '../primary/primary.js'
-import type { CommandSpec, Session } from '../server/commands.js'
+import type { CommandSpec } from '../server/commands.js'
+import { BlockedWaits } from '../server/blocked_waits.js'
 import { argInt, argString } from '../server/args.js'
 import type { InfoLines, InfoSections } from '../node.js'
 import { nowMs } from '../log/appender.js'
@@ -185,15 +186,6 @@ export class ShipSender {
   }
 }
 
-interface Waiter {
-  conn: Session['conn']
-  /** The server that parked the connection (unblocks it). */
-  server: Session['server']
-  target: number
-  count: number
-  deadline: number
-  timer: NodeJS.Timeout | null
-}
 
 /** What shipping tells the rest of the node: passed to its constructor, wired at the composition root. */
 export interface ShippingHooks {
@@ -208,7 +200,7 @@ export class Shipping {
   private readonly hooks: ShippingHooks
   private nextId: number
   private readonly timer: NodeJS.Timeout
-  private waiters: Waiter[]
+  private readonly waiters: BlockedWaits
   /** remote-* modes: the highest position the required backups reached (what was released stays released). */
   private remoteReleasedMax: number
 
@@ -218,7 +210,7 @@ export class Shipping {
     this.syncBackups = syncBackups
     this.hooks = hooks
     this.nextId = 1
-    this.waiters = []
+    this.waiters = new BlockedWaits()
     this.remoteReleasedMax = 0
     this.timer = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS / 2)
     this.timer.unref()
@@ -273,7 +265,7 @@ export class Shipping {
   private tick(): void {
     const now = nowMs()
     for (const s of this.senders) s.heartbeat(now)
-    if (this.waiters.length > 0) this.checkWaiters(now)
+    if (this.waiters.size > 0) this.checkWaiters(now)
   }
 
   private acked(): void {
@@ -289,20 +281,12 @@ export class Shipping {
   }
 
   private checkWaiters(now: number): void {
-    const still: Waiter[] = []
-    for (const w of this.waiters) {
+    this.waiters.settle(now, (w) => {
       const n = this.flushedCount(w.target)
-      if (n >= w.count || now >= w.deadline || w.conn.closed) this.finishWait(w, n)
-      else still.push(w)
-    }
-    this.waiters = still
-  }
-
-  private finishWait(w: Waiter, n: number): void {
-    if (w.timer !== null) clearTimeout(w.timer)
-    if (w.conn.closed) return
-    w.conn.out.integer(n)
-    w.server.unblock(w.conn)
+      if (n < w.count) return false
+      w.session.conn.out.integer(n)
+      return true
+    }, (w) => w.session.conn.out.integer(this.flushedCount(w.target)))
   }
 
   private syncCommand(): CommandSpec {
@@ -376,11 +360,7 @@ export class Shipping {
         for (const sender of this.senders) sender.pump()
         const n = this.flushedCount(target)
         if (n >= count) { s.conn.out.integer(n); return }
-        const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : nowMs() + timeoutMs
-        const w: Waiter = { conn: s.conn, server: s.server, target, count, deadline, timer: null }
-        if (timeoutMs > 0) w.timer = setTimeout(() => this.checkWaiters(nowMs()), timeoutMs + 1)
-        this.waiters.push(w)
-        s.server.block(s.conn)
+        this.waiters.park(s, target, count, timeoutMs, () => this.checkWaiters(nowMs()))
       },
     }
   }
