@@ -30,6 +30,10 @@ import { checksumEndingAt } from './agreement.js'
 import { F_BLOCKING } from '../server/commands.js'
 
 const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES
+
+function descending(a: number, b: number): number {
+  return b - a
+}
 const BACKUPS_MAX = 64
 
 export class ShipSender {
@@ -203,6 +207,7 @@ export class Shipping {
   private readonly waiters: BlockedWaits
   /** remote-* modes: the highest position the required backups reached (what was released stays released). */
   private remoteReleasedMax: number
+  private readonly positions: number[]
 
   constructor(primary: Primary, syncBackups: number, hooks: ShippingHooks) {
     this.primary = primary
@@ -212,6 +217,7 @@ export class Shipping {
     this.nextId = 1
     this.waiters = new BlockedWaits()
     this.remoteReleasedMax = 0
+    this.positions = []
     this.timer = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS / 2)
     this.timer.unref()
   }
@@ -240,10 +246,12 @@ export class Shipping {
   remoteReleased(): number {
     if (this.syncBackups === 0) return Number.MAX_SAFE_INTEGER
     const flush = this.primary.options.commit === 'remote-flush'
-    const positions: number[] = []
+    // Called as replies are marked: reuses one array (at most BACKUPS_MAX entries) and a module-level comparator.
+    const positions = this.positions
+    positions.length = 0
     for (const s of this.senders) if (!s.closed) positions.push(flush ? s.flushedLsn : s.appliedLsn)
     if (positions.length < this.syncBackups) return this.remoteReleasedMax
-    positions.sort((a, b) => b - a)
+    positions.sort(descending)
     if (positions[this.syncBackups - 1] > this.remoteReleasedMax) this.remoteReleasedMax = positions[this.syncBackups - 1]
     return this.remoteReleasedMax
   }
