@@ -96,7 +96,7 @@ class RawSocket {
   }
 
   /** Waits (bounded) until cond() or the socket closes; returns cond(). */
-  async until(cond: () => boolean, timeoutMs = 5_000): Promise<boolean> {
+  async until(cond: () => boolean, timeoutMs = 15_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
     while (!cond() && !this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
     return cond()
@@ -221,14 +221,14 @@ describe('a fake backup against a real primary', () => {
       expect(line, name).toBe(`+SYNC 1 ${commit} ${SEGMENT_BYTES}`)
       // A valid ACK first: accepted, the link stays up and shows as a backup.
       s.write(ack(commit, commit, commit, 0))
-      await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 5_000, `${name}: fake backup listed`)
+      await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 15_000, `${name}: fake backup listed`)
       await new Promise((r) => setTimeout(r, 100))
       expect(s.closed, `${name}: a valid ACK keeps the link`).toBe(false)
       const stderrBefore = cluster.primary.stderr().length
       s.write(make(commit))
       expect(await s.until(() => s.closed), `${name}: link closed`).toBe(true)
       expect(cluster.primary.stderr().slice(stderrBefore), name).toMatch(reason)
-      await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '1', 5_000, `${name}: fake backup gone`)
+      await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '1', 15_000, `${name}: fake backup gone`)
     }
 
     // The primary still runs and the real backup still follows.
@@ -244,14 +244,14 @@ describe('a fake backup against a real primary', () => {
   test('a fake backup that acks nothing is dropped after LINK_TIMEOUT_MS; real backups ack while idle and stay', async () => {
     const { s, line } = await syncLink(cluster.primary.port, password, 1, 0)
     expect(line).toMatch(/^\+SYNC /)
-    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 5_000, 'fake backup listed')
+    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 15_000, 'fake backup listed')
     const stderrBefore = cluster.primary.stderr().length
     // Bounded by the test's own timeout, not an upper bound on the primary's timing.
     expect(await s.until(() => s.closed, 20_000), 'a silent link is closed').toBe(true)
     expect(cluster.primary.stderr().slice(stderrBefore)).toMatch(/link closed \(no ACK for \d+ ms\)/)
     // The real backup, idle all along, acked at its interval and was not dropped.
     expect(cluster.primary.stderr().slice(stderrBefore).match(/no ACK/g)?.length).toBe(1)
-    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '1', 5_000, 'only the real backup')
+    await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '1', 15_000, 'only the real backup')
     const c = cluster.primaryClient()
     await c.set('after-silent-link', 'ok')
     const lsn = await lsnOf(c)
@@ -494,7 +494,7 @@ describe('a fake primary against a real backup', () => {
 
   test('every bad frame closes the link with its reason; nothing is applied; the backup reconnects', async () => {
     await waitFor(() => syncs.length > scenarios.length, 20_000, `the backup to reconnect past all ${scenarios.length} bad scenarios (${syncs.length} so far)`)
-    await waitFor(() => /primary refused the link/.test(backup.stderr()), 5_000, 'the backup to log the refusal')
+    await waitFor(() => /primary refused the link/.test(backup.stderr()), 15_000, 'the backup to log the refusal')
     const log = backup.stderr()
     for (const s of scenarios) expect(log, s.name).toMatch(s.logged)
     expect(log).toMatch(/primary refused the link: ERR not yet/)
@@ -586,12 +586,12 @@ describe('a fake primary: a valid frame and a bad frame in one socket chunk', ()
     await waitFor(async () => {
       repl = await info(c, 'replication')
       return repl.get('link') === 'up' && repl.get('applied_lsn') === repl.get('received_lsn') && repl.get('flushed_lsn') === repl.get('received_lsn')
-    }, 3_000, 'applied_lsn and flushed_lsn to reach received_lsn').catch(() => { /* asserted below with the values */ })
+    }, 15_000, 'applied_lsn and flushed_lsn to reach received_lsn').catch(() => { /* asserted below with the values */ })
     const fields = ['received_lsn', 'flushed_lsn', 'applied_lsn'].map((f) => `${f}=${repl.get(f)}`).join(' ')
     expect(repl.get('applied_lsn'), `resumed from LSN ${syncs[1]}; ${fields}`).toBe(repl.get('received_lsn'))
     expect(repl.get('flushed_lsn'), `resumed from LSN ${syncs[1]}; ${fields}`).toBe(repl.get('received_lsn'))
     // And since the primary's log is block A, the backup ends up with it.
-    expect(Number(await c.call('WAITLSN', String(end), '2000'))).toBe(end)
+    expect(Number(await c.call('WAITLSN', String(end), '15000'))).toBe(end)
     expect(await c.get(FAKE_KEY)).toBe(FAKE_VALUE)
   }, 30_000)
 })
