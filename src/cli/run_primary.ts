@@ -3,7 +3,7 @@
  * closes cleanly on SIGINT/SIGTERM.
  */
 import os from 'node:os'
-import { Primary, type CommitMode } from '../primary/primary.js'
+import { isRemoteMode, Primary, type CommitMode } from '../primary/primary.js'
 import { CommandRegistry, InfoRegistry } from '../server/registry.js'
 import { RespServer } from '../server/server.js'
 import { SHARED_COMMANDS } from '../server/tables.js'
@@ -45,7 +45,7 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
     released: () => server?.releaseHeld(),
     sealed: () => shipping?.pump(),
     safe: () => shipping?.sendSafe(),
-    remoteReleased: o.commit === 'remote-flush' || o.commit === 'remote-apply' ? () => shipping!.remoteReleased() : null,
+    remoteReleased: isRemoteMode(o.commit) ? () => shipping!.remoteReleased() : null,
   })
   const r = primary.recovery
   const mb = r.endLsn / 1e6

@@ -30,6 +30,11 @@ import type { InfoSections, ServedNode } from '../node.js'
 export type CommitMode = 'async' | 'local' | 'remote-flush' | 'remote-apply'
 export const COMMIT_MODES: readonly CommitMode[] = ['async', 'local', 'remote-flush', 'remote-apply']
 
+/** Modes whose replies also wait for backups (flushed or applied). */
+export function isRemoteMode(mode: CommitMode): boolean {
+  return mode === 'remote-flush' || mode === 'remote-apply'
+}
+
 export interface PrimaryOptions {
   dir: string
   segmentBytes: number

@@ -25,10 +25,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
   } },
   { name: 'discard', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
     if (!s.conn.inMulti) { s.conn.out.error('ERR DISCARD without MULTI'); return }
-    s.conn.inMulti = false
-    s.conn.multiQueue = []
-    s.conn.multiError = false
-    s.conn.unwatch()
+    s.conn.endTransaction()
     s.conn.out.raw(OK)
   } },
   // Not F_MULTI_CONTROL: inside MULTI, AUTH is queued and runs with EXEC, as in Redis.
@@ -92,12 +89,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     if (conn.inMulti) { conn.out.error('ERR WATCH inside MULTI is not allowed'); return }
     if (conn.watchedKeys.length + a.argc - 1 > WATCHED_KEYS_MAX) { conn.out.error(`ERR at most ${WATCHED_KEYS_MAX} keys may be watched by one connection`); return }
     const view = s.node.view
-    for (let i = 1; i < a.argc; i++) {
-      const key = a.data.subarray(a.argStart[i], a.argStart[i] + a.argLength[i])
-      if (conn.watchedKeys.some((k) => k.equals(key))) continue
-      conn.watchedKeys.push(Buffer.from(key))
-      conn.watchedVersions.push(view.versionOf(a.data, a.argStart[i], a.argLength[i]))
-    }
+    for (let i = 1; i < a.argc; i++) conn.watch(a.data, a.argStart[i], a.argLength[i], view.versionOf(a.data, a.argStart[i], a.argLength[i]))
     conn.out.raw(OK)
   } },
   // Queued inside MULTI, like Redis (EXEC unwatches anyway).
@@ -229,6 +221,7 @@ function shutdown(s: Session, a: Args): void {
 
 const DEBUG_SLEEP_SECONDS_MAX = 600
 const DIGEST_EMPTY = '0'.repeat(40)
+const KEY_VALUE_SEPARATOR = Buffer.from([0])
 
 /**
  * DEBUG SLEEP (blocks the whole node, as Redis's does: tests use it to make
@@ -252,15 +245,12 @@ function debug(s: Session, a: Args): void {
     const acc = Buffer.alloc(20)
     let any = false
     const view = s.node.view
-    let cursor = 0
-    do {
-      cursor = view.scanStep(cursor, 1024, (ref) => {
-        const c = view.locate(ref)
-        const h = createHash('sha1').update(c.u8.subarray(c.keyStart, c.keyStart + c.keyLength)).update(Buffer.from([0])).update(c.u8.subarray(c.valueStart, c.valueStart + c.valueLength)).digest()
-        for (let i = 0; i < 20; i++) acc[i] ^= h[i]
-        any = true
-      })
-    } while (cursor !== 0)
+    view.forEachLive((ref) => {
+      const c = view.locate(ref)
+      const h = createHash('sha1').update(c.u8.subarray(c.keyStart, c.keyStart + c.keyLength)).update(KEY_VALUE_SEPARATOR).update(c.u8.subarray(c.valueStart, c.valueStart + c.valueLength)).digest()
+      for (let i = 0; i < 20; i++) acc[i] ^= h[i]
+      any = true
+    })
     out.simple(any ? acc.toString('hex') : DIGEST_EMPTY)
     return
   }

@@ -53,8 +53,10 @@ export class Connection {
   lastCommand: string
   lastCommandMs: number
   /** WATCHed keys and the version (ref, REF_NONE if none) each had when watched; EXEC compares. */
-  watchedKeys: Buffer[]
-  watchedVersions: number[]
+  readonly watchedKeys: Buffer[]
+  readonly watchedVersions: number[]
+  /** The watched keys (latin1), so watching a key twice keeps one entry without a scan. */
+  private readonly watchedSet: Set<string>
   private readonly bulkBytesMax: number
   private readonly queryBytesMax: number
 
@@ -92,13 +94,32 @@ export class Connection {
     this.lastCommandMs = this.createdMs
     this.watchedKeys = []
     this.watchedVersions = []
+    this.watchedSet = new Set()
     this.bulkBytesMax = bulkBytesMax
     this.queryBytesMax = queryBytesMax
+  }
+
+  /** WATCH of one key (bytes [start, start + length) of `data`) at its current version; a key watched already keeps its first version. */
+  watch(data: Buffer, start: number, length: number, version: number): void {
+    const name = data.toString('latin1', start, start + length)
+    if (this.watchedSet.has(name)) return
+    this.watchedSet.add(name)
+    this.watchedKeys.push(Buffer.from(data.subarray(start, start + length)))
+    this.watchedVersions.push(version)
   }
 
   unwatch(): void {
     this.watchedKeys.length = 0
     this.watchedVersions.length = 0
+    this.watchedSet.clear()
+  }
+
+  /** Leaves MULTI (EXEC, DISCARD, RESET): the queue, its error flag and the watched keys go. */
+  endTransaction(): void {
+    this.inMulti = false
+    this.multiQueue = []
+    this.multiError = false
+    this.unwatch()
   }
 
   /** RESET on a node with a password: the connection must AUTH again, with the small bounds meanwhile. */

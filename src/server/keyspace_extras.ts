@@ -77,13 +77,6 @@ export function subcommandError(s: Session, a: Args, command: string): void {
   s.conn.out.error(`ERR unknown subcommand '${argString(a, 1).slice(0, 128)}'. Try ${command} HELP.`)
 }
 
-/** Visits the ref of every live key at the node's view (in hash order). */
-function forEachKey(s: Session, visit: (ref: number) => void): void {
-  const view = s.node.view
-  let cursor = 0
-  do cursor = view.scanStep(cursor, 4096, visit)
-  while (cursor !== 0)
-}
 
 function flushArgsValid(s: Session, a: Args): boolean {
   if (a.argc === 1 || (a.argc === 2 && (argIs(a, 1, 'async') || argIs(a, 1, 'sync')))) return true
@@ -94,7 +87,7 @@ function flushArgsValid(s: Session, a: Args): boolean {
 /** Log bytes of a delete op for every live key. */
 function flushBound(s: Session): number {
   let bytes = 0
-  forEachKey(s, (ref) => { bytes += opBytes(s.node.view.locate(ref).keyLength, 0) })
+  s.node.view.forEachLive((ref) => { bytes += opBytes(s.node.view.locate(ref).keyLength, 0) })
   return bytes
 }
 
@@ -102,7 +95,7 @@ function flushall(s: Session, a: Args): void {
   if (!flushArgsValid(s, a)) return
   const view = s.node.view
   const keys: Array<[Uint8Array, number, number]> = []
-  forEachKey(s, (ref) => {
+  view.forEachLive((ref) => {
     const c = view.locate(ref)
     keys.push([c.u8, c.keyStart, c.keyLength])
   })

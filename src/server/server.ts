@@ -216,7 +216,7 @@ export class RespServer {
     } else {
       // A bug reached by this connection's input: it loses its connection, the node goes on.
       this.internalErrors++
-      this.options.log(`internal error on client ${conn.addr}, closing it: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      this.options.log(`internal error on client ${conn.addr}, closing it: ${describeError(err)}`)
       conn.out.error('ERR internal error (the server logged it); closing the connection')
     }
     conn.closing = true
@@ -354,7 +354,7 @@ export class RespServer {
         return
       }
       this.internalErrors++
-      this.options.log(`internal error in '${spec.name}' from client ${conn.addr}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      this.options.log(`internal error in '${spec.name}' from client ${conn.addr}: ${describeError(err)}`)
       conn.out.error(`ERR internal error while running '${spec.name}' (the server logged it)`)
     }
   }
@@ -385,10 +385,7 @@ export class RespServer {
 
   /** RESET: the connection's state back to that of a new connection. */
   resetConnection(conn: Connection): void {
-    conn.inMulti = false
-    conn.multiQueue = []
-    conn.multiError = false
-    conn.unwatch()
+    conn.endTransaction()
     conn.name = ''
     conn.out.protocol = 2
     this.monitors.delete(conn)
@@ -411,16 +408,13 @@ export class RespServer {
   execMulti(s: Session): void {
     const conn = s.conn
     const queue = conn.multiQueue
-    conn.inMulti = false
-    conn.multiQueue = []
-    if (conn.multiError) {
-      conn.multiError = false
-      conn.unwatch()
+    const aborted = conn.multiError
+    const changed = !aborted && this.watchedKeyChanged(conn)
+    conn.endTransaction()
+    if (aborted) {
       conn.out.error('EXECABORT Transaction discarded because of previous errors.')
       return
     }
-    const changed = this.watchedKeyChanged(conn)
-    conn.unwatch()
     if (changed) {
       conn.out.nullArray()
       return
@@ -478,6 +472,11 @@ export class RespServer {
   }
 }
 
+
+/** An unexpected exception for the log: its stack when it has one. */
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : String(err)
+}
 
 function argsPreview(a: Args): string {
   const parts: string[] = []

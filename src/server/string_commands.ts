@@ -172,15 +172,13 @@ function keys(s: Session, a: Args): void {
   const view = s.node.view
   const refs: number[] = []
   let overflow = false
-  const emit = (ref: number): void => {
+  view.forEachLive((ref) => {
     const c = view.locate(ref)
-    if (!globMatch(a.data, a.argStart[1], a.argLength[1], c.u8, c.keyStart, c.keyLength)) return
-    if (refs.length >= KEYS_REPLY_MAX) { overflow = true; return }
+    if (!globMatch(a.data, a.argStart[1], a.argLength[1], c.u8, c.keyStart, c.keyLength)) return true
+    if (refs.length >= KEYS_REPLY_MAX) { overflow = true; return false }
     refs.push(ref)
-  }
-  let cursor = 0
-  do cursor = view.scanStep(cursor, 1024, emit)
-  while (cursor !== 0 && !overflow)
+    return true
+  })
   if (overflow) { s.conn.out.error(`ERR KEYS matched more than ${KEYS_REPLY_MAX} keys; use SCAN`); return }
   s.conn.out.arrayHeader(refs.length)
   for (const ref of refs) {

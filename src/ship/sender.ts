@@ -16,7 +16,7 @@
 import type { Socket } from 'node:net'
 import { assert } from '../assert.js'
 import { blockLength } from '../codec/record.js'
-import type { Primary } from '../primary/primary.js'
+import { isRemoteMode, type Primary } from '../primary/primary.js'
 import type { CommandSpec } from '../server/commands.js'
 import { BlockedWaits } from '../server/blocked_waits.js'
 import { argInt, argString } from '../server/args.js'
@@ -232,11 +232,6 @@ export class Shipping {
     for (const s of this.senders) s.sendSafe()
   }
 
-  private isRemoteMode(): boolean {
-    const mode = this.primary.options.commit
-    return mode === 'remote-flush' || mode === 'remote-apply'
-  }
-
   /**
    * remote-* modes: the LSN the required backups have flushed (remote-flush)
    * or applied (remote-apply). What was released stays released: a backup that
@@ -256,10 +251,6 @@ export class Shipping {
     return this.remoteReleasedMax
   }
 
-  /** The hook the primary needs for its commit mode: remoteReleased in remote-* modes, else none. */
-  remoteReleasedHook(): (() => number) | null {
-    return this.isRemoteMode() ? () => this.remoteReleased() : null
-  }
 
   /** The primary's replication commands: the handshake, the agreement check, WAIT. */
   commands(): CommandSpec[] {
@@ -278,7 +269,7 @@ export class Shipping {
 
   private acked(): void {
     this.checkWaiters(nowMs())
-    if (this.isRemoteMode()) this.hooks.released()
+    if (isRemoteMode(this.primary.options.commit)) this.hooks.released()
   }
 
   /** Backups that flushed at least `lsn`. */

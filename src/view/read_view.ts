@@ -14,6 +14,8 @@ import { keyHash } from '../codec/hash.js'
 import { Index, TABLE_HEADER_WORDS, findSlot, partitionOf, resolveVisible, slotRef, tableSlotCount, type LogSegments } from '../index/indirection.js'
 
 export const VISIBLE_ALL = Number.MAX_SAFE_INTEGER
+/** Keys forEachLive() asks scanStep for at a time. */
+const FOR_EACH_STEP_KEYS = 4096
 
 /** A located version: the segment bytes and offsets of its key and value. */
 export class VersionCursor {
@@ -94,6 +96,21 @@ export class ReadView {
     c.valueStart = c.keyStart + c.keyLength
     c.valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
     return c
+  }
+
+  /**
+   * Visits the ref of every live key at this view, in hash order (KEYS,
+   * FLUSHALL, DEBUG DIGEST); stops after the step in which `visit` returns
+   * false.
+   */
+  forEachLive(visit: (ref: number) => boolean | void): void {
+    let stopped = false
+    const emit = (ref: number): void => {
+      if (!stopped && visit(ref) === false) stopped = true
+    }
+    let cursor = 0
+    do cursor = this.scanStep(cursor, FOR_EACH_STEP_KEYS, emit)
+    while (cursor !== 0 && !stopped)
   }
 
   /**
