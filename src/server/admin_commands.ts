@@ -282,23 +282,28 @@ function role(s: Session): void {
     out.integer(Number(fields.get('commit_lsn') ?? 0))
     out.arrayHeader(backups.length)
     for (const b of backups) {
-      const addr = b.get('addr') ?? ':'
-      const colon = addr.lastIndexOf(':')
+      const [host, port] = splitHostPort(b.get('addr'))
       out.arrayHeader(3)
-      out.bulkString(addr.slice(0, colon))
-      out.bulkString(addr.slice(colon + 1))
+      out.bulkString(host)
+      out.bulkString(port)
       out.bulkString(b.get('flushed_lsn') ?? '0')
     }
     return
   }
-  const primary = String(fields.get('primary') ?? ':')
-  const colon = primary.lastIndexOf(':')
+  const [host, port] = splitHostPort(fields.get('primary'))
   out.arrayHeader(5)
   out.bulkString('slave')
-  out.bulkString(primary.slice(0, colon))
-  out.integer(Number(primary.slice(colon + 1)))
+  out.bulkString(host)
+  out.integer(Number(port))
   out.bulkString(fields.get('link') === 'up' ? 'connected' : 'connect')
   out.integer(Number(fields.get('received_lsn') ?? 0))
+}
+
+/** `host:port` (an INFO field) as [host, port]; empty parts when absent. */
+function splitHostPort(addr: string | number | undefined): [string, string] {
+  const text = String(addr ?? ':')
+  const colon = text.lastIndexOf(':')
+  return [text.slice(0, colon), text.slice(colon + 1)]
 }
 
 /** The Redis version whose behaviour freshet follows (HELLO, INFO redis_version). */
@@ -401,10 +406,9 @@ function withRedisReplicationFields(lines: Array<[string, string | number]>, rol
       ['master_repl_offset', get('commit_lsn') ?? 0], ...own,
     ]
   }
-  const primary = String(get('primary') ?? ':')
-  const colon = primary.lastIndexOf(':')
+  const [host, port] = splitHostPort(get('primary'))
   return [
-    ['role', 'slave'], ['freshet_role', 'backup'], ['master_host', primary.slice(0, colon)], ['master_port', primary.slice(colon + 1)],
+    ['role', 'slave'], ['freshet_role', 'backup'], ['master_host', host], ['master_port', port],
     ['master_link_status', get('link') === 'up' ? 'up' : 'down'], ['slave_repl_offset', get('received_lsn') ?? 0],
     ['slave_read_only', 1], ['master_repl_offset', get('received_lsn') ?? 0], ...own,
   ]
