@@ -43,7 +43,8 @@ function parseType(text: string): { signed: boolean, bits: number } | null {
 /** Bit offset argument: N, or #N for N fields of this width. Null if invalid or past the largest value. */
 function parseOffset(text: string, bits: number, valueBytesMax: number): number | null {
   const hash = text.startsWith('#')
-  const n = parseInt64Bytes(Buffer.from(hash ? text.slice(1) : text, 'latin1'), 0, Buffer.byteLength(hash ? text.slice(1) : text, 'latin1'))
+  const digits = Buffer.from(hash ? text.slice(1) : text, 'latin1')
+  const n = parseInt64Bytes(digits, 0, digits.length)
   if (n === null || n < 0n) return null
   const offset = hash ? n * BigInt(bits) : n
   if ((offset + BigInt(bits) - 1n) / 8n >= BigInt(valueBytesMax)) return null
