@@ -6,8 +6,8 @@ import { assert } from './assert.js'
 
 /** Every op and every block starts at a multiple of this; index slots store lsn / LSN_ALIGN_BYTES. */
 export const LSN_ALIGN_BYTES = 8
-/** An index ref is a u32 holding lsn / LSN_ALIGN_BYTES, so the log addresses at most this many bytes. */
-export const LSN_MAX = 2 ** 32 * LSN_ALIGN_BYTES - 1
+/** The largest LSN: block headers carry 64-bit LSNs; positions stay exact doubles below 2^52. */
+export const LSN_MAX = 2 ** 52
 
 export const BLOCK_MAGIC = 0x48535246 // 'FRSH' little-endian
 export const FORMAT_VERSION = 1
@@ -39,18 +39,18 @@ export const OP_FLAGS_OFFSET = 1 // u8 (reserved, 0)
 export const OP_KEY_LENGTH_OFFSET = 2 // u16
 export const OP_KEY_HASH_OFFSET = 4 // u32
 export const OP_VALUE_LENGTH_OFFSET = 8 // u32
-export const OP_PREV_REF_OFFSET = 12 // u32: previous version's lsn / LSN_ALIGN_BYTES, 0 = none
+export const OP_PREV_REF_OFFSET = 12 // u32: previous version's ref (index/ref.ts), 0 = none
 export const OP_HEADER_BYTES = 16
 
 export const OP_TYPE_SET = 1
 export const OP_TYPE_DELETE = 2
 
-/** Ref 0 means "no version": LSN 0 always holds the first block header, never an op. */
+/** Ref 0 means "no version": its positions (multiples of the ref ring) are segment starts, which hold block headers, never ops. */
 export const REF_NONE = 0
 
 export const KEY_BYTES_MAX = 0xffff
 export const VALUE_BYTES_MAX_DEFAULT = 8 * 1024 * 1024
-export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024
+export const SEGMENT_BYTES_DEFAULT = 8 * 1024 * 1024
 export const SEGMENT_BYTES_MIN = 1024 * 1024
 /** A block is sealed once it reaches this size even inside one event-loop turn. */
 export const BLOCK_BYTES_TARGET = 1024 * 1024

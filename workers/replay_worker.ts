@@ -15,24 +15,38 @@ import type { ReplayResult, ReplayTask, WorkerTask } from '../src/replay/task.js
 await initHash()
 
 const log: LogSegments = { segmentBytes: 0, u8: [], dv: [] }
-const buffers: SharedArrayBuffer[] = []
+/** Buffers by slot, as last viewed; a released segment's buffer is dropped here so its memory can go. */
+const buffers: Array<SharedArrayBuffer | undefined> = []
 let viewedStoreId = 0
+let viewedLayout = -1
 
-/** Views of the task's segments, created once per segment of one store. */
+/** Views of the task's segments by slot, created once per segment; views of released segments dropped. */
 function viewSegments(task: ReplayTask): void {
   if (viewedStoreId !== task.storeId) {
     viewedStoreId = task.storeId
+    viewedLayout = -1
     log.segmentBytes = task.segmentBytes
     log.u8.length = 0
     log.dv.length = 0
     buffers.length = 0
   }
-  for (let id = 0; id < task.segments.length; id++) {
-    if (log.u8[id] !== undefined) continue
-    const sab = task.segments[id]
-    buffers[id] = sab
-    log.u8[id] = new Uint8Array(sab)
-    log.dv[id] = new DataView(sab)
+  if (viewedLayout === task.layoutVersion) return
+  viewedLayout = task.layoutVersion
+  const keep = new Set<number>()
+  for (let i = 0; i < task.slots.length; i++) {
+    const slot = task.slots[i]
+    const sab = task.buffers[i]
+    keep.add(slot)
+    if (buffers[slot] === sab) continue
+    buffers[slot] = sab
+    log.u8[slot] = new Uint8Array(sab)
+    log.dv[slot] = new DataView(sab)
+  }
+  for (let slot = 0; slot < buffers.length; slot++) {
+    if (buffers[slot] === undefined || keep.has(slot)) continue
+    buffers[slot] = undefined
+    delete log.u8[slot]
+    delete log.dv[slot]
   }
 }
 

@@ -161,7 +161,7 @@ export class Backup implements ServedNode, ReceiverSink {
     // The recovered log past the confirmed LSN waits, received-but-unconfirmed, for the primary.
     for (let at = confirmedLsn; at < store.endLsn && this.pending.count < PENDING_BLOCKS_MAX;) {
       at = store.skipGap(at)
-      const segment = store.segments[store.segmentId(at)]
+      const segment = store.segmentAt(at)!
       const offset = at - segment.baseLsn
       const length = blockLength(segment.dv, offset)
       this.block(at, at + length, blockCommitTimeMs(segment.dv, offset), blockKeyCount(segment.dv, offset))
@@ -552,7 +552,7 @@ export class Backup implements ServedNode, ReceiverSink {
 function keyCountAt(store: SegmentStore, lsn: number): number {
   const start = blockStartEndingAt(store, lsn)
   if (start < 0) return 0
-  const segment = store.segments[store.segmentId(start)]
+  const segment = store.segmentAt(start)!
   return blockKeyCount(segment.dv, start - segment.baseLsn)
 }
 

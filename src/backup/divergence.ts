@@ -74,7 +74,7 @@ export function cutLogTail(store: SegmentStore, files: LogFiles, lsn: number): {
   // Bounded: every step moves forward by at least a block header (validated on receipt or recovery).
   for (let at = lsn; at < store.endLsn; blocks++) {
     at = store.skipGap(at)
-    const segment = store.segments[store.segmentId(at)]
+    const segment = store.segmentAt(at)!
     ops += blockOpCount(segment.dv, at - segment.baseLsn)
     at += blockLength(segment.dv, at - segment.baseLsn)
   }

@@ -4,7 +4,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
-import { SEGMENT_BYTES_MIN, VALUE_BYTES_MAX_DEFAULT, LSN_ALIGN_BYTES } from '../constants.js'
+import { SEGMENT_BYTES_MIN, VALUE_BYTES_MAX_DEFAULT } from '../constants.js'
 import { dbError } from '../errors.js'
 
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i
@@ -33,7 +33,8 @@ export function parseCount(text: string, name: string, min: number, max: number)
 export function parseSegmentBytes(text: string): number {
   const n = parseBytes(text, '--segment-size')
   if (n < SEGMENT_BYTES_MIN) throw dbError('INVALID_OPTION', `--segment-size must be at least ${SEGMENT_BYTES_MIN} bytes, got ${n}`)
-  if (n % LSN_ALIGN_BYTES !== 0) throw dbError('INVALID_OPTION', `--segment-size must be a multiple of ${LSN_ALIGN_BYTES}`)
+  // Segments are slots of the 32 GiB ref ring (index/ref.ts): their size divides it.
+  if (!Number.isInteger(Math.log2(n))) throw dbError('INVALID_OPTION', `--segment-size must be a power of two (such as 8mb or 64mb), got ${n}`)
   if (n > 1024 ** 3) throw dbError('INVALID_OPTION', '--segment-size must be at most 1gb')
   return n
 }

@@ -1,15 +1,18 @@
 /**
  * The indirection table: key hash -> ref of the key's newest version in the log
- * (ref = lsn / LSN_ALIGN_BYTES, a u32). It is the only state besides the log:
- * values are never copied out of the log.
+ * (a u32 naming segment slot + offset, see ref.ts). It is the only state
+ * besides the log: values are never copied out of the log.
  *
  * The table is split into PARTITION_COUNT partitions by the top bits of the key
  * hash. Each partition is one Int32Array over a SharedArrayBuffer:
  *
- *   [TABLE_USED, TABLE_SLOT_COUNT_LOG2, reserved, reserved, (hash, ref) * slotCount]
+ *   [TABLE_USED, TABLE_SLOT_COUNT_LOG2, TABLE_GONE, reserved, (hash, ref) * slotCount]
  *
- * Open addressing with linear probing; slots are never removed (a delete is a
- * tombstone version, so a key keeps its slot). Exactly one thread writes a
+ * Open addressing with linear probing. A delete is a tombstone version, so a
+ * key keeps its slot until the cleaner drops the tombstone (a DROP op): the
+ * slot's ref becomes REF_GONE, which probes pass and an insert of any key may
+ * reuse; a rebuild (growth) leaves gone slots out, so the table is bounded by
+ * live keys plus tombstones the cleaner has not reached. Exactly one thread writes a
  * partition at a time (the primary's main thread, or the replay worker running
  * that partition's lane); any thread may read it concurrently:
  *
@@ -27,10 +30,15 @@ import {
   INDEX_LOAD_MAX, INDEX_SLOTS_MIN, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET,
   OP_PREV_REF_OFFSET, PARTITION_BITS, PARTITION_COUNT, REF_NONE,
 } from '../constants.js'
-import { goesBack, isNewer, lsnOfRef, refAtOrPast } from './ref.js'
+import { REF_GONE, goesBack, isNewer, refAtOrPast, refPosition } from './ref.js'
+
+/** REF_GONE as the Int32 a table word holds. */
+const GONE_WORD = REF_GONE | 0
 
 export const TABLE_USED = 0
 export const TABLE_SLOT_COUNT_LOG2 = 1
+/** Slots whose ref is REF_GONE (counted in TABLE_USED too: they lengthen probes until a rebuild). */
+export const TABLE_GONE = 2
 export const TABLE_HEADER_WORDS = 4
 
 /** The log's segments as the index sees them: views by segment id. */
@@ -56,18 +64,19 @@ export function tableSlotCount(table: Int32Array): number {
   return 1 << table[TABLE_SLOT_COUNT_LOG2]
 }
 
+/** Slots holding a key (gone slots excluded). */
 export function tableUsed(table: Int32Array): number {
-  // Written only by the partition's writer; readers use it for statistics only.
-  return Atomics.load(table, TABLE_USED)
+  // Written only by the partition's writer; readers use them for statistics only.
+  return Atomics.load(table, TABLE_USED) - Atomics.load(table, TABLE_GONE)
 }
 
 /** Does the log key of the version at `ref` equal key[keyStart, keyStart + keyLength)? */
 export function keyEquals(
   log: LogSegments, ref: number, key: Uint8Array, keyStart: number, keyLength: number,
 ): boolean {
-  const lsn = lsnOfRef(ref)
-  const id = Math.floor(lsn / log.segmentBytes)
-  const at = lsn - id * log.segmentBytes
+  const position = refPosition(ref)
+  const id = Math.floor(position / log.segmentBytes)
+  const at = position - id * log.segmentBytes
   const dv = log.dv[id]
   if (dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true) !== keyLength) return false
   const u8 = log.u8[id]
@@ -90,9 +99,11 @@ export function findSlot(
   return findSlotForOp(table, log, hash, REF_NONE, key, keyStart, keyLength)
 }
 
+/** The slot's ref: a version, or REF_NONE for a gone slot (the key was dropped). */
 export function slotRef(table: Int32Array, slot: number): number {
   // Acquire: observes the newest ref the writer published for this slot.
-  return Atomics.load(table, TABLE_HEADER_WORDS + 2 * slot + 1) >>> 0
+  const ref = Atomics.load(table, TABLE_HEADER_WORDS + 2 * slot + 1)
+  return ref === GONE_WORD ? REF_NONE : ref >>> 0
 }
 
 /** Writer only: points an existing slot at a newer version. */
@@ -101,31 +112,49 @@ export function setSlotRef(table: Int32Array, slot: number, ref: number): void {
   Atomics.store(table, TABLE_HEADER_WORDS + 2 * slot + 1, ref | 0)
 }
 
-/** Writer only: fills an empty slot. The caller grows the table first if needed. */
+/** Writer only: fills an empty or gone slot. The caller grows the table first if needed. */
 export function insertAt(table: Int32Array, slot: number, hash: number, ref: number): void {
   const w = TABLE_HEADER_WORDS + 2 * slot
+  // The writer's own earlier store; no ordering needed to read it back.
+  const reused = Atomics.load(table, w + 1) === GONE_WORD
   table[w] = hash | 0
   // Release: publishes the slot; the hash above is visible to any reader that sees this ref.
   Atomics.store(table, w + 1, ref | 0)
+  // Only the writer updates the counts; the stores make them visible to the next writer thread.
+  if (reused) Atomics.store(table, TABLE_GONE, table[TABLE_GONE] - 1)
+  else Atomics.store(table, TABLE_USED, table[TABLE_USED] + 1)
+}
+
+/**
+ * Writer only: the key in `slot` is gone (its tombstone was dropped). Readers
+ * that load REF_GONE treat the slot as absent and probe on.
+ */
+export function removeAt(table: Int32Array, slot: number): void {
+  // Release: a reader that sees REF_GONE passes the slot; one that saw the old ref read a tombstone.
+  Atomics.store(table, TABLE_HEADER_WORDS + 2 * slot + 1, GONE_WORD)
   // Only the writer updates the count; the store makes it visible to the next writer thread.
-  Atomics.store(table, TABLE_USED, table[TABLE_USED] + 1)
+  Atomics.store(table, TABLE_GONE, table[TABLE_GONE] + 1)
 }
 
 export function tableNeedsGrowth(table: Int32Array): boolean {
   return table[TABLE_USED] + 1 > tableSlotCount(table) * INDEX_LOAD_MAX
 }
 
-/** Writer only: a doubled copy of `table` holding every slot (no log reads). */
+/**
+ * Writer only: a rebuilt copy of `table` holding every key and no gone slot
+ * (no log reads): doubled, unless gone slots made up most of the load.
+ */
 export function growTable(table: Int32Array): Int32Array {
   const oldCount = tableSlotCount(table)
-  const next = createTable(oldCount * 2)
-  const mask = oldCount * 2 - 1
+  const newCount = table[TABLE_GONE] * 2 > table[TABLE_USED] ? oldCount : oldCount * 2
+  const next = createTable(newCount)
+  const mask = newCount - 1
   let used = 0
   for (let s = 0; s < oldCount; s++) {
     const w = TABLE_HEADER_WORDS + 2 * s
     // Acquire is unnecessary (the caller is the only writer) but harmless; keeps one read rule.
     const ref = Atomics.load(table, w + 1)
-    if (ref === REF_NONE) continue
+    if (ref === REF_NONE || ref === GONE_WORD) continue
     const hash = table[w]
     let slot = (hash >>> 0) & mask
     while (next[TABLE_HEADER_WORDS + 2 * slot + 1] !== REF_NONE) slot = (slot + 1) & mask
@@ -149,17 +178,21 @@ export function findSlotForOp(
 ): number {
   const mask = (1 << table[TABLE_SLOT_COUNT_LOG2]) - 1
   let slot = hash & mask
+  let firstGone = -1
   for (let probe = 0; probe <= mask; probe++) {
     const w = TABLE_HEADER_WORDS + 2 * slot
     // Acquire: a non-zero ref was stored after its slot's hash (see insert protocol).
     const ref = Atomics.load(table, w + 1)
-    if (ref === REF_NONE) return -slot - 1
-    if ((table[w] >>> 0) === hash) {
+    if (ref === REF_NONE) return firstGone >= 0 ? -firstGone - 1 : -slot - 1
+    if (ref === GONE_WORD) {
+      if (firstGone < 0) firstGone = slot
+    } else if ((table[w] >>> 0) === hash) {
       if ((ref >>> 0) === prevRef || keyEquals(log, ref >>> 0, key, keyStart, keyLength)) return slot
     }
     slot = (slot + 1) & mask
   }
-  assert(false, 'index table is never full')
+  assert(firstGone >= 0, 'index table is never full')
+  return -firstGone - 1
 }
 
 /**
@@ -196,10 +229,11 @@ export function installVersion(
 
 /** Follows the version chain from `ref` to the newest version below `visibleLsn` (REF_NONE if none). */
 export function resolveVisible(log: LogSegments, ref: number, visibleLsn: number): number {
+  if (visibleLsn === Number.MAX_SAFE_INTEGER) return ref
   while (ref !== REF_NONE && refAtOrPast(ref, visibleLsn)) {
-    const lsn = lsnOfRef(ref)
-    const id = Math.floor(lsn / log.segmentBytes)
-    const prev = log.dv[id].getUint32(lsn - id * log.segmentBytes + OP_PREV_REF_OFFSET, true)
+    const position = refPosition(ref)
+    const id = Math.floor(position / log.segmentBytes)
+    const prev = log.dv[id].getUint32(position - id * log.segmentBytes + OP_PREV_REF_OFFSET, true)
     // Chains only go back in the log: a link that does not (bytes a validated block cannot hold, but a
     // prevRef can point into another op's value) ends the walk, so no log content can loop a reader.
     if (!goesBack(ref, prev)) return REF_NONE

@@ -107,11 +107,14 @@ export function scanInline(jobs: ScanJob[]): Promise<ScanResult[]> {
 export interface LogFilesOptions {
   /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
   acceptLogDamage?: boolean
+  /** A new directory's log starts at this LSN (a segment boundary; tests of high LSNs). Default 0. */
+  initialLsn?: number
   /** Tests only: called at each step of a rollover or cut; throwing there simulates a crash. */
   crashPoint?: (step: CrashStep) => void
 }
 
-export type CrashStep = 'rollover:created' | 'rollover:manifest' | 'cut:intent' | 'cut:truncated' | 'cut:deleted'
+export type CrashStep = 'rollover:created' | 'rollover:manifest' | 'cut:intent' | 'cut:truncated' | 'cut:deleted' |
+  'release:manifest' | 'release:deleted'
 
 /** Segment ids of the segment files in `dir`, ascending. */
 export function segmentIds(dir: string): number[] {
@@ -163,7 +166,12 @@ export class LogFiles {
       }
       files.manifestRequired = meta.manifest === true
     } else if (segmentIds(dir).length === 0 && !fs.existsSync(path.join(dir, MANIFEST_FILE))) {
-      files.writeManifest({ newest: -1, sealedBytes: [], cutLsn: null })
+      const initialLsn = options.initialLsn ?? 0
+      if (!Number.isSafeInteger(initialLsn) || initialLsn < 0 || initialLsn % segmentBytes !== 0) {
+        throw dbError('INVALID_OPTION', `the initial LSN must be a multiple of the segment size ${segmentBytes}, got ${initialLsn}`)
+      }
+      const first = initialLsn / segmentBytes
+      files.writeManifest({ oldest: first, newest: first - 1, sealedBytes: [], cutLsn: null })
       files.writeMeta()
     }
     // else: segment files or a manifest without freshet.json (lost, or a very old directory): recovery
@@ -210,10 +218,10 @@ export class LogFiles {
     const m = this.manifest
     assert(m !== null && id > m.newest, 'rollover moves past the newest segment of a written manifest')
     const sealedBytes = m.sealedBytes.slice()
-    for (let j = sealedBytes.length; j < id; j++) sealedBytes.push(fs.fstatSync(this.fdFor(j)).size)
+    for (let j = m.oldest + sealedBytes.length; j < id; j++) sealedBytes.push(fs.fstatSync(this.fdFor(j)).size)
     this.fdFor(id)
     this.crashPoint('rollover:created')
-    this.writeManifest({ newest: id, sealedBytes, cutLsn: null })
+    this.writeManifest({ oldest: m.oldest, newest: id, sealedBytes, cutLsn: null })
     this.crashPoint('rollover:manifest')
   }
 
@@ -226,7 +234,7 @@ export class LogFiles {
     let lsn = from
     while (lsn < to) {
       const id = store.segmentId(lsn)
-      const segment = store.segments[id]
+      const segment = store.segment(id)
       assert(segment !== undefined, 'segment exists for published bytes')
       const offset = lsn - segment.baseLsn
       const limit = Math.min(to - segment.baseLsn, segment.committedBytes())
@@ -270,9 +278,10 @@ export class LogFiles {
       if (removed > 0) this.removeFrom(k, offset)
       return removed
     }
-    const sealedBytes = m.sealedBytes.slice(0, k)
-    for (let j = sealedBytes.length; j < k; j++) sealedBytes.push(fs.statSync(this.fileOf(j)).size)
-    this.writeManifest({ newest: k, sealedBytes, cutLsn: lsn })
+    assert(k >= m.oldest, 'a cut never reaches below the horizon')
+    const sealedBytes = m.sealedBytes.slice(0, k - m.oldest)
+    for (let j = m.oldest + sealedBytes.length; j < k; j++) sealedBytes.push(fs.statSync(this.fileOf(j)).size)
+    this.writeManifest({ oldest: m.oldest, newest: k, sealedBytes, cutLsn: lsn })
     this.crashPoint('cut:intent')
     this.finishCut()
     return removed
@@ -292,7 +301,41 @@ export class LogFiles {
       syncDir(this.dir)
     }
     this.removeFrom(k, offset)
-    this.writeManifest({ newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
+    this.writeManifest({ oldest: m.oldest, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
+  }
+
+  /**
+   * Moves the durable horizon to segment `id`: the files below it are
+   * released. Called only once everything that replaces their contents (the
+   * cleaner's relocated versions) is durable. Order: the manifest records the
+   * new oldest segment (from here recovery never reads the files below it and
+   * deletes any it finds), then the files are deleted and the directory
+   * fsynced. A crash between the steps leaves files recovery removes.
+   */
+  releaseBelow(id: number): number {
+    const m = this.manifest
+    assert(m !== null, 'the manifest is written before any release')
+    if (id <= m.oldest) return 0
+    assert(id <= m.newest, 'the newest segment is never released')
+    const sealedBytes = m.sealedBytes.slice(id - m.oldest)
+    this.writeManifest({ oldest: id, newest: m.newest, sealedBytes, cutLsn: m.cutLsn })
+    this.crashPoint('release:manifest')
+    return this.removeBelow(id)
+  }
+
+  /** Deletes segment files below `id` and fsyncs the directory; returns the bytes removed. Idempotent. */
+  removeBelow(id: number): number {
+    let removed = 0
+    const below = segmentIds(this.dir).filter((j) => j < id)
+    for (const j of below) {
+      const open = this.fds.get(j)
+      if (open !== undefined) { fs.closeSync(open); this.fds.delete(j) }
+      removed += fs.statSync(this.fileOf(j)).size
+      fs.rmSync(this.fileOf(j))
+    }
+    if (below.length > 0) syncDir(this.dir)
+    this.crashPoint('release:deleted')
+    return removed
   }
 
   /** Truncates file k (if any) to `offset` and fsyncs it, then deletes later files, newest first, and fsyncs the directory. */

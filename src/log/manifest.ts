@@ -2,18 +2,21 @@
  * The segment manifest (`manifest.json` in a log directory): what the node
  * last made durable, so that recovery can tell a torn tail from damage.
  *
- * It records the newest segment id the write path has started and the final
- * length of every sealed segment before it. It is rewritten only when the
- * log rolls over into a new segment and when the tail is cut, never per
- * write: a tmp file is written and fsynced, renamed over the old one, and the
+ * It records the oldest retained segment (the horizon: the cleaner released
+ * everything below it), the newest segment id the write path has started and
+ * the final length of every sealed segment between them. It is rewritten only
+ * when the log rolls over into a new segment, when the horizon moves and when
+ * the tail is cut, never per write: a tmp file is written and fsynced, renamed over the old one, and the
  * directory fsynced, so a crash leaves the old manifest or the new one.
  *
  * A cut records its intent first (`cutLsn`): recovery finishes a cut that a
  * crash interrupted before it looks for damage, so a half-done cut never
  * looks like damage and a recorded cut is never undone.
  *
- * Invariants: sealedBytes.length === newest (or 0 when newest is -1, an
- * empty log); every length is ≤ the segment size and 8-byte aligned.
+ * Invariants: oldest ≤ newest + 1 (newest = oldest - 1: no segment yet);
+ * sealedBytes.length === max(0, newest - oldest), sealedBytes[i] being the
+ * length of segment oldest + i; every length is ≤ the segment size and 8-byte
+ * aligned. Format 1 (before the cleaner) had no `oldest`: it was 0.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -21,12 +24,14 @@ import { dbError } from '../errors.js'
 import { LSN_ALIGN_BYTES } from '../constants.js'
 
 export const MANIFEST_FILE = 'manifest.json'
-export const MANIFEST_FORMAT = 1
+export const MANIFEST_FORMAT = 2
 
 export interface Manifest {
-  /** Id of the newest segment the write path has created; -1 before the first. */
+  /** Id of the oldest retained segment; files below it are released (deleted, or to delete). */
+  oldest: number
+  /** Id of the newest segment the write path has created; oldest - 1 before the first. */
   newest: number
-  /** Final length of segments 0 .. newest-1, which are sealed. */
+  /** Final length of segments oldest .. newest-1, which are sealed. */
   sealedBytes: number[]
   /** A cut of the tail at this LSN was started and must be finished; null when none. */
   cutLsn: number | null
@@ -48,15 +53,18 @@ export function readManifest(dir: string, segmentBytes: number): Manifest | null
   } catch (err) {
     throw dbError('LOG_DAMAGED', `${file} is not valid JSON`, err)
   }
-  const m = raw as { format?: unknown, newest?: unknown, sealedBytes?: unknown, cutLsn?: unknown }
+  const m = raw as { format?: unknown, oldest?: unknown, newest?: unknown, sealedBytes?: unknown, cutLsn?: unknown }
   const isLength = (n: unknown): n is number =>
     Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= segmentBytes && (n as number) % LSN_ALIGN_BYTES === 0
-  const ok = typeof raw === 'object' && raw !== null && m.format === MANIFEST_FORMAT &&
-    Number.isSafeInteger(m.newest) && (m.newest as number) >= -1 &&
-    Array.isArray(m.sealedBytes) && m.sealedBytes.length === Math.max(0, m.newest as number) && m.sealedBytes.every(isLength) &&
+  const oldest = m.format === 1 ? 0 : m.oldest
+  const ok = typeof raw === 'object' && raw !== null && (m.format === 1 || m.format === MANIFEST_FORMAT) &&
+    Number.isSafeInteger(oldest) && (oldest as number) >= 0 &&
+    Number.isSafeInteger(m.newest) && (m.newest as number) >= (oldest as number) - 1 &&
+    Array.isArray(m.sealedBytes) && m.sealedBytes.length === Math.max(0, (m.newest as number) - (oldest as number)) &&
+    m.sealedBytes.every(isLength) &&
     (m.cutLsn === null || (Number.isSafeInteger(m.cutLsn) && (m.cutLsn as number) >= 0 && (m.cutLsn as number) % LSN_ALIGN_BYTES === 0))
   if (!ok) throw dbError('LOG_DAMAGED', `${file} is not a valid segment manifest`)
-  return { newest: m.newest as number, sealedBytes: m.sealedBytes as number[], cutLsn: m.cutLsn as number | null }
+  return { oldest: oldest as number, newest: m.newest as number, sealedBytes: m.sealedBytes as number[], cutLsn: m.cutLsn as number | null }
 }
 
 /** Writes a file durably and atomically: tmp, fsync, rename, fsync the directory. */
@@ -75,7 +83,7 @@ export function writeFileDurable(dir: string, name: string, text: string): void 
 }
 
 export function writeManifest(dir: string, m: Manifest): void {
-  writeFileDurable(dir, MANIFEST_FILE, JSON.stringify({ format: MANIFEST_FORMAT, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn }) + '\n')
+  writeFileDurable(dir, MANIFEST_FILE, JSON.stringify({ format: MANIFEST_FORMAT, oldest: m.oldest, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn }) + '\n')
 }
 
 /** Makes the directory's entries (created, renamed, deleted files) durable. */

@@ -35,6 +35,10 @@ export interface RecoveryResult {
   cutReason: string | null
   lastEpoch: number
   keyCount: number
+  /** Base LSN of the oldest retained segment. */
+  horizonLsn: number
+  /** Bytes of segment files below the horizon deleted now (a release a crash interrupted). */
+  releasedBytes: number
 }
 
 interface Damage {
@@ -56,25 +60,29 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
     files.finishCut()
     manifest = files.manifest
   }
+  const oldest = manifest !== null ? manifest.oldest : 0
+  // Files below the horizon were released; a crash after the manifest moved it left them: finish the release.
+  const releasedBytes = files.removeBelow(oldest)
   const ids = segmentIds(files.dir)
   const present = new Set(ids)
   const sizeOf = (id: number): number => fs.statSync(files.fileOf(id)).size
   const legacy = manifest === null
   let newest = manifest !== null ? manifest.newest : (ids.length > 0 ? ids[ids.length - 1] : -1)
-  /** Recorded final length of each sealed segment; null where it is not known (legacy, adopted). */
+  /** Recorded final length of each sealed segment (index id - oldest); null where it is not known (legacy, adopted). */
   const sealed: Array<number | null> = manifest !== null ? manifest.sealedBytes.slice() : new Array<number | null>(Math.max(0, newest)).fill(null)
   let adopted = false
   if (manifest !== null && present.has(newest + 1) && sizeOf(newest + 1) === 0) {
     // Created (directory fsynced) but not yet recorded when the node stopped: the
     // segment before it was complete and synced, so it is sealed now.
-    if (newest >= 0) sealed.push(null)
+    if (newest >= oldest) sealed.push(null)
     newest++
     adopted = true
   }
+  store.resetTo(oldest * segmentBytes)
 
   const jobs: ScanJob[] = []
   const jobOf = new Map<number, number>()
-  for (let id = 0; id <= newest; id++) {
+  for (let id = oldest; id <= newest; id++) {
     if (!present.has(id)) continue
     const file = files.fileOf(id)
     const size = sizeOf(id)
@@ -87,16 +95,17 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
 
   let damage: Damage | null = null
   let torn: Damage | null = null
-  for (let id = 0; id <= newest && damage === null; id++) {
+  for (let id = oldest; id <= newest && damage === null; id++) {
     const j = jobOf.get(id)
     if (j === undefined) {
-      damage = { id, offset: 0, what: id < newest ? `is missing (a sealed segment${sealed[id] !== null ? ` of ${sealed[id]} bytes` : ''})` : 'is missing (the newest segment)' }
+      const recorded = sealed[id - oldest]
+      damage = { id, offset: 0, what: id < newest ? `is missing (a sealed segment${recorded !== null ? ` of ${recorded} bytes` : ''})` : 'is missing (the newest segment)' }
       break
     }
     const size = jobs[j].size
     const r = scans[j]
     if (id < newest) {
-      const recorded = sealed[id]
+      const recorded = sealed[id - oldest]
       if (r.validBytes < size) damage = { id, offset: r.validBytes, what: `has an invalid block at offset ${r.validBytes} in a sealed segment` }
       else if (recorded !== null && size < recorded) damage = { id, offset: size, what: `is ${size} bytes, but ${recorded} were made durable` }
       else if (recorded !== null && size > recorded) damage = { id, offset: recorded, what: `is ${size} bytes, longer than the ${recorded} recorded` }
@@ -114,17 +123,17 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
     // A file the manifest does not know (never a crash state: files are recorded before they get data).
     const j = jobOf.get(newest)
     damage = {
-      id: Math.max(0, newest),
+      id: Math.max(oldest, newest),
       offset: j === undefined ? 0 : scans[j].validBytes,
       what: `${torn === null ? '' : `${torn.what}, and `}${files.fileOf(unknown)} exists past the manifest's newest segment ${newest}`,
     }
   }
 
-  let knownEndLsn = 0
+  let knownEndLsn = oldest * segmentBytes
   for (const id of ids) knownEndLsn = Math.max(knownEndLsn, id * segmentBytes + sizeOf(id))
-  for (let id = 0; id < sealed.length; id++) {
-    const recorded = sealed[id]
-    if (recorded !== null) knownEndLsn = Math.max(knownEndLsn, id * segmentBytes + recorded)
+  for (let i = 0; i < sealed.length; i++) {
+    const recorded = sealed[i]
+    if (recorded !== null) knownEndLsn = Math.max(knownEndLsn, (oldest + i) * segmentBytes + recorded)
   }
 
   if (damage !== null && files.options.acceptLogDamage !== true) {
@@ -140,10 +149,13 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
   const cut = damage ?? torn
   const cutFrom = cut === null ? -1 : cut.id * segmentBytes + cut.offset
   let cutLsn = cutFrom
-  const result: RecoveryResult = { endLsn: 0, blockCount: 0, bytesRead: 0, truncatedBytes: 0, cutReason: null, lastEpoch: 0, keyCount: 0 }
+  const result: RecoveryResult = {
+    endLsn: oldest * segmentBytes, blockCount: 0, bytesRead: 0, truncatedBytes: 0, cutReason: null, lastEpoch: 0, keyCount: 0,
+    horizonLsn: oldest * segmentBytes, releasedBytes,
+  }
   for (let j = 0; j < jobs.length; j++) {
     const job = jobs[j]
-    const segment = store.segments[job.id]
+    const segment = store.segment(job.id)!
     const keep = cutFrom < 0 ? scans[j].validBytes : Math.max(0, Math.min(scans[j].validBytes, cutFrom - job.baseLsn))
     const kept = keptPrefix(segment.dv, keep, scans[j])
     if (kept.bytes < job.size) segment.u8.fill(0, kept.bytes, job.size)
@@ -164,8 +176,8 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
   // Bring the manifest up to date before any cut (cutTail works from it).
   if (legacy || adopted) {
     const sealedBytes: number[] = []
-    for (let id = 0; id < newest; id++) sealedBytes.push(sealed[id] ?? (present.has(id) ? sizeOf(id) : 0))
-    files.writeManifest({ newest, sealedBytes, cutLsn: null })
+    for (let id = oldest; id < newest; id++) sealedBytes.push(sealed[id - oldest] ?? (present.has(id) ? sizeOf(id) : 0))
+    files.writeManifest({ oldest, newest, sealedBytes, cutLsn: null })
   }
   if (cut !== null) {
     const file = files.fileOf(cut.id)

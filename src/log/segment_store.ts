@@ -1,14 +1,18 @@
 /**
- * Segment store: the ordered, append-only list of segments of one node's log.
- * An LSN maps to (segment id, offset) by division: lsn = id * sizeBytes + offset.
- * The store owns the log tail (`endLsn`: just past the last whole block) and
- * allocates segments lazily as the tail reaches them. It knows nothing about
- * block contents or disks.
+ * Segment store: the retained segments of one node's log, oldest to newest.
+ * An LSN maps to (segment id, offset) by division: lsn = id * sizeBytes +
+ * offset. Segment `id` lives in slot id mod slotCount (index/ref.ts): the
+ * views by slot (`u8`, `dv`) are what refs address. The store owns the log
+ * tail (`endLsn`: just past the last whole block) and the horizon (the first
+ * retained segment); it allocates segments lazily as the tail reaches them and
+ * releases the oldest when the cleaner has moved everything live out of it.
+ * It knows nothing about block contents or disks.
  */
 import { assert } from '../assert.js'
-import { BLOCK_HEADER_BYTES, LSN_MAX } from '../constants.js'
+import { BLOCK_HEADER_BYTES } from '../constants.js'
 import { blockLength } from '../codec/record.js'
 import { dbError } from '../errors.js'
+import { REF_SPAN_BYTES, REF_WINDOW_BYTES } from '../index/ref.js'
 import { Segment } from './segment.js'
 import type { LogSegments } from '../index/indirection.js'
 
@@ -18,23 +22,55 @@ export class SegmentStore implements LogSegments {
   /** Unique per store in this process: replay workers key their cached segment views by it. */
   readonly id: number
   readonly segmentBytes: number
-  readonly segments: Segment[]
-  /** Views by segment id, for the apply and lookup code (LogSegments). */
+  readonly slotCount: number
+  /** Segments by slot (undefined: free). */
+  readonly bySlot: Array<Segment | undefined>
+  /** Views by slot, for the apply and lookup code (LogSegments). */
   readonly u8: Uint8Array[]
   readonly dv: DataView[]
   /** Just past the last whole block appended (or received). */
   endLsn: number
-  /** Called when a segment is created (backups forward new segments to the replay pool). */
+  /** Id of the oldest retained segment (the horizon is its base LSN). */
+  oldestId: number
+  /** Id of the newest segment created; oldestId - 1 when none is. */
+  newestId: number
+  /** Bumped whenever a segment is created or released (replay workers resync their views). */
+  layoutVersion: number
+  /** Called when a segment is created. */
   onSegmentCreated: ((segment: Segment) => void) | null
+  private retainedCache: Segment[] | null
 
-  constructor(segmentBytes: number) {
+  constructor(segmentBytes: number, startLsn = 0) {
+    assert(Number.isInteger(Math.log2(segmentBytes)) && segmentBytes <= REF_SPAN_BYTES, 'segment size is a power of two within the ref ring')
+    assert(startLsn % segmentBytes === 0, 'a log starts at a segment boundary')
     this.id = nextStoreId++
     this.segmentBytes = segmentBytes
-    this.segments = []
+    this.slotCount = REF_SPAN_BYTES / segmentBytes
+    // Filled by slot as segments are created (sparse: tiny test segments mean millions of slots).
+    this.bySlot = []
     this.u8 = []
     this.dv = []
-    this.endLsn = 0
+    this.endLsn = startLsn
+    this.oldestId = startLsn / segmentBytes
+    this.newestId = this.oldestId - 1
+    this.layoutVersion = 0
     this.onSegmentCreated = null
+    this.retainedCache = null
+  }
+
+  /** The base LSN of the oldest retained segment. */
+  horizonLsn(): number {
+    return this.oldestId * this.segmentBytes
+  }
+
+  /** Retained segments, oldest first (index = id - oldestId). Cached until the layout changes. */
+  get segments(): Segment[] {
+    if (this.retainedCache === null) {
+      const list: Segment[] = []
+      for (let id = this.oldestId; id <= this.newestId; id++) list.push(this.segment(id)!)
+      this.retainedCache = list
+    }
+    return this.retainedCache
   }
 
   segmentId(lsn: number): number {
@@ -45,26 +81,97 @@ export class SegmentStore implements LogSegments {
     return lsn - this.segmentId(lsn) * this.segmentBytes
   }
 
-  /** The segment holding `lsn`, created (zeroed) if it does not exist yet. */
+  slotOf(id: number): number {
+    return id % this.slotCount
+  }
+
+  /** Segment `id` if it is retained. */
+  segment(id: number): Segment | undefined {
+    const s = this.bySlot[id % this.slotCount]
+    return s !== undefined && s.id === id ? s : undefined
+  }
+
+  /** The retained segment holding `lsn`, if any. */
+  segmentAt(lsn: number): Segment | undefined {
+    return this.segment(this.segmentId(lsn))
+  }
+
+  /** The segment holding `lsn`, created (zeroed) with any before it if it does not exist yet. */
   segmentFor(lsn: number): Segment {
     const id = this.segmentId(lsn)
-    const existing = this.segments[id]
+    const existing = this.segment(id)
     if (existing !== undefined) return existing
-    if (lsn > LSN_MAX) throw dbError('LOG_FULL', `log position ${lsn} is past the largest addressable LSN ${LSN_MAX}`)
-    for (let i = this.segments.length; i <= id; i++) {
-      if (this.segments[i] !== undefined) continue
-      const segment = Segment.create(i, this.segmentBytes)
-      this.segments[i] = segment
-      this.u8[i] = segment.u8
-      this.dv[i] = segment.dv
-      if (this.onSegmentCreated !== null) this.onSegmentCreated(segment)
+    assert(id >= this.oldestId, 'segments below the horizon are never recreated')
+    if (!Number.isSafeInteger(lsn + this.segmentBytes)) throw dbError('LOG_FULL', `log position ${lsn} is past the largest LSN`)
+    if ((id + 1 - this.oldestId) * this.segmentBytes > REF_WINDOW_BYTES) {
+      throw dbError('LOG_FULL', `the retained log would span more than ${REF_WINDOW_BYTES} bytes (oldest segment ${this.oldestId}); the cleaner has fallen behind`)
     }
-    return this.segments[id]
+    for (let i = this.newestId + 1; i <= id; i++) {
+      assert(this.bySlot[i % this.slotCount] === undefined, 'a slot is free before it is reused')
+      const segment = Segment.create(i, this.segmentBytes)
+      this.install(segment)
+    }
+    return this.segment(id)!
+  }
+
+  private install(segment: Segment): void {
+    const slot = segment.id % this.slotCount
+    this.bySlot[slot] = segment
+    this.u8[slot] = segment.u8
+    this.dv[slot] = segment.dv
+    this.newestId = Math.max(this.newestId, segment.id)
+    this.layoutVersion++
+    this.retainedCache = null
+    if (this.onSegmentCreated !== null) this.onSegmentCreated(segment)
+  }
+
+  /**
+   * Releases every segment below `id` (the new horizon segment): their slots
+   * become free and their memory is returned once nothing else references
+   * the buffers. The caller has made sure nothing reachable points there.
+   */
+  releaseBelow(id: number): number {
+    let released = 0
+    while (this.oldestId < id) {
+      const slot = this.oldestId % this.slotCount
+      const s = this.bySlot[slot]
+      if (s !== undefined && s.id === this.oldestId) {
+        this.bySlot[slot] = undefined
+        delete this.u8[slot]
+        delete this.dv[slot]
+        released++
+      }
+      this.oldestId++
+    }
+    if (this.newestId < this.oldestId - 1) this.newestId = this.oldestId - 1
+    if (this.endLsn < this.horizonLsn()) this.endLsn = this.horizonLsn()
+    this.layoutVersion++
+    this.retainedCache = null
+    return released
+  }
+
+  /**
+   * Forgets everything: a backup starting a full resync at `lsn` (a segment
+   * boundary) holds no segment until the stream fills them.
+   */
+  resetTo(lsn: number): void {
+    assert(lsn % this.segmentBytes === 0, 'a log restarts at a segment boundary')
+    for (let id = this.oldestId; id <= this.newestId; id++) {
+      const slot = id % this.slotCount
+      this.bySlot[slot] = undefined
+      delete this.u8[slot]
+      delete this.dv[slot]
+    }
+    this.oldestId = lsn / this.segmentBytes
+    this.newestId = this.oldestId - 1
+    this.endLsn = lsn
+    this.layoutVersion++
+    this.retainedCache = null
   }
 
   /** The segment for `lsn` if it exists. */
   peek(lsn: number): Segment | undefined {
-    return this.segments[this.segmentId(lsn)]
+    return this.segmentAt(lsn)
   }
 
   /** Where a block of `bytes` starting at or after `lsn` goes: `lsn`, or the next segment's start. */
@@ -81,7 +188,7 @@ export class SegmentStore implements LogSegments {
    * (past a segment's last block lies only the unused tail a block skipped).
    */
   skipGap(lsn: number): number {
-    const segment = this.segments[this.segmentId(lsn)]
+    const segment = this.segmentAt(lsn)
     if (segment !== undefined && lsn - segment.baseLsn < segment.committedBytes()) return lsn
     return (this.segmentId(lsn) + 1) * this.segmentBytes
   }
@@ -92,10 +199,10 @@ export class SegmentStore implements LogSegments {
    * have). Segments stay allocated; the receiver refills them.
    */
   cutTail(lsn: number): void {
-    assert(lsn >= 0 && lsn <= this.endLsn, 'cut within the log')
+    assert(lsn >= this.horizonLsn() && lsn <= this.endLsn, 'cut within the retained log')
     const keepId = this.segmentId(lsn)
-    for (let i = this.segments.length - 1; i >= keepId; i--) {
-      const segment = this.segments[i]
+    for (let i = this.newestId; i >= keepId; i--) {
+      const segment = this.segment(i)
       if (segment === undefined) continue
       segment.cut(i === keepId ? lsn - segment.baseLsn : 0)
     }
@@ -104,20 +211,18 @@ export class SegmentStore implements LogSegments {
 
   /** Bytes of memory held by segments. */
   memoryBytes(): number {
-    let n = 0
-    for (const s of this.segments) if (s !== undefined) n += s.sizeBytes
-    return n
+    return (this.newestId - this.oldestId + 1) * this.segmentBytes
   }
 }
 
 /** Start LSN of the block ending exactly at `lsn` in `store`, or -1 if `lsn` is not a block end. */
 export function blockStartEndingAt(store: SegmentStore, lsn: number): number {
-  if (!Number.isSafeInteger(lsn) || lsn <= 0 || lsn > store.endLsn) return -1
+  if (!Number.isSafeInteger(lsn) || lsn <= store.horizonLsn() || lsn > store.endLsn) return -1
   let id = store.segmentId(lsn)
   let offset = lsn - id * store.segmentBytes
   // A block that fills its segment exactly ends at the next segment's base LSN.
   if (offset === 0) { id -= 1; offset = store.segmentBytes }
-  const segment = store.segments[id]
+  const segment = store.segment(id)
   if (segment === undefined || offset > segment.committedBytes()) return -1
   let at = 0
   // Bounded: every step moves forward by at least a block header.

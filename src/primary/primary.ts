@@ -227,7 +227,7 @@ export class Primary implements ServedNode {
     this.pSlot = slot
     this.pHead = slot >= 0 ? slotRef(table, slot) : REF_NONE
     // The write's reply depends on the version it replaces (SET NX/XX/GET, INCR, APPEND, DEL).
-    if (this.pHead !== REF_NONE) this.view.observe(lsnOfRef(this.pHead))
+    if (this.pHead !== REF_NONE) this.view.observe(lsnOfRef(this.pHead, this.appender.cursor))
     return this.pHead
   }
 
@@ -289,7 +289,7 @@ export class Primary implements ServedNode {
   blockEndOf(blockStart: number): number {
     if (blockStart < 0) return 0
     if (this.appender.openStart === blockStart) this.appender.seal()
-    const segment = this.store.segments[this.store.segmentId(blockStart)]
+    const segment = this.store.segmentAt(blockStart)!
     return blockStart + blockLength(segment.dv, blockStart - segment.baseLsn)
   }
 

@@ -15,7 +15,7 @@ import {
   BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, OP_HEADER_BYTES,
   OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
 } from '../constants.js'
-import { refAtOffset, segmentBaseRef } from '../index/ref.js'
+import { refAtOffset, segmentBaseRef, slotOfSegment } from '../index/ref.js'
 import { installOp, type LogSegments } from '../index/indirection.js'
 import { assert } from '../assert.js'
 
@@ -30,8 +30,9 @@ export function applyRange(
   log: LogSegments, segmentId: number, start: number, end: number,
   tables: Int32Array[], lane: number, laneCount: number,
 ): number {
-  const u8 = log.u8[segmentId]
-  const dv = log.dv[segmentId]
+  const slot = slotOfSegment(segmentId, log.segmentBytes)
+  const u8 = log.u8[slot]
+  const dv = log.dv[slot]
   const baseRef = segmentBaseRef(segmentId, log.segmentBytes)
   let installed = 0
   let block = start

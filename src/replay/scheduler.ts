@@ -126,7 +126,7 @@ export class ReplayScheduler {
     let from = this.visibleLsn
     while (from < lsn) {
       from = store.skipGap(from)
-      const segment = store.segments[store.segmentId(from)]
+      const segment = store.segmentAt(from)
       if (segment === undefined || from >= lsn) break
       const start = from - segment.baseLsn
       const end = Math.min(segment.committedBytes(), lsn - segment.baseLsn)
@@ -149,7 +149,7 @@ export class ReplayScheduler {
     let bytes = 0
     while (from < this.targetLsn && bytes < TASK_BYTES_MAX) {
       from = store.skipGap(from)
-      const segment = store.segments[store.segmentId(from)]
+      const segment = store.segmentAt(from)
       if (segment === undefined || from >= this.targetLsn) break
       const start = from - segment.baseLsn
       const end = Math.min(segment.committedBytes(), this.targetLsn - segment.baseLsn)
@@ -162,10 +162,14 @@ export class ReplayScheduler {
     if (ranges.length === 0) return
     const tables: SharedArrayBuffer[] = []
     for (const t of this.index.tables) tables.push(t.buffer as SharedArrayBuffer)
-    const segments: SharedArrayBuffer[] = []
-    for (const s of store.segments) segments.push(s.data)
+    const slots: number[] = []
+    const buffers: SharedArrayBuffer[] = []
+    for (const s of store.segments) {
+      slots.push(store.slotOf(s.id))
+      buffers.push(s.data)
+    }
     const task: ReplayTask = {
-      type: 'replay', storeId: store.id, segmentBytes: store.segmentBytes, segments, ranges,
+      type: 'replay', storeId: store.id, segmentBytes: store.segmentBytes, layoutVersion: store.layoutVersion, slots, buffers, ranges,
       lane, laneCount: this.laneCount, tables,
     }
     this.laneBusy[lane] = true

@@ -10,8 +10,11 @@ export interface ReplayTask {
   /** The SegmentStore these segments belong to (workers cache views per store). */
   storeId: number
   segmentBytes: number
-  /** Every segment's buffer by id (keys of older versions may live in any of them). */
-  segments: SharedArrayBuffer[]
+  /** The store's layout version: a worker whose views are of this version skips the two lists below. */
+  layoutVersion: number
+  /** Every retained segment's slot and buffer (keys of older versions may live in any of them). */
+  slots: number[]
+  buffers: SharedArrayBuffer[]
   /** Ranges of whole blocks, in LSN order: (segmentId, start offset, end offset) triples. */
   ranges: number[]
   lane: number

@@ -18,6 +18,6 @@ export function checksumEndingAt(store: SegmentStore, lsn: number): number {
   if (lsn === 0) return 0
   const start = blockStartEndingAt(store, lsn)
   if (start < 0) return -1
-  const segment = store.segments[store.segmentId(start)]
+  const segment = store.segmentAt(start)!
   return segment.dv.getUint32(start - segment.baseLsn + BLOCK_CHECKSUM_OFFSET, true)
 }

@@ -175,7 +175,7 @@ export class Receiver {
     this.prevEpoch = 0
     const start = blockStartEndingAt(this.store, end)
     if (start < 0) return
-    const segment = this.store.segments[this.store.segmentId(start)]
+    const segment = this.store.segmentAt(start)!
     this.prevKeyCount = blockKeyCount(segment.dv, start - segment.baseLsn)
     this.prevEpoch = blockEpoch(segment.dv, start - segment.baseLsn)
   }

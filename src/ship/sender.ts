@@ -92,12 +92,16 @@ export class ShipSender {
         this.socket.once('drain', () => { this.waitingDrain = false; this.pump() })
         return
       }
+      if (this.cursor < store.horizonLsn()) {
+        this.close(`the log at LSN ${this.cursor} was released: this backup fell behind the retained log and must resync`)
+        return
+      }
       const next = store.skipGap(this.cursor)
       if (next !== this.cursor) {
         this.cursor = next
         continue
       }
-      const segment = store.segments[store.segmentId(this.cursor)]
+      const segment = store.segmentAt(this.cursor)!
       const offset = this.cursor - segment.baseLsn
       const committed = Math.min(segment.committedBytes(), commitLsn - segment.baseLsn)
       let end = offset

@@ -9,7 +9,7 @@
  * turns, so one command (MGET, SCAN, EXEC) sees one snapshot for all its keys.
  */
 import { OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE } from '../constants.js'
-import { lsnOfRef } from '../index/ref.js'
+import { REF_GONE, lsnOfRef, refPosition } from '../index/ref.js'
 import { keyHash } from '../codec/hash.js'
 import { Index, TABLE_HEADER_WORDS, findSlot, partitionOf, resolveVisible, slotRef, tableSlotCount, type LogSegments } from '../index/indirection.js'
 
@@ -33,8 +33,13 @@ export class VersionCursor {
   }
 }
 
+/** What a view reads: the log's views by slot, and its tail (the anchor for ref -> LSN). */
+export interface ViewedLog extends LogSegments {
+  endLsn: number
+}
+
 export class ReadView {
-  readonly log: LogSegments
+  readonly log: ViewedLog
   readonly index: Index
   /** Versions at LSNs below this are visible. */
   visibleLsn: number
@@ -47,7 +52,7 @@ export class ReadView {
    */
   observedLsn: number
 
-  constructor(log: LogSegments, index: Index, visibleLsn: number) {
+  constructor(log: ViewedLog, index: Index, visibleLsn: number) {
     this.log = log
     this.index = index
     this.visibleLsn = visibleLsn
@@ -67,7 +72,8 @@ export class ReadView {
     if (slot < 0) return REF_NONE
     const head = slotRef(table, slot)
     const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
-    if (ref !== REF_NONE) this.observe(lsnOfRef(ref))
+    // Anchor past the tail: on the primary, ops of the open block lie past endLsn (within a segment).
+    if (ref !== REF_NONE) this.observe(lsnOfRef(ref, this.log.endLsn + this.log.segmentBytes))
     return ref
   }
 
@@ -78,16 +84,16 @@ export class ReadView {
   }
 
   isSet(ref: number): boolean {
-    const lsn = lsnOfRef(ref)
-    const id = Math.floor(lsn / this.log.segmentBytes)
-    return this.log.u8[id][lsn - id * this.log.segmentBytes + OP_TYPE_OFFSET] === OP_TYPE_SET
+    const position = refPosition(ref)
+    const id = Math.floor(position / this.log.segmentBytes)
+    return this.log.u8[id][position - id * this.log.segmentBytes + OP_TYPE_OFFSET] === OP_TYPE_SET
   }
 
   /** Points `cursor` at the version's key and value bytes. */
   locate(ref: number): VersionCursor {
-    const lsn = lsnOfRef(ref)
-    const id = Math.floor(lsn / this.log.segmentBytes)
-    const at = lsn - id * this.log.segmentBytes
+    const position = refPosition(ref)
+    const id = Math.floor(position / this.log.segmentBytes)
+    const at = position - id * this.log.segmentBytes
     const dv = this.log.dv[id]
     const c = this.cursor
     c.u8 = this.log.u8[id]
@@ -134,7 +140,7 @@ export class ReadView {
       const w = TABLE_HEADER_WORDS + 2 * s
       // Acquire: a non-zero ref publishes the slot's hash.
       const head = Atomics.load(table, w + 1) >>> 0
-      if (head === REF_NONE) continue
+      if (head === REF_NONE || head === REF_GONE) continue
       const h = table[w] >>> 0
       if (h < cursor || h >= hi) continue
       const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)

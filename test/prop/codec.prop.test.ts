@@ -4,6 +4,7 @@
  * truncation and every wrong expected LSN. (Checksum-valid but wrong fields:
  * record_fields.prop.test.ts.)
  */
+import { REF_NONE, refOfLsn } from '../../src/index/ref.js'
 import { beforeAll, expect } from 'vitest'
 import { fc, test } from '@fast-check/vitest'
 import { initHash, keyHash } from '../../src/codec/hash.js'
@@ -118,8 +119,10 @@ function build(b: GenBlock): Built {
     opOffsets.push(at)
     // Fields validateBlock checks: the key's real hash, a prevRef below the op's own ref.
     op.hash = keyHash(op.keySrc, op.keyStart, op.keyLength)
-    const ownRef = (b.startLsn + at - b.offset) / LSN_ALIGN_BYTES
-    if (op.prevRef >= ownRef) op.prevRef %= ownRef
+    // Refs live on a ring (index/ref.ts): a previous version lies at most half the ring back.
+    const ownRef = refOfLsn(b.startLsn + at - b.offset)
+    if (op.prevRef !== REF_NONE) op.prevRef = (ownRef - 1 - (op.prevRef % 2 ** 31) + 2 ** 32) % 2 ** 32
+    if (op.prevRef === REF_NONE && ownRef === 1) op.prevRef = 0
     const size = writeOp(u8, dv, at, op.type, op.hash, op.prevRef,
       op.keySrc, op.keyStart, op.keyLength, op.value, op.valueStart, op.valueLength)
     expect(size).toBe(opBytes(op.keyLength, op.valueLength))

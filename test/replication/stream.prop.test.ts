@@ -203,7 +203,7 @@ function blocksOf(store: SegmentStoreT): BlockRef[] {
 
 type Digest = Array<string | null>
 
-function digestOf(store: { segmentBytes: number, u8: Uint8Array[], dv: DataView[] }, index: IndexT, visibleLsn: number): Digest {
+function digestOf(store: { segmentBytes: number, u8: Uint8Array[], dv: DataView[], endLsn: number }, index: IndexT, visibleLsn: number): Digest {
   const view = new ReadView(store, index, visibleLsn)
   return KEYS.map((key) => {
     const ref = view.lookup(key, 0, key.length)
