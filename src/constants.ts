@@ -35,7 +35,7 @@ export const BLOCK_HEADER_BYTES = 48
 
 // Op layout (little-endian), starting at an LSN_ALIGN_BYTES boundary.
 export const OP_TYPE_OFFSET = 0 // u8
-export const OP_FLAGS_OFFSET = 1 // u8 (reserved, 0)
+export const OP_FLAGS_OFFSET = 1 // u8: 0, or OP_FLAG_RELOCATED
 export const OP_KEY_LENGTH_OFFSET = 2 // u16
 export const OP_KEY_HASH_OFFSET = 4 // u32
 export const OP_VALUE_LENGTH_OFFSET = 8 // u32
@@ -44,6 +44,12 @@ export const OP_HEADER_BYTES = 16
 
 export const OP_TYPE_SET = 1
 export const OP_TYPE_DELETE = 2
+/**
+ * A set the cleaner copied to the tail from the segment it is releasing: the
+ * same key and value as the version its prevRef names (not a write: WATCH and
+ * write counters look through it).
+ */
+export const OP_FLAG_RELOCATED = 1
 
 /** Ref 0 means "no version": its positions (multiples of the ref ring) are segment starts, which hold block headers, never ops. */
 export const REF_NONE = 0
@@ -52,6 +58,8 @@ export const KEY_BYTES_MAX = 0xffff
 export const VALUE_BYTES_MAX_DEFAULT = 8 * 1024 * 1024
 export const SEGMENT_BYTES_DEFAULT = 8 * 1024 * 1024
 export const SEGMENT_BYTES_MIN = 1024 * 1024
+/** --retain-bytes default: log the cleaner keeps behind the tail for backups that fall behind (a short blip). */
+export const RETAIN_BYTES_DEFAULT = 8 * 1024 * 1024
 /** A block is sealed once it reaches this size even inside one event-loop turn. */
 export const BLOCK_BYTES_TARGET = 1024 * 1024
 

@@ -29,6 +29,8 @@ export interface ServedNode {
   keyCount(): number
   /** CONFIG RESETSTAT: clears the role's statistics (lag histograms). */
   resetStats(): void
+  /** Why reads cannot be served yet (a backup loading a full resync), or null: commands that touch data get -LOADING. */
+  loading(): string | null
 }
 
 /** One INFO section's lines, in order: `key:value`. */

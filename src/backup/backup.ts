@@ -57,7 +57,18 @@ export interface BackupOptions {
   listenPort: number
   /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
   acceptLogDamage?: boolean
+  /** Memory for log + index; past it the backup stops following and says why. Default: no bound. */
+  maxMemoryBytes?: number
   log: (line: string) => void
+}
+
+/** A full resync in progress (or the last one): where it started, what it must reach, since when. */
+export interface FullResync {
+  fromLsn: number
+  targetLsn: number
+  startMs: number
+  doneMs: number
+  reason: string
 }
 
 const RECONNECT_MS_MIN = 50
@@ -96,6 +107,14 @@ export class Backup implements ServedNode, ReceiverSink {
   linkError: string
   logCutsTotal: number
   logCutOpsTotal: number
+  /** The primary's horizon and the LSN this backup must hold before releasing below it (heartbeats). */
+  primaryHorizonLsn: number
+  primaryHorizonAfterLsn: number
+  segmentsReleasedTotal: number
+  fullResyncsTotal: number
+  /** The current or last full resync; reads get -LOADING until `targetLsn` is visible. */
+  resync: FullResync | null
+  private releasing: boolean
   private persistedConfirmedLsn: number
   private lastPersistMs: number
   private probe: DivergenceProbe | null
@@ -125,6 +144,12 @@ export class Backup implements ServedNode, ReceiverSink {
     this.linkError = ''
     this.logCutsTotal = 0
     this.logCutOpsTotal = 0
+    this.primaryHorizonLsn = store.horizonLsn()
+    this.primaryHorizonAfterLsn = store.horizonLsn()
+    this.segmentsReleasedTotal = 0
+    this.fullResyncsTotal = 0
+    this.resync = null
+    this.releasing = false
     this.probe = null
     this.view = new ReadView(store, index, confirmedLsn)
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => {
@@ -193,6 +218,17 @@ export class Backup implements ServedNode, ReceiverSink {
   endTurn(): void {}
   keyCount(): number { return this.visibleKeyCount }
 
+  loading(): string | null {
+    const r = this.resync
+    if (r === null || r.doneMs > 0 || this.appliedLsn() >= r.targetLsn) return null
+    return `freshet is loading the dataset in memory (full resync from the primary: ${this.appliedLsn() - r.fromLsn} of ${r.targetLsn - r.fromLsn} bytes)`
+  }
+
+  /** Bytes of memory this backup holds: retained segments and the index. */
+  usedMemoryBytes(): number {
+    return this.store.memoryBytes() + this.index.memoryBytes()
+  }
+
   resetStats(): void {
     this.lagHistogramUs = createHistogram()
     this.lagWindowUs = createHistogram()
@@ -222,12 +258,17 @@ export class Backup implements ServedNode, ReceiverSink {
         ['lag_ms', this.lagMs().toFixed(3)], ['workers', this.scheduler.laneCount],
       ],
       persistence: () => [
-        ['loading', 0], ['dir', this.options.dir], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
+        ...this.resyncInfo(),
+        ['dir', this.options.dir], ['horizon_lsn', this.store.horizonLsn()], ['log_disk_bytes', this.files.bytesOnDisk()], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
         ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
         ['recovery_truncated_bytes', this.recovery.truncatedBytes],
         ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
       ],
-      memory: () => [['log_bytes', this.store.endLsn], ['index_bytes', this.index.memoryBytes()]],
+      memory: () => [
+        ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
+        ['log_bytes', this.store.memoryBytes()], ['index_bytes', this.index.memoryBytes()],
+        ['index_keys', this.index.slotsUsed()], ['pinned_bytes', 0], ['segments_released_total', this.segmentsReleasedTotal],
+      ],
       stats: () => {
         const h = this.lagHistogramUs
         const count = h.count
@@ -270,7 +311,9 @@ export class Backup implements ServedNode, ReceiverSink {
     } else {
       this.probe = null
       const end = this.store.endLsn
-      hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(end), String(this.listenPort), String(checksumEndingAt(this.store, end))])
+      // An empty log that starts at its horizon (after a full resync reset) has no block to name: checksum 0.
+      const checksum = end === this.store.horizonLsn() ? 0 : checksumEndingAt(this.store, end)
+      hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(end), String(this.listenPort), String(checksum)])
     }
     socket.on('connect', () => {
       socket.write(hello)
@@ -317,6 +360,13 @@ export class Backup implements ServedNode, ReceiverSink {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
       if (this.pending.count >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
+      const max = this.options.maxMemoryBytes ?? Number.MAX_SAFE_INTEGER
+      if (failure === null && this.usedMemoryBytes() > max) {
+        failure = new Error(`the primary's data does not fit in this backup's --max-memory ${max} bytes ` +
+          `(holding ${this.usedMemoryBytes()} bytes: log LSN ${this.store.horizonLsn()}..${this.store.endLsn} and index); not following until it does`)
+        this.linkError = (failure as Error).message
+        this.reconnectMs = RECONNECT_MS_MAX
+      }
     }
     this.confirm()
     if (failure !== null) {
@@ -368,6 +418,27 @@ export class Backup implements ServedNode, ReceiverSink {
         this.finishProbe(outcome)
         return Buffer.alloc(0)
       }
+      if (line.startsWith('+FULLRESYNC ')) {
+        const [, epoch, horizon, commit, segmentBytes, ...why] = line.split(' ')
+        this.handshake = null
+        const socket = this.socket
+        this.socket = null
+        socket?.destroy()
+        const h = Number(horizon)
+        const c = Number(commit)
+        if (Number(segmentBytes) !== this.store.segmentBytes || !Number.isSafeInteger(h) || h % this.store.segmentBytes !== 0 ||
+          !Number.isSafeInteger(c) || c < h || !(Number(epoch) >= 1)) {
+          this.options.log(`primary answered a malformed full resync (${line.slice(0, 200)}); retrying`)
+          this.reconnectMs = RECONNECT_MS_MAX
+          setTimeout(() => this.connect(), this.reconnectMs).unref()
+          return Buffer.alloc(0)
+        }
+        this.fullResync(Number(epoch), h, c, why.join(' ')).then(() => this.connect(), (err: unknown) => {
+          this.options.log(`FATAL: resetting for a full resync failed: ${String(err)}`)
+          process.exit(70)
+        })
+        return Buffer.alloc(0)
+      }
       if (line.startsWith('+SYNC ')) {
         const [, epoch, commit, segmentBytes] = line.split(' ')
         const e = Number(epoch)
@@ -401,8 +472,12 @@ export class Backup implements ServedNode, ReceiverSink {
     this.pending.push(endLsn, commitTimeMs, keyCount)
   }
 
-  heartbeat(commitLsn: number, _commitTimeMs: number, safeLsn: number): void {
+  heartbeat(commitLsn: number, _commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {
     if (commitLsn > this.primaryCommitLsn) this.primaryCommitLsn = commitLsn
+    if (horizonLsn > this.primaryHorizonLsn) {
+      this.primaryHorizonLsn = horizonLsn
+      this.primaryHorizonAfterLsn = horizonAfterLsn
+    }
     // confirm() (after the chunk) makes it visible, whole blocks only; a bad value confirms nothing.
     if (Number.isSafeInteger(safeLsn) && safeLsn > this.primarySafeLsn) this.primarySafeLsn = safeLsn
   }
@@ -462,6 +537,11 @@ export class Backup implements ServedNode, ReceiverSink {
     const newest = this.pending.popThrough(lsn)
     this.appliedBytesTotal += lsn - this.view.visibleLsn
     this.view.visibleLsn = lsn
+    const r = this.resync
+    if (r !== null && r.doneMs === 0 && lsn >= r.targetLsn) {
+      r.doneMs = now
+      this.options.log(`full resync done: ${r.targetLsn - r.fromLsn} bytes of log in ${Math.round(r.doneMs - r.startMs)} ms; serving reads`)
+    }
     if (newest >= 0) {
       this.visibleKeyCount = this.pending.keys[newest]
       const lagMs = Math.max(0, now - this.pending.commitMs[newest])
@@ -501,6 +581,85 @@ export class Backup implements ServedNode, ReceiverSink {
     if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
     if (this.waiters.size > 0) this.checkWaiters(now)
+    this.maybeRelease()
+  }
+
+  // ---- reclamation ----
+  /**
+   * Releases the segments below the primary's horizon once this backup holds
+   * (flushed and visible) the relocations that moved it: the same segments
+   * the primary released. Their remaining heads (tombstones) leave the index
+   * first (ReplayScheduler.sweepBelow), then the manifest moves the horizon
+   * and the files go (LogFiles.releaseBelow), then the memory.
+   */
+  private maybeRelease(): void {
+    const h = this.primaryHorizonLsn
+    if (this.releasing || h <= this.store.horizonLsn()) return
+    const after = this.primaryHorizonAfterLsn
+    if (this.groupCommit.durableLsn < after || this.view.visibleLsn < after) return
+    const id = h / this.store.segmentBytes
+    this.releasing = true
+    this.scheduler.sweepBelow(id).then((dropped) => {
+      this.releasing = false
+      if (dropped < 0) {
+        this.options.log(`not releasing segments below ${id}: one still holds a live value (the primary's horizon ${h} is ahead of this log)`)
+        return
+      }
+      const before = this.store.oldestId
+      this.files.releaseBelow(id)
+      this.segmentsReleasedTotal += this.store.releaseBelow(id)
+      this.options.log(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h})`)
+    }, (err: unknown) => {
+      this.options.log(`FATAL: releasing segments failed: ${String(err)}`)
+      process.exit(70)
+    })
+  }
+
+  /**
+   * The primary no longer has the log this backup needs: discard the local
+   * log and index (files first, durably) and start empty at the primary's
+   * horizon; reads answer -LOADING until `commitLsn` is visible.
+   */
+  private async fullResync(epoch: number, horizon: number, commitLsn: number, reason: string): Promise<void> {
+    this.options.log(`full resync from the primary at LSN ${horizon} (visible by LSN ${commitLsn}): ${reason}; ` +
+      `discarding this backup's log LSN ${this.store.horizonLsn()}..${this.store.endLsn}`)
+    await this.groupCommit.drain()
+    await this.scheduler.resetTo(horizon)
+    this.files.resetTo(horizon)
+    writeConfirmedLsn(this.options.dir, horizon)
+    this.persistedConfirmedLsn = horizon
+    this.store.resetTo(horizon)
+    this.index.clear()
+    this.groupCommit.resetTo(horizon)
+    this.pending.dropAbove(-1)
+    this.confirmedLsn = horizon
+    this.primarySafeLsn = horizon
+    this.view.visibleLsn = horizon
+    this.visibleKeyCount = 0
+    this.primaryHorizonLsn = horizon
+    this.primaryHorizonAfterLsn = horizon
+    this.primaryCommitLsn = commitLsn
+    this.epoch = epoch
+    this.fullResyncsTotal++
+    this.resync = { fromLsn: horizon, targetLsn: commitLsn, startMs: nowMs(), doneMs: 0, reason }
+  }
+
+  private resyncInfo(): Array<[string, string | number]> {
+    const r = this.resync
+    const loading = this.loading() !== null
+    const lines: Array<[string, string | number]> = [['loading', loading ? 1 : 0], ['full_resyncs_total', this.fullResyncsTotal]]
+    if (r === null) return lines
+    const done = Math.min(r.targetLsn, this.appliedLsn()) - r.fromLsn
+    const total = r.targetLsn - r.fromLsn
+    const elapsedMs = (r.doneMs > 0 ? r.doneMs : nowMs()) - r.startMs
+    const rate = elapsedMs > 0 ? done / (elapsedMs / 1000) : 0
+    lines.push(
+      ['full_resync_bytes_done', done], ['full_resync_bytes_total', total],
+      ['full_resync_rate_bytes_per_sec', Math.round(rate)],
+      ['full_resync_eta_sec', loading && rate > 0 ? ((total - done) / rate).toFixed(1) : '0'],
+      ['full_resync_ms', Math.round(elapsedMs)], ['full_resync_reason', r.reason.replace(/[\r\n]/g, ' ')],
+    )
+    return lines
   }
 
   // ---- WAITLSN ----

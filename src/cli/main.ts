@@ -47,13 +47,17 @@ program.command('primary')
   .option('--sync-backups <n>', 'backups that must flush/apply a write in remote-* modes', '1')
   .option('--requirepass <password>', 'password clients (and backups) must AUTH with')
   .option('--segment-size <size>', 'log segment size (a power of two; the cleaner reclaims memory a segment at a time)', '8mb')
-  .option('--max-memory <size>', 'writes get -OOM above this much log + index memory (default: 75% of RAM)')
+  .option('--max-memory <size>', 'memory for log + index: the cleaner keeps the log within it; writes get -OOM only when the live data does not fit (default: 75% of RAM)')
+  .option('--retain-bytes <size>', 'log kept behind the tail for backups that fall behind; one further behind gets a full resync', '8mb')
   .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
   .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
+  .addOption(new Option('--initial-lsn <lsn>', 'a new log directory starts at this LSN (a segment boundary; for tests)').hideHelp())
   .action(async (o: Record<string, string | undefined>) => {
     const port = parsePort(o.port!)
     const segmentBytes = parseSegmentBytes(o.segmentSize!)
     const running = await startPrimary({
+      retainBytes: parseBytes(o.retainBytes!, '--retain-bytes', true),
+      initialLsn: o.initialLsn !== undefined ? parseCount(o.initialLsn, '--initial-lsn', 0, 2 ** 52) : 0,
       host: o.host!, port, dir: o.dir ?? defaultDir(port), commit: o.commit as CommitMode,
       syncBackups: parseCount(o.syncBackups!, '--sync-backups', 0, 64),
       requirepass: o.requirepass ?? null, segmentBytes,
@@ -74,6 +78,7 @@ program.command('backup')
   .option('--primaryauth <password>', 'the primary\'s --requirepass')
   .option('--requirepass <password>', 'password clients must AUTH with on this backup (default: the --primaryauth password; "" for none)')
   .option('--segment-size <size>', 'log segment size (must match the primary)', '8mb')
+  .option('--max-memory <size>', 'memory for log + index; if the primary\'s data does not fit, the backup stops following and says so (default: 75% of RAM)')
   .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
   .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
   .action(async (o: Record<string, string | undefined>) => {
@@ -85,6 +90,7 @@ program.command('backup')
       primaryAuth: o.primaryauth ?? null, requirepass: backupRequirepass(o.requirepass, o.primaryauth),
       workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
       segmentBytes, maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
+      maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
       valueBytesMax: valueBytesMaxFor(segmentBytes), acceptLogDamage: flag(o, 'acceptLogDamage'), log,
     })
     onSignals(running.stop)

@@ -10,11 +10,11 @@ import { dbError } from '../errors.js'
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i
 const UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 }
 
-export function parseBytes(text: string, name: string): number {
+export function parseBytes(text: string, name: string, allowZero = false): number {
   const m = SIZE_RE.exec(text.trim())
   if (m === null) throw dbError('INVALID_OPTION', `${name} must be a size such as 64mb or 1gb, got '${text}'`)
   const n = Math.floor(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()])
-  if (!Number.isSafeInteger(n) || n <= 0) throw dbError('INVALID_OPTION', `${name} must be a positive size, got '${text}'`)
+  if (!Number.isSafeInteger(n) || n < 0 || (n === 0 && !allowZero)) throw dbError('INVALID_OPTION', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} size, got '${text}'`)
   return n
 }
 

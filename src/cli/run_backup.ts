@@ -17,6 +17,7 @@ export interface BackupRunOptions {
   requirepass: string | null
   workers: number
   segmentBytes: number
+  maxMemoryBytes: number
   maxClients: number
   valueBytesMax: number
   /** --accept-log-damage: cut the log at the first damage instead of refusing to start. */
@@ -33,10 +34,11 @@ export interface RunningBackup {
 export async function startBackup(o: BackupRunOptions): Promise<RunningBackup> {
   const backup = await Backup.open({
     dir: o.dir, segmentBytes: o.segmentBytes, primaryHost: o.primaryHost, primaryPort: o.primaryPort,
-    primaryAuth: o.primaryAuth, workers: o.workers, listenPort: o.port, acceptLogDamage: o.acceptLogDamage, log: o.log,
+    primaryAuth: o.primaryAuth, workers: o.workers, listenPort: o.port, acceptLogDamage: o.acceptLogDamage,
+    maxMemoryBytes: o.maxMemoryBytes, log: o.log,
   })
   const r = backup.recovery
-  o.log(`recovered ${r.blockCount} blocks (${(r.endLsn / 1e6).toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms`)
+  o.log(`recovered ${r.blockCount} blocks (${(r.bytesRead / 1e6).toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms`)
   // The composition root: the backup's commands and INFO sections join the shared ones.
   const server = new RespServer(backup, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,

@@ -18,6 +18,8 @@ export interface PrimaryRunOptions {
   requirepass: string | null
   segmentBytes: number
   maxMemoryBytes: number
+  retainBytes: number
+  initialLsn: number
   maxClients: number
   valueBytesMax: number
   /** --accept-log-damage: cut the log at the first damage instead of refusing to start. */
@@ -40,19 +42,21 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
   let server: RespServer | null = null
   const primary = await Primary.open({
     dir: o.dir, segmentBytes: o.segmentBytes, commit: o.commit, maxMemoryBytes: o.maxMemoryBytes,
-    valueBytesMax: o.valueBytesMax, recoveryWorkers: Math.min(4, os.cpus().length), acceptLogDamage: o.acceptLogDamage, log: o.log,
+    valueBytesMax: o.valueBytesMax, recoveryWorkers: Math.min(4, os.cpus().length), acceptLogDamage: o.acceptLogDamage,
+    retainBytes: o.retainBytes, initialLsn: o.initialLsn, log: o.log,
   }, {
     released: () => server?.releaseHeld(),
     sealed: () => shipping?.pump(),
     safe: () => shipping?.sendSafe(),
     remoteReleased: isRemoteMode(o.commit) ? () => shipping!.remoteReleased() : null,
+    horizon: () => shipping?.sendSafe(true),
   })
   const r = primary.recovery
-  const mb = r.endLsn / 1e6
+  const mb = r.bytesRead / 1e6
   o.log(`recovered ${r.blockCount} blocks (${mb.toFixed(1)} MB, ${r.opsInstalled} ops) in ${(r.readMs + r.replayMs).toFixed(0)} ms: read+verify ${r.readMs.toFixed(0)} ms, index ${r.replayMs.toFixed(0)} ms`)
   const ship = new Shipping(primary, o.syncBackups, { released: () => server?.releaseHeld() })
   shipping = ship
-  const commands = new CommandRegistry(...SHARED_COMMANDS, ship.commands())
+  const commands = new CommandRegistry(...SHARED_COMMANDS, ship.commands(), primary.commands())
   const info = new InfoRegistry(primary.infoSections(), ship.infoSections())
   const resp = new RespServer(primary, {
     host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients,

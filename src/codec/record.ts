@@ -18,7 +18,7 @@ import {
   BLOCK_CHECKSUM_OFFSET, BLOCK_COMMIT_TIME_OFFSET, BLOCK_EPOCH_OFFSET, BLOCK_FLAG_PADDING, BLOCK_FLAGS_OFFSET,
   BLOCK_HEADER_BYTES, BLOCK_KEY_COUNT_OFFSET, BLOCK_LENGTH_OFFSET, BLOCK_MAGIC, BLOCK_MAGIC_OFFSET,
   BLOCK_OP_COUNT_OFFSET, BLOCK_START_LSN_HI_OFFSET, BLOCK_START_LSN_LO_OFFSET, BLOCK_TXN_COUNT_OFFSET,
-  BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
+  BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
   OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_DELETE, OP_TYPE_OFFSET, OP_TYPE_SET,
   OP_VALUE_LENGTH_OFFSET, alignUp,
 } from '../constants.js'
@@ -45,7 +45,7 @@ export function writeOpHeader(
   keyLength: number, valueLength: number,
 ): void {
   dv.setUint8(offset + OP_TYPE_OFFSET, type)
-  dv.setUint8(offset + OP_TYPE_OFFSET + 1, 0)
+  dv.setUint8(offset + OP_FLAGS_OFFSET, 0)
   dv.setUint16(offset + OP_KEY_LENGTH_OFFSET, keyLength, true)
   dv.setUint32(offset + OP_KEY_HASH_OFFSET, keyHash, true)
   dv.setUint32(offset + OP_VALUE_LENGTH_OFFSET, valueLength, true)
@@ -177,7 +177,7 @@ export const BLOCK_FAULT_NAMES: readonly string[] = [
   'bad length', 'wrong start LSN', 'checksum mismatch', 'ops do not fill the block', 'unknown op type',
   'key hash is not the hash of the key', 'prevRef not below the op\'s own ref',
   'commit time not a finite, non-negative number', 'live-key count out of bounds',
-  'unknown flags, or a padding block with ops',
+  'unknown flags, a padding block with ops, or a bad op flag',
 ]
 
 /**
@@ -242,6 +242,9 @@ export function validateBlockFault(
     if (type === OP_TYPE_SET) sets++
     else if (type === OP_TYPE_DELETE) deletes++
     else return BLOCK_BAD_OP_TYPE
+    const opFlags = dv.getUint8(at + OP_FLAGS_OFFSET)
+    // Only a set is relocated; a relocation names the version it copies.
+    if (opFlags !== 0 && (opFlags !== OP_FLAG_RELOCATED || type !== OP_TYPE_SET || opPrevRef(dv, at) === 0)) return BLOCK_BAD_FLAGS
     const keyLength = opKeyLength(dv, at)
     const size = alignUp(OP_HEADER_BYTES + keyLength + opValueLength(dv, at))
     if (at + size > end) return BLOCK_BAD_OP_FRAMING

@@ -27,7 +27,7 @@
  */
 import { assert } from '../assert.js'
 import {
-  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET,
+  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_VALUE_LENGTH_OFFSET,
   OP_PREV_REF_OFFSET, PARTITION_BITS, PARTITION_COUNT, REF_NONE,
 } from '../constants.js'
 import { REF_GONE, goesBack, isNewer, refAtOrPast, refPosition } from './ref.js'
@@ -85,6 +85,16 @@ export function keyEquals(
     if (u8[k + i] !== key[keyStart + i]) return false
   }
   return true
+}
+
+/** Bytes the op at `ref` occupies in the log (header, key, value, padding). */
+export function opBytesAt(log: LogSegments, ref: number): number {
+  const position = refPosition(ref)
+  const id = Math.floor(position / log.segmentBytes)
+  const at = position - id * log.segmentBytes
+  const dv = log.dv[id]
+  const used = OP_HEADER_BYTES + dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true) + dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
+  return Math.ceil(used / LSN_ALIGN_BYTES) * LSN_ALIGN_BYTES
 }
 
 /**
@@ -277,6 +287,11 @@ export class Index {
       assert(tableUsed(this.tables[p]) === 0, 'only an empty index is presized')
       if (sized.tables[p].length > this.tables[p].length) this.replaceTable(p, sized.tables[p])
     }
+  }
+
+  /** Empties every partition (a backup's full resync; no lane holds a table). */
+  clear(): void {
+    for (let p = 0; p < PARTITION_COUNT; p++) this.replaceTable(p, createTable(INDEX_SLOTS_MIN))
   }
 
   /** Swaps in a grown table for partition `p`. */

@@ -66,6 +66,12 @@ export class GroupCommit {
     if (this.sealedLsn > lsn) this.sealedLsn = lsn
   }
 
+  /** Backup only, once drained: the log restarts empty at `lsn` (a full resync). */
+  resetTo(lsn: number): void {
+    this.durableLsn = lsn
+    this.sealedLsn = lsn
+  }
+
   /** Resolves once everything submitted so far is durable. */
   drain(): Promise<void> {
     if (!this.inFlight && this.durableLsn >= this.sealedLsn) return Promise.resolve()

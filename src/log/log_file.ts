@@ -316,11 +316,31 @@ export class LogFiles {
     const m = this.manifest
     assert(m !== null, 'the manifest is written before any release')
     if (id <= m.oldest) return 0
-    assert(id <= m.newest, 'the newest segment is never released')
-    const sealedBytes = m.sealedBytes.slice(id - m.oldest)
-    this.writeManifest({ oldest: id, newest: m.newest, sealedBytes, cutLsn: m.cutLsn })
+    // A backup may release up to a horizon at which it has not started a segment file yet.
+    const newest = Math.max(m.newest, id - 1)
+    const sealedBytes = id > m.newest ? [] : m.sealedBytes.slice(id - m.oldest)
+    this.writeManifest({ oldest: id, newest, sealedBytes, cutLsn: m.cutLsn })
     this.crashPoint('release:manifest')
     return this.removeBelow(id)
+  }
+
+  /**
+   * A backup's full resync: the log restarts empty at `lsn` (a segment
+   * boundary at or past every byte this log holds). The manifest records the
+   * new horizon first; then every segment file is below it and is deleted
+   * (recovery deletes any a crash left).
+   */
+  resetTo(lsn: number): void {
+    assert(lsn % this.segmentBytes === 0, 'a log restarts at a segment boundary')
+    const id = lsn / this.segmentBytes
+    assert(segmentIds(this.dir).every((j) => j < id || fs.statSync(this.fileOf(j)).size === 0), 'the discarded log lies below the new start')
+    for (const j of segmentIds(this.dir).filter((x) => x >= id)) {
+      const open = this.fds.get(j)
+      if (open !== undefined) { fs.closeSync(open); this.fds.delete(j) }
+      fs.rmSync(this.fileOf(j))
+    }
+    this.writeManifest({ oldest: id, newest: id - 1, sealedBytes: [], cutLsn: null })
+    this.removeBelow(id)
   }
 
   /** Deletes segment files below `id` and fsyncs the directory; returns the bytes removed. Idempotent. */

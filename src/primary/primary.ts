@@ -13,12 +13,13 @@
  */
 import os from 'node:os'
 import { assert } from '../assert.js'
-import { OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE } from '../constants.js'
+import { OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE, RETAIN_BYTES_DEFAULT } from '../constants.js'
 import { lsnOfRef, refOfLsn } from '../index/ref.js'
 import { dbError, OOM_MESSAGE } from '../errors.js'
 import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
 import { initHash, keyHash } from '../codec/hash.js'
-import { Index, findSlot, growTable, insertAt, setSlotRef, slotRef, tableNeedsGrowth } from '../index/indirection.js'
+import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, tableNeedsGrowth, tableSlotCount } from '../index/indirection.js'
+import { Cleaner } from './cleaner.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles } from '../log/log_file.js'
@@ -26,6 +27,8 @@ import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
 import type { InfoSections, ServedNode } from '../node.js'
+import { F_ADMIN, type CommandSpec } from '../server/commands.js'
+import { argInt } from '../server/args.js'
 
 export type CommitMode = 'async' | 'local' | 'remote-flush' | 'remote-apply'
 export const COMMIT_MODES: readonly CommitMode[] = ['async', 'local', 'remote-flush', 'remote-apply']
@@ -45,6 +48,10 @@ export interface PrimaryOptions {
   recoveryWorkers?: number
   /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
   acceptLogDamage?: boolean
+  /** The cleaner never releases the newest this-many bytes of log (kept for backups that are behind). Default RETAIN_BYTES_DEFAULT. */
+  retainBytes?: number
+  /** A new log directory starts at this LSN (tests of high LSNs). */
+  initialLsn?: number
   log: (line: string) => void
 }
 
@@ -62,12 +69,31 @@ export interface PrimaryHooks {
   safe(): void
   /** remote-* commit modes: the LSN the required backups have flushed/applied (never decreasing); null otherwise. */
   remoteReleased: (() => number) | null
+  /** The cleaner moved the horizon (shipping tells the backups). */
+  horizon?: () => void
 }
 
 /** A primary whose positions nobody follows (benchmarks, in-process tests). */
 export const NO_HOOKS: PrimaryHooks = { released: () => {}, sealed: () => {}, safe: () => {}, remoteReleased: null }
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
+/** Writes are refused once live data and index would take more than this share of --max-memory. */
+export const LIVE_SHARE_MAX = 0.8
+/** Used memory may pass --max-memory by this many segments while the cleaner catches up. */
+export const CLEANER_ROOM_SEGMENTS = 2
+
+/** Bytes of every op the index points at (live sets and tombstones). */
+function headBytes(store: SegmentStore, index: Index): number {
+  let n = 0
+  for (const table of index.tables) {
+    const slots = tableSlotCount(table)
+    for (let s = 0; s < slots; s++) {
+      const ref = slotRef(table, s)
+      if (ref !== REF_NONE) n += opBytesAt(store, ref)
+    }
+  }
+  return n
+}
 
 export class Primary implements ServedNode {
   readonly role = 'primary' as const
@@ -83,6 +109,11 @@ export class Primary implements ServedNode {
   /** LSN of the newest op written; a reply produced now waits until released > this. */
   lastOpLsn: number
   writesTotal: number
+  /** Bytes of the ops that are their key's head (sets and tombstones): what the log must hold. */
+  liveBytes: number
+  /** Bytes of ops written by commands (the cleaner's relocations not included). */
+  writtenBytesTotal: number
+  readonly cleaner: Cleaner
   private readonly hooks: PrimaryHooks
   private pHash: number
   private pPartition: number
@@ -101,13 +132,17 @@ export class Primary implements ServedNode {
     this.view = new ReadView(store, index, VISIBLE_ALL)
     this.lastOpLsn = -1
     this.writesTotal = 0
+    this.liveBytes = headBytes(store, index)
+    this.writtenBytesTotal = 0
     this.hooks = hooks
+    this.cleaner = new Cleaner(this, () => { if (hooks.horizon !== undefined) hooks.horizon() })
     this.pHash = 0
     this.pPartition = 0
     this.pSlot = 0
     this.pHead = REF_NONE
     this.appender.onSeal = (start, end) => this.sealed(start, end)
     this.groupCommit.onDurable = () => {
+      this.cleaner.kick()
       if (this.options.commit === 'async') return
       this.hooks.safe()
       this.hooks.released()
@@ -116,8 +151,9 @@ export class Primary implements ServedNode {
 
   static async open(options: PrimaryOptions, hooks: PrimaryHooks = NO_HOOKS): Promise<Primary> {
     await initHash()
+    if (options.retainBytes === undefined) options.retainBytes = RETAIN_BYTES_DEFAULT
     const store = new SegmentStore(options.segmentBytes)
-    const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true })
+    const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true, initialLsn: options.initialLsn })
     const { index, report, scheduler } = await recoverInto(files, store, options.recoveryWorkers ?? Math.min(4, os.cpus().length))
     if (scheduler !== null) await scheduler.close()
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
@@ -140,6 +176,10 @@ export class Primary implements ServedNode {
     return this.lastOpLsn
   }
 
+  loading(): string | null {
+    return null
+  }
+
   /** The primary's INFO sections (replication comes from shipping). */
   infoSections(): InfoSections {
     return {
@@ -147,17 +187,42 @@ export class Primary implements ServedNode {
         ['loading', 0], ['commit_mode', this.options.commit], ['dir', this.options.dir],
         ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()],
         ['segment_bytes', this.store.segmentBytes], ['segments', this.store.segments.length],
+        ['horizon_lsn', this.store.horizonLsn()], ['log_disk_bytes', this.files.bytesOnDisk()],
         ['fsyncs_total', this.groupCommit.flushCount],
         ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
         ['recovery_truncated_bytes', this.recovery.truncatedBytes],
         ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
       ],
-      memory: () => [
-        ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
-        ['log_bytes', this.appender.cursor], ['index_bytes', this.index.memoryBytes()],
-      ],
+      memory: () => {
+        const c = this.cleaner.stats
+        const held = this.store.memoryBytes()
+        return [
+          ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
+          ['live_bytes', this.liveBytes], ['log_bytes', held], ['index_bytes', this.index.memoryBytes()],
+          ['index_keys', this.index.slotsUsed()],
+          ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],
+          ['pinned_bytes', 0], ['retain_bytes', this.retainBytes()],
+          ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
+          ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
+          ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_ms', Math.round(c.timeMs)],
+          ['write_amplification', this.writtenBytesTotal > 0 ? ((this.writtenBytesTotal + c.bytesRelocated) / this.writtenBytesTotal).toFixed(3) : '1.000'],
+        ]
+      },
       stats: () => [['writes_total', this.writesTotal]],
     }
+  }
+
+  /** The primary's own commands: FRESHET.CLEAN [n] cleans the n oldest segments now (tests, operators). */
+  commands(): CommandSpec[] {
+    return [{
+      name: 'freshet.clean', arity: -1, flags: F_ADMIN,
+      run: (s, a) => {
+        const n = a.argc > 1 ? argInt(a, 1) : 1
+        if (!(n >= 0 && n <= 1_000_000)) { s.conn.out.error('ERR FRESHET.CLEAN [count]: count from 0 to 1000000'); return }
+        const queued = this.cleaner.force(n)
+        s.conn.out.integer(queued)
+      },
+    }]
   }
 
   resetStats(): void {
@@ -185,6 +250,7 @@ export class Primary implements ServedNode {
     this.groupCommit.submit(end)
     this.hooks.sealed(start, end)
     if (this.options.commit === 'async') this.hooks.released()
+    this.cleaner.kick()
   }
 
   /** End of an event-loop turn: seal what this turn wrote (group commit). */
@@ -192,8 +258,26 @@ export class Primary implements ServedNode {
     this.appender.seal()
   }
 
+  retainBytes(): number {
+    return this.options.retainBytes ?? RETAIN_BYTES_DEFAULT
+  }
+
+  /** Segments held (the retained log, whole segments) plus the index. */
   usedMemoryBytes(): number {
-    return this.appender.cursor + this.index.memoryBytes()
+    return this.store.memoryBytes() + this.index.memoryBytes()
+  }
+
+  /**
+   * Would a write of `boundBytes` not fit? Only when the live data does not:
+   * it would take the retained log past LIVE_SHARE_MAX of --max-memory (the
+   * cleaner cannot compact a log fuller than that without thrashing), or
+   * memory is already past --max-memory by more than the cleaner's room
+   * (it is behind; used memory stays bounded either way).
+   */
+  outOfMemory(boundBytes: number): boolean {
+    const max = this.options.maxMemoryBytes
+    if (this.liveBytes + this.index.memoryBytes() + boundBytes > max * LIVE_SHARE_MAX) return true
+    return this.usedMemoryBytes() + boundBytes > max + CLEANER_ROOM_SEGMENTS * this.store.segmentBytes
   }
 
   keyCount(): number {
@@ -206,7 +290,7 @@ export class Primary implements ServedNode {
    * ops in one block. Throws DbError OOM / TXN_TOO_LARGE / LOG_FULL.
    */
   beginWrite(boundBytes: number, checkMemory = true): void {
-    if (checkMemory && this.usedMemoryBytes() + boundBytes > this.options.maxMemoryBytes) {
+    if (checkMemory && this.outOfMemory(boundBytes)) {
       throw dbError('OOM', OOM_MESSAGE)
     }
     this.appender.reserveCommand(boundBytes)
@@ -269,6 +353,9 @@ export class Primary implements ServedNode {
       insertAt(table, -this.pSlot - 1, this.pHash, ref)
       this.pSlot = -this.pSlot - 1
     }
+    if (this.pHead !== REF_NONE) this.liveBytes -= opBytesAt(this.store, this.pHead)
+    this.liveBytes += size
+    this.writtenBytesTotal += size
     const wasLive = this.pHead !== REF_NONE && this.view.isSet(this.pHead)
     const isLive = type === OP_TYPE_SET
     if (wasLive !== isLive) this.appender.keyCount += isLive ? 1 : -1

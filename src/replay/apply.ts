@@ -13,10 +13,11 @@
  */
 import {
   BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, OP_HEADER_BYTES,
-  OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_VALUE_LENGTH_OFFSET, PARTITION_BITS, alignUp,
+  OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET,
+  PARTITION_BITS, alignUp,
 } from '../constants.js'
 import { refAtOffset, segmentBaseRef, slotOfSegment } from '../index/ref.js'
-import { installOp, type LogSegments } from '../index/indirection.js'
+import { findSlotForOp, installOp, removeAt, slotRef, type LogSegments } from '../index/indirection.js'
 import { assert } from '../assert.js'
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
@@ -57,4 +58,48 @@ export function applyRange(
     block += length
   }
   return installed
+}
+
+/**
+ * Before segment `segmentId` is released: every op in it that is still its
+ * key's head (for the partitions of `lane`) leaves the index (its slot becomes
+ * gone). The cleaner relocated every live set first, so such a head is a
+ * tombstone, and every older version of its key is in this segment or
+ * released already: the key is simply absent. Returns the bytes of the heads
+ * dropped, or -1 if a set was still a head (the release must not go on).
+ */
+export function sweepRange(
+  log: LogSegments, segmentId: number, end: number, tables: Int32Array[], lane: number, laneCount: number,
+): number {
+  const slot = slotOfSegment(segmentId, log.segmentBytes)
+  const u8 = log.u8[slot]
+  const dv = log.dv[slot]
+  const baseRef = segmentBaseRef(segmentId, log.segmentBytes)
+  let dropped = 0
+  let block = 0
+  while (block < end) {
+    const length = dv.getUint32(block + BLOCK_LENGTH_OFFSET, true)
+    assert(length >= BLOCK_HEADER_BYTES && block + length <= end, 'a released segment holds whole blocks')
+    const opCount = dv.getUint32(block + BLOCK_OP_COUNT_OFFSET, true)
+    let at = block + BLOCK_HEADER_BYTES
+    for (let i = 0; i < opCount; i++) {
+      const keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
+      const valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
+      const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
+      const p = hash >>> PARTITION_SHIFT
+      if (p % laneCount === lane) {
+        const ref = refAtOffset(baseRef, at)
+        const table = tables[p]
+        const found = findSlotForOp(table, log, hash, ref, u8, at + OP_HEADER_BYTES, keyLength)
+        if (found >= 0 && slotRef(table, found) === ref) {
+          if (u8[at + OP_TYPE_OFFSET] === OP_TYPE_SET) return -1
+          removeAt(table, found)
+          dropped += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+        }
+      }
+      at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+    }
+    block += length
+  }
+  return dropped
 }

@@ -46,6 +46,8 @@ export async function recoverInto(files: LogFiles, store: SegmentStore, workers:
       workers, store, index, onVisible: () => {}, onError: (err) => { throw err },
     }, 0)
     const result = await files.recover(store, (jobs) => scheduler.scan(jobs))
+    // The log starts at its horizon (the segments below it were released).
+    await scheduler.resetTo(store.horizonLsn())
     const t1 = performance.now()
     index.presize(result.keyCount)
     const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
@@ -67,8 +69,8 @@ export async function recoverInto(files: LogFiles, store: SegmentStore, workers:
   return { index: new Index(index.tables), scheduler: null, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
 }
 
-/** min(log end, replayToLsn) if that is a block end of the recovered log; else 0 (install nothing: always safe). */
+/** min(log end, replayToLsn) if that is a block end of the recovered log; else its horizon (install nothing: always safe). */
 function replayLimit(store: SegmentStore, endLsn: number, replayToLsn: number): number {
   if (replayToLsn >= endLsn) return endLsn
-  return blockStartEndingAt(store, replayToLsn) >= 0 ? replayToLsn : 0
+  return blockStartEndingAt(store, replayToLsn) >= 0 ? replayToLsn : store.horizonLsn()
 }

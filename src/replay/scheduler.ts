@@ -22,7 +22,7 @@ import { assert } from '../assert.js'
 import type { Index } from '../index/indirection.js'
 import type { SegmentStore } from '../log/segment_store.js'
 import type { ReplayResult, ReplayTask, ScanTask } from './task.js'
-import { applyRange } from './apply.js'
+import { applyRange, sweepRange } from './apply.js'
 
 /** Ranges up to this size, arriving while every lane is idle, are applied inline (about 0.2 ms of work). */
 export const INLINE_REPLAY_BYTES_MAX = 64 * 1024
@@ -75,6 +75,9 @@ export class ReplayScheduler {
   installedTotal: number
   workerCpuMs: number
   closed: boolean
+  /** Holders of the partition tables (a sweep, a reset): while any, no lane task starts. */
+  private holds: number
+  private idleWaiters: Array<() => void>
 
   constructor(o: SchedulerOptions, startLsn: number) {
     assert(o.workers >= 1, 'at least one worker')
@@ -95,12 +98,67 @@ export class ReplayScheduler {
     this.installedTotal = 0
     this.workerCpuMs = 0
     this.closed = false
+    this.holds = 0
+    this.idleWaiters = []
+  }
+
+  private allIdle(): boolean {
+    for (let lane = 0; lane < this.laneCount; lane++) if (this.laneBusy[lane]) return false
+    return true
+  }
+
+  /**
+   * Resolves once no lane holds a partition; until it does, no new lane task
+   * starts. The caller then owns every partition table until it returns from
+   * its (synchronous) work and calls resume().
+   */
+  private quiesce(): Promise<void> {
+    this.holds++
+    if (this.allIdle()) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  private resume(): void {
+    this.holds--
+    if (this.holds > 0) return
+    for (let lane = 0; lane < this.laneCount; lane++) this.startLane(lane)
+  }
+
+  /**
+   * Before segments below `id` are released: drops from the index every head
+   * they still hold (tombstones; sweepRange), on this thread while the lanes
+   * are quiet. Resolves to the bytes dropped, or -1 if a set was still a head
+   * (nothing more is swept; the caller must not release).
+   */
+  async sweepBelow(id: number): Promise<number> {
+    await this.quiesce()
+    const store = this.store
+    const tables = this.index.tables.slice()
+    let dropped = 0
+    for (let i = store.oldestId; i < id && dropped >= 0; i++) {
+      const segment = store.segment(i)
+      if (segment === undefined) continue
+      const n = sweepRange(store, i, segment.committedBytes(), tables, 0, 1)
+      dropped = n < 0 ? -1 : dropped + n
+    }
+    this.resume()
+    return dropped
+  }
+
+  /** Backup full resync: forgets all progress; the log restarts empty at `lsn` (lanes are idle: see reset callers). */
+  async resetTo(lsn: number): Promise<void> {
+    await this.quiesce()
+    this.laneApplied.fill(lsn)
+    this.targetLsn = lsn
+    this.visibleLsn = lsn
+    this.resume()
   }
 
   /** Whole blocks up to `lsn` are in the segments (published): replay them. */
   advance(lsn: number): void {
     if (lsn <= this.targetLsn) return
     this.targetLsn = lsn
+    if (this.holds > 0) return
     if (lsn - this.visibleLsn <= INLINE_REPLAY_BYTES_MAX && this.allLanesIdleAt(this.visibleLsn)) {
       this.replayInline(lsn)
       return
@@ -140,7 +198,7 @@ export class ReplayScheduler {
   }
 
   private startLane(lane: number): void {
-    if (this.laneBusy[lane] || this.closed) return
+    if (this.laneBusy[lane] || this.closed || this.holds > 0) return
     const store = this.store
     // Everything received since the lane's last task, as whole-block ranges per segment (bounded).
     const ranges: number[] = []
@@ -188,6 +246,11 @@ export class ReplayScheduler {
     this.installedTotal += result.installed
     this.workerCpuMs += result.cpuMs
     this.laneApplied[lane] = endLsn
+    if (this.idleWaiters.length > 0 && this.allIdle()) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
     let visible = Number.MAX_SAFE_INTEGER
     for (const v of this.laneApplied) if (v < visible) visible = v
     this.publishVisible(visible)

@@ -6,7 +6,8 @@
 import type { ScanJob } from '../log/log_file.js'
 
 export interface ReplayTask {
-  type: 'replay'
+  /** replay: install the ranges' ops; sweep: drop the ranges' heads (segments about to be released). */
+  type: 'replay' | 'sweep'
   /** The SegmentStore these segments belong to (workers cache views per store). */
   storeId: number
   segmentBytes: number

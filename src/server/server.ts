@@ -14,7 +14,7 @@ import { PROTOCOL_ERROR_LINGER_MS_MAX, QUERY_BUFFER_BYTES_MAX } from '../constan
 import { DbError, OOM_MESSAGE } from '../errors.js'
 import type { ServedNode } from '../node.js'
 import { type Args, argString, copyArgs } from './args.js'
-import { type CommandSpec, errorReply, Session, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_WRITE, QUEUED } from './commands.js'
+import { type CommandSpec, errorReply, Session, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_READ, F_WRITE, QUEUED } from './commands.js'
 import { Connection } from './connection.js'
 import type { CommandRegistry, InfoRegistry } from './registry.js'
 import { MONITOR_OUTPUT_BYTES_MAX, monitorLine } from './monitor.js'
@@ -278,6 +278,14 @@ export class RespServer {
       out.error('NOAUTH Authentication required.')
       return
     }
+    if ((spec.flags & (F_READ | F_WRITE | F_OBSERVES_ALL)) !== 0) {
+      const loading = this.node.loading()
+      if (loading !== null) {
+        if (conn.inMulti) conn.multiError = true
+        out.error(`LOADING ${loading}`)
+        return
+      }
+    }
     conn.lastCommand = spec.name
     conn.lastCommandMs = Date.now()
     if (this.monitors.size > 0 && (spec.flags & F_ADMIN) === 0) this.feedMonitors(conn, a, spec)
@@ -289,7 +297,7 @@ export class RespServer {
       }
       // Like Redis, a write that adds data is refused when queued if the node is already past maxmemory.
       const writer = this.node.writer
-      if ((spec.flags & (F_WRITE | F_MAY_FREE)) === F_WRITE && writer !== null && writer.usedMemoryBytes() > writer.options.maxMemoryBytes) {
+      if ((spec.flags & (F_WRITE | F_MAY_FREE)) === F_WRITE && writer !== null && writer.outOfMemory(0)) {
         conn.multiError = true
         out.error(`OOM ${OOM_MESSAGE}`)
         return

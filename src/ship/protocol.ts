@@ -12,10 +12,20 @@
  *      the connection. On agreement it replies
  *      `+SYNC <epoch> <commit-lsn> <segment-bytes>` (the backup refuses a
  *      segment size other than its own), and from then on the connection
- *      carries binary frames only.
+ *      carries binary frames only. A backup whose log ends below the
+ *      primary's horizon (it fell further behind than --retain-bytes, or it
+ *      is new and the primary has released its first segment) is answered
+ *      `+FULLRESYNC <epoch> <horizon> <commit-lsn> <segment-bytes> <reason>`
+ *      and the connection closes: the backup discards its log and index and
+ *      reconnects with from-lsn = horizon and checksum 0 (an empty log that
+ *      starts there), which the primary accepts; it answers reads with
+ *      -LOADING until it has made visible the commit LSN of that reply.
  *   3. Primary -> backup: BLOCKS frames (whole, checksummed blocks, in LSN
  *      order, never straddling a segment) and HEARTBEAT frames (commit LSN,
- *      time, safe LSN). The safe LSN is the position below which the primary
+ *      time, safe LSN, horizon, horizon-after). The horizon is the oldest
+ *      LSN the primary retains (the cleaner released everything below it);
+ *      a backup releases its segments below it once its log is flushed and
+ *      visible up to horizon-after (the end of the relocations that moved it). The safe LSN is the position below which the primary
  *      never loses what it shipped: its durable LSN (local and remote-* modes;
  *      blocks are shipped before they are fsynced) or its commit LSN (async).
  *      A heartbeat goes out right after +SYNC, whenever the safe LSN advances,
@@ -47,7 +57,8 @@ export const FRAME_BLOCKS = 1
 export const FRAME_HEARTBEAT = 2
 export const FRAME_ACK = 3
 
-export const HEARTBEAT_PAYLOAD_BYTES = 24 // commitLsn f64, commitTimeMs f64, safeLsn f64
+/** commitLsn f64, commitTimeMs f64, safeLsn f64, horizonLsn f64, horizonAfterLsn f64 */
+export const HEARTBEAT_PAYLOAD_BYTES = 40
 export const ACK_PAYLOAD_BYTES = 32 // received f64, flushed f64, applied f64, lagMs f64
 
 /** Primary sends a heartbeat when nothing else went out for this long. */
@@ -75,12 +86,14 @@ export function encodeFrameHeader(buf: Buffer, at: number, type: number, payload
   buf.writeUInt32LE(payloadBytes, at + 4)
 }
 
-export function encodeHeartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number): Buffer {
+export function encodeHeartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): Buffer {
   const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES + HEARTBEAT_PAYLOAD_BYTES)
   encodeFrameHeader(b, 0, FRAME_HEARTBEAT, HEARTBEAT_PAYLOAD_BYTES)
   b.writeDoubleLE(commitLsn, 8)
   b.writeDoubleLE(commitTimeMs, 16)
   b.writeDoubleLE(safeLsn, 24)
+  b.writeDoubleLE(horizonLsn, 32)
+  b.writeDoubleLE(horizonAfterLsn, 40)
   return b
 }
 

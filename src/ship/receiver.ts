@@ -35,7 +35,7 @@ export class LinkError extends DbError {
 export interface ReceiverSink {
   /** One validated block, in LSN order. */
   block(startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void
-  heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number): void
+  heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void
 }
 
 export class Receiver {
@@ -121,7 +121,14 @@ export class Receiver {
           if (!(commitTimeMs >= 0 && commitTimeMs <= COMMIT_TIME_MS_MAX)) throw new LinkError(`HEARTBEAT commit time ${commitTimeMs}`)
           // The primary's safe LSN (durable, or committed in async mode) never passes its commit LSN.
           if (!isLsn(safeLsn) || safeLsn > commitLsn) throw new LinkError(`HEARTBEAT safe LSN ${safeLsn} (commit LSN ${commitLsn})`)
-          this.sink.heartbeat(commitLsn, commitTimeMs, safeLsn)
+          const horizonLsn = this.stage.readDoubleLE(24)
+          const horizonAfterLsn = this.stage.readDoubleLE(32)
+          // The horizon is a segment start; the relocations that moved it end at or before the commit LSN.
+          if (!isLsn(horizonLsn) || horizonLsn % this.store.segmentBytes !== 0 || !isLsn(horizonAfterLsn) ||
+            horizonAfterLsn < horizonLsn || horizonAfterLsn > commitLsn) {
+            throw new LinkError(`HEARTBEAT horizon ${horizonLsn} after ${horizonAfterLsn} (commit LSN ${commitLsn})`)
+          }
+          this.sink.heartbeat(commitLsn, commitTimeMs, safeLsn, horizonLsn, horizonAfterLsn)
           break
         }
         case S_FIRST_BLOCK_HEADER: {

@@ -130,15 +130,18 @@ export class ShipSender {
     this.writeHeartbeat(now)
   }
 
-  /** Tells the backup at once when the safe LSN moved (it makes nothing visible past it). */
-  sendSafe(): void {
-    if (this.closed || this.waitingDrain || this.primary.safeLsn() <= this.safeSent) return
+  /** Tells the backup at once when the safe LSN (or, with `always`, the horizon) moved. */
+  sendSafe(always = false): void {
+    if (this.closed || this.waitingDrain || (!always && this.primary.safeLsn() <= this.safeSent)) return
     this.writeHeartbeat(nowMs())
   }
 
   private writeHeartbeat(now: number): void {
-    const safe = this.primary.safeLsn()
-    this.socket.write(encodeHeartbeat(this.primary.store.endLsn, now, safe))
+    const p = this.primary
+    const safe = p.safeLsn()
+    // A horizon moved after what this backup was sent is told later (horizon-after must not pass the commit LSN sent).
+    const after = Math.min(p.cleaner.horizonAfterLsn, p.store.endLsn)
+    this.socket.write(encodeHeartbeat(p.store.endLsn, now, safe, p.store.horizonLsn(), Math.max(after, p.store.horizonLsn())))
     this.safeSent = safe
     this.lastSendMs = now
   }
@@ -231,9 +234,9 @@ export class Shipping {
     for (const s of this.senders) s.pump()
   }
 
-  /** The primary's durable LSN advanced: tell every backup its safe LSN (the primary's `safe` hook). */
-  sendSafe(): void {
-    for (const s of this.senders) s.sendSafe()
+  /** The primary's durable LSN advanced (or its horizon moved): tell every backup (the primary's `safe` and `horizon` hooks). */
+  sendSafe(always = false): void {
+    for (const s of this.senders) s.sendSafe(always)
   }
 
   /**
@@ -308,9 +311,20 @@ export class Shipping {
           s.conn.closing = true
           return
         }
-        // Agreement: the primary's log has the block the backup's log ends with (same checksum).
         const checksum = a.argc > 4 ? argInt(a, 4) : -1
-        const ours = checksumEndingAt(p.store, fromLsn)
+        const horizon = p.store.horizonLsn()
+        // An empty log that starts at the horizon (checksum 0) needs nothing below it.
+        const emptyAtHorizon = fromLsn === horizon && checksum === 0
+        if (horizon > 0 && (fromLsn < horizon || (fromLsn === horizon && !emptyAtHorizon))) {
+          const reason = `its log ends at LSN ${fromLsn}, and the primary released the log below LSN ${horizon} ` +
+            '(the backup is new, or fell further behind than --retain-bytes)'
+          p.options.log(`backup on port ${argString(a, 3)}: full resync from LSN ${horizon}: ${reason}`)
+          out.simple(`FULLRESYNC ${p.epoch} ${horizon} ${p.commitLsn()} ${p.store.segmentBytes} ${reason}`)
+          s.conn.closing = true
+          return
+        }
+        // Agreement: the primary's log has the block the backup's log ends with (same checksum).
+        const ours = emptyAtHorizon ? 0 : checksumEndingAt(p.store, fromLsn)
         if (ours < 0 || (fromLsn > 0 && checksum !== ours)) {
           const what = ours < 0 ? 'which is not a block end of the primary\'s log' : `whose block checksum ${checksum} is not the primary's (${ours})`
           out.error(`DIVERGED backup log ends at LSN ${fromLsn}, ${what}; primary commit LSN ${p.commitLsn()}, durable LSN ${p.durableLsn()}`)
