@@ -326,14 +326,16 @@ function blocksFrame(...blocks: Buffer[]): Buffer {
   return Buffer.concat([frameHeader(FRAME_BLOCKS, body.length), body])
 }
 
-/** A heartbeat from the fake primary: commit LSN, time, and the safe LSN (all it sent is durable). */
-function heartbeat(commitLsn: number, commitTimeMs = Date.now(), safeLsn = commitLsn): Buffer {
-  const b = Buffer.alloc(FRAME_HEADER_BYTES + 24)
+/** A heartbeat from the fake primary: commit LSN, time, the safe LSN (all it sent is durable), horizon 0 (nothing released). */
+function heartbeat(commitLsn: number, commitTimeMs = Date.now(), safeLsn = commitLsn, horizonLsn = 0, horizonAfterLsn = 0): Buffer {
+  const b = Buffer.alloc(FRAME_HEADER_BYTES + 40)
   b[0] = FRAME_HEARTBEAT
-  b.writeUInt32LE(24, 4)
+  b.writeUInt32LE(40, 4)
   b.writeDoubleLE(commitLsn, 8)
   b.writeDoubleLE(commitTimeMs, 16)
   b.writeDoubleLE(safeLsn, 24)
+  b.writeDoubleLE(horizonLsn, 32)
+  b.writeDoubleLE(horizonAfterLsn, 40)
   return b
 }
 
@@ -442,6 +444,16 @@ describe('a fake primary against a real backup', () => {
       name: 'a heartbeat with an infinite commit time',
       reply: () => heartbeat(0, Number.POSITIVE_INFINITY, 0),
       logged: /closing link to primary: HEARTBEAT commit time/,
+    },
+    {
+      name: 'a heartbeat with a horizon that is not a segment start',
+      reply: () => heartbeat(0, Date.now(), 0, 8, 8),
+      logged: /closing link to primary: HEARTBEAT horizon 8/,
+    },
+    {
+      name: 'a heartbeat whose horizon moved after its commit LSN',
+      reply: () => heartbeat(0, Date.now(), 0, 0, 4096),
+      logged: /closing link to primary: HEARTBEAT horizon 0 after 4096/,
     },
   ]
 

@@ -240,7 +240,7 @@ function frameStream(run: PrimaryRun, plan: Plan): Buffer {
     const header = Buffer.alloc(FRAME_HEADER_BYTES)
     encodeFrameHeader(header, 0, FRAME_BLOCKS, last.end - first.start)
     parts.push(header, segments[first.segmentId].buf.subarray(first.offset, last.end - segments[first.segmentId].baseLsn))
-    if (plan.heartbeats[frame % plan.heartbeats.length]) parts.push(encodeHeartbeat(last.end, Date.now(), last.end))
+    if (plan.heartbeats[frame % plan.heartbeats.length]) parts.push(encodeHeartbeat(last.end, Date.now(), last.end, 0, 0))
     frame++
     i = j
   }
