@@ -22,7 +22,7 @@ import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, t
 import { Cleaner } from './cleaner.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
-import { LogFiles } from '../log/log_file.js'
+import { LogFiles, type CrashStep } from '../log/log_file.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
@@ -52,6 +52,8 @@ export interface PrimaryOptions {
   retainBytes?: number
   /** A new log directory starts at this LSN (tests of high LSNs). */
   initialLsn?: number
+  /** Tests only: LogFiles crash points (throwing there simulates a crash at that step). */
+  crashPoint?: (step: CrashStep) => void
   log: (line: string) => void
 }
 
@@ -153,7 +155,7 @@ export class Primary implements ServedNode {
     await initHash()
     if (options.retainBytes === undefined) options.retainBytes = RETAIN_BYTES_DEFAULT
     const store = new SegmentStore(options.segmentBytes)
-    const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true, initialLsn: options.initialLsn })
+    const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true, initialLsn: options.initialLsn, crashPoint: options.crashPoint })
     const { index, report, scheduler } = await recoverInto(files, store, options.recoveryWorkers ?? Math.min(4, os.cpus().length))
     if (scheduler !== null) await scheduler.close()
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
