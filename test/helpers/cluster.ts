@@ -246,6 +246,8 @@ export interface PrimaryConfig {
   segmentSize?: string
   port?: number
   dir?: string
+  /** Extra CLI arguments of the primary, appended last (a repeated option takes the last value). */
+  args?: string[]
 }
 
 export interface BackupConfig {
@@ -279,6 +281,7 @@ export async function startPrimaryNode(c: PrimaryConfig = {}): Promise<NodeHandl
     '--max-memory', '512mb',
   ]
   if (c.password !== null && c.password !== undefined) args.push('--requirepass', c.password)
+  if (c.args !== undefined) args.push(...c.args)
   const node = track(await startNode('primary', args, START_TIMEOUT_MS))
   if (c.password !== null && c.password !== undefined) nodePasswords.set(node.port, c.password)
   else nodePasswords.delete(node.port)

@@ -1,0 +1,241 @@
+/**
+ * Reclamation on real processes: the cleaner keeps a primary's memory and
+ * disk bounded under overwrite churn, backups release the same segments, and
+ * no deleted key comes back and no key goes back to an older value through
+ * cleaning, kill -9 and restart of the primary (local mode), restart of a
+ * backup, and full resyncs of new and far-behind backups.
+ */
+import type { Redis } from 'ioredis'
+import { afterAll, expect, test } from 'vitest'
+import {
+  Cluster, cleanupClusters, digest, disconnect, info, lsnOf, seededRng, waitApplied, waitFor, type Rng,
+} from '../helpers/cluster.js'
+
+const MIB = 1024 * 1024
+
+afterAll(async () => {
+  await cleanupClusters()
+}, 60_000)
+
+type Model = Map<string, string>
+
+/** Pipelined writes: sets of random values (lengths min..max) and deletes; the model follows. Fails on any error reply. */
+async function churn(c: Redis, rng: Rng, model: Model, o: { ops: number, keys: number, prefix: string, min: number, max: number, delShare: number }): Promise<void> {
+  const BATCH = 500
+  for (let done = 0; done < o.ops; done += BATCH) {
+    const p = c.pipeline()
+    const n = Math.min(BATCH, o.ops - done)
+    for (let i = 0; i < n; i++) {
+      const key = `${o.prefix}${rng.int(0, o.keys - 1)}`
+      if (rng.next() < o.delShare) {
+        p.del(key)
+        model.delete(key)
+      } else {
+        const value = String.fromCharCode(97 + rng.int(0, 25)).repeat(rng.int(o.min, o.max)) + `:${done + i}`
+        p.set(key, value)
+        model.set(key, value)
+      }
+    }
+    const results = await p.exec()
+    for (const r of results ?? []) expect(r[0], 'no write is refused (no -OOM)').toBeNull()
+  }
+}
+
+async function infoOf(port: number, section: string, cluster: Cluster, primary: boolean): Promise<Map<string, string>> {
+  const c = primary ? cluster.primaryClient() : cluster.backupClient(cluster.backups.findIndex((b) => b.port === port))
+  try {
+    return await info(c, section)
+  } finally {
+    disconnect(c)
+  }
+}
+
+async function num(cluster: Cluster, node: 'primary' | number, section: string, field: string): Promise<number> {
+  const map = node === 'primary'
+    ? await infoOf(cluster.primary.port, section, cluster, true)
+    : await infoOf(cluster.backups[node].port, section, cluster, false)
+  const v = map.get(field)
+  if (v === undefined) throw new Error(`INFO ${section} has no ${field}`)
+  return Number(v)
+}
+
+/** Every key and value the node serves equals the model (deleted keys absent, no older value). */
+async function expectModel(client: Redis, model: Model, what: string): Promise<void> {
+  const got = await digest(client)
+  const want = new Map<string, string | null>()
+  for (const [k, v] of model) want.set(k, Buffer.from(v).toString('hex'))
+  expect(got.size, `${what}: key count`).toBe(want.size)
+  for (const [k, v] of want) {
+    if (got.get(k) !== v) expect(`${k}=${got.get(k)?.slice(0, 40) ?? 'absent'}`, `${what}: value of ${k}`).toBe(`${k}=${v!.slice(0, 40)}`)
+  }
+}
+
+/** A write every backup then applies (WAITLSN); the model gets it too. */
+async function settle(cluster: Cluster, model: Model): Promise<number> {
+  const c = cluster.primaryClient()
+  try {
+    const value = `settle:${Date.now()}:${Math.random()}`
+    await c.set('settle', value)
+    model.set('settle', value)
+    const lsn = await lsnOf(c)
+    await cluster.waitAllApplied(lsn)
+    return lsn
+  } finally {
+    disconnect(c)
+  }
+}
+
+/** Forces cleanings until the primary has cleaned `count` more segments (bounded); filler writes join the model. */
+async function clean(cluster: Cluster, count: number, model: Model): Promise<void> {
+  const c = cluster.primaryClient()
+  try {
+    const target = (await num(cluster, 'primary', 'memory', 'cleaner_segments_cleaned')) + count
+    await waitFor(async () => {
+      await c.call('FRESHET.CLEAN', String(count))
+      // A little filler keeps a segment between the victim and the tail.
+      const p = c.pipeline()
+      for (let i = 0; i < 50; i++) {
+        p.set(`filler:${i}`, 'f'.repeat(2000))
+        model.set(`filler:${i}`, 'f'.repeat(2000))
+      }
+      await p.exec()
+      return (await num(cluster, 'primary', 'memory', 'cleaner_segments_cleaned')) >= target
+    }, 30_000, `${count} cleanings`, 20)
+  } finally {
+    disconnect(c)
+  }
+}
+
+test('sustained overwrite churn with a small --max-memory: no -OOM, memory and disk bounded on primary and backup', async () => {
+  const maxMemory = 12 * MIB
+  const cluster = await Cluster.start({
+    commit: 'local', workers: [2], segmentSize: '1mb', args: ['--max-memory', '12mb', '--retain-bytes', '0'],
+  })
+  const rng = seededRng('reclamation churn', 0x5eed01)
+  const model: Model = new Map()
+  const c = cluster.primaryClient()
+  let maxPrimary = 0
+  let maxBackup = 0
+  let maxDisk = 0
+  // 40 rounds of 1000 writes of ~400 bytes over 1500 keys: ~17 MB of log through 12 MB of memory, live ~0.6 MB.
+  for (let round = 0; round < 40; round++) {
+    await churn(c, rng, model, { ops: 1000, keys: 1500, prefix: 'k:', min: 300, max: 500, delShare: 0.1 })
+    maxPrimary = Math.max(maxPrimary, await num(cluster, 'primary', 'memory', 'used_memory'))
+    maxBackup = Math.max(maxBackup, await num(cluster, 0, 'memory', 'used_memory'))
+    maxDisk = Math.max(maxDisk, await num(cluster, 'primary', 'persistence', 'log_disk_bytes'))
+  }
+  disconnect(c)
+  await settle(cluster, model)
+  const cleaned = await num(cluster, 'primary', 'memory', 'cleaner_segments_cleaned')
+  const written = await num(cluster, 'primary', 'replication', 'commit_lsn')
+  expect(written, 'the churn wrote more log than --max-memory').toBeGreaterThan(maxMemory)
+  expect(cleaned, 'the cleaner released segments').toBeGreaterThan(5)
+  expect(await num(cluster, 0, 'memory', 'segments_released_total'), 'the backup released segments too').toBeGreaterThan(5)
+  // Bounded: --max-memory plus the cleaner's room (two segments) on the primary; the backup holds the same segments.
+  expect(maxPrimary).toBeLessThanOrEqual(maxMemory + 2 * MIB)
+  expect(maxBackup).toBeLessThanOrEqual(maxMemory + 4 * MIB)
+  expect(maxDisk).toBeLessThanOrEqual(maxMemory)
+  await expectModel(cluster.primaryClient(), model, 'primary')
+  await expectModel(cluster.backupClient(0), model, 'backup')
+}, 240_000)
+
+test('deleted stays deleted and old stays old through cleaning, kill -9 and restart, backup restart and full resync', async () => {
+  const cluster = await Cluster.start({ commit: 'local', workers: [2], segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const rng = seededRng('reclamation history', 0x5eed02)
+  const model: Model = new Map()
+  const c = cluster.primaryClient()
+  // Versions v1 everywhere, v2 on half, deletes on a third, spread over many segments by churn in between.
+  const p1 = c.pipeline()
+  for (let i = 0; i < 600; i++) { p1.set(`d:${i}`, `v1:${i}`); model.set(`d:${i}`, `v1:${i}`) }
+  await p1.exec()
+  await churn(c, rng, model, { ops: 4000, keys: 300, prefix: 'x:', min: 500, max: 900, delShare: 0.2 })
+  const p2 = c.pipeline()
+  for (let i = 0; i < 600; i += 2) { p2.set(`d:${i}`, `v2:${i}`); model.set(`d:${i}`, `v2:${i}`) }
+  for (let i = 0; i < 600; i += 3) { p2.del(`d:${i}`); model.delete(`d:${i}`) }
+  await p2.exec()
+  await churn(c, rng, model, { ops: 4000, keys: 300, prefix: 'x:', min: 500, max: 900, delShare: 0.2 })
+  disconnect(c)
+  // Clean until the segments holding v1, v2 and the tombstones are all released.
+  await clean(cluster, 6, model)
+  await settle(cluster, model)
+  expect(await num(cluster, 'primary', 'persistence', 'horizon_lsn'), 'the horizon moved').toBeGreaterThan(0)
+  expect(await num(cluster, 'primary', 'memory', 'cleaner_bytes_relocated'), 'live versions were relocated').toBeGreaterThan(0)
+  expect(await num(cluster, 'primary', 'memory', 'cleaner_tombstone_bytes_dropped'), 'tombstones left the index').toBeGreaterThan(0)
+  // The index holds live keys and the tombstones not yet reached, not every key ever written.
+  expect(await num(cluster, 'primary', 'memory', 'index_keys')).toBeLessThan(600 + 300 + 50 + 1)
+  await expectModel(cluster.primaryClient(), model, 'primary after cleaning')
+  await expectModel(cluster.backupClient(0), model, 'backup after cleaning')
+
+  // kill -9 of the primary (local mode: every acknowledged write is durable) and restart.
+  await cluster.killPrimary()
+  await cluster.restartPrimary()
+  await cluster.waitConnectedBackups(1)
+  await expectModel(cluster.primaryClient(), model, 'primary after kill -9 and restart')
+
+  // Backup killed and restarted on its directory.
+  await cluster.restartBackup(0, 'SIGKILL')
+  await cluster.waitConnectedBackups(1)
+  await settle(cluster, model)
+  await expectModel(cluster.backupClient(0), model, 'backup after restart')
+
+  // A new backup: the primary released its first segments, so it gets a full resync.
+  const fresh = await cluster.addBackup({ workers: 2 })
+  await cluster.waitConnectedBackups(2)
+  await settle(cluster, model)
+  const freshClient = cluster.backupClient(1)
+  expect((await info(freshClient, 'persistence')).get('full_resyncs_total')).toBe('1')
+  expect(fresh.stderr()).toMatch(/full resync from the primary at LSN \d+/)
+  await expectModel(freshClient, model, 'new backup after full resync')
+
+  // More history on top, cleaned again: every node still equals the model.
+  const c2 = cluster.primaryClient()
+  await churn(c2, rng, model, { ops: 3000, keys: 600, prefix: 'd:', min: 100, max: 900, delShare: 0.3 })
+  disconnect(c2)
+  await clean(cluster, 4, model)
+  await settle(cluster, model)
+  await expectModel(cluster.primaryClient(), model, 'primary at the end')
+  await expectModel(cluster.backupClient(0), model, 'backup at the end')
+  await expectModel(cluster.backupClient(1), model, 'new backup at the end')
+}, 240_000)
+
+test('a backup stopped briefly resumes; one stopped past --retain-bytes resumes by full resync with the reason logged on both sides', async () => {
+  const cluster = await Cluster.start({ commit: 'local', workers: [2], segmentSize: '1mb', args: ['--retain-bytes', '2mb'] })
+  const rng = seededRng('reclamation retain', 0x5eed03)
+  const model: Model = new Map()
+  const c = cluster.primaryClient()
+  await churn(c, rng, model, { ops: 2000, keys: 200, prefix: 'r:', min: 100, max: 300, delShare: 0.1 })
+  await settle(cluster, model)
+
+  // A short stop: the primary still has the log after the backup's end.
+  await cluster.restartBackup(0, 'SIGTERM', async () => {
+    await churn(c, rng, model, { ops: 200, keys: 200, prefix: 'r:', min: 100, max: 300, delShare: 0.1 })
+  })
+  await cluster.waitConnectedBackups(1)
+  await settle(cluster, model)
+  expect(await num(cluster, 0, 'persistence', 'full_resyncs_total'), 'a short stop resumes without a full resync').toBe(0)
+
+  // A long stop: the primary writes and cleans past the backup's end plus --retain-bytes.
+  let stoppedAt = 0
+  await cluster.restartBackup(0, 'SIGTERM', async () => {
+    stoppedAt = await num(cluster, 'primary', 'replication', 'commit_lsn')
+    await waitFor(async () => {
+      await churn(c, rng, model, { ops: 1000, keys: 200, prefix: 'r:', min: 500, max: 900, delShare: 0.1 })
+      await c.call('FRESHET.CLEAN', '8')
+      return (await num(cluster, 'primary', 'persistence', 'horizon_lsn')) > stoppedAt
+    }, 60_000, 'the primary\'s horizon to pass the stopped backup', 50)
+  })
+  await cluster.waitConnectedBackups(1)
+  await settle(cluster, model)
+  disconnect(c)
+  const b = cluster.backupClient(0)
+  const persistence = await info(b, 'persistence')
+  expect(persistence.get('full_resyncs_total')).toBe('1')
+  expect(persistence.get('loading')).toBe('0')
+  expect(persistence.get('full_resync_reason')).toMatch(/released the log below LSN \d+/)
+  expect(cluster.backups[0].stderr()).toMatch(/full resync from the primary at LSN \d+ .*: its log ends at LSN \d+/)
+  expect(cluster.primary.stderr()).toMatch(/full resync from LSN \d+: its log ends at LSN \d+/)
+  await expectModel(b, model, 'backup after a full resync')
+  await expectModel(cluster.primaryClient(), model, 'primary')
+  const applied = await waitApplied(cluster.backups[0].port, stoppedAt)
+  expect(applied).toBeGreaterThan(stoppedAt)
+}, 240_000)
