@@ -89,9 +89,27 @@ function checkAcked(state: Map<string, string | null>, writers: Writer[], where:
   }
 }
 
-async function crashCycles(commit: 'local' | 'remote-flush', seed: number): Promise<void> {
-  const rng = seededRng(`primary crash ${commit}`, seed)
-  const cluster = await Cluster.start({ commit, syncBackups: 1, workers: [2] })
+/**
+ * While `stop()` is false: forces cleanings (FRESHET.CLEAN) and writes big
+ * filler values, so the cleaner relocates, waits for durability and releases
+ * segments while the writers run and when the primary is killed.
+ */
+async function cleanLoad(client: Redis, stop: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !stop(); i++) {
+    const p = client.pipeline()
+    p.call('FRESHET.CLEAN', '2')
+    for (let j = 0; j < 8; j++) p.set(`filler:${j}`, 'f'.repeat(16_000))
+    try {
+      await p.exec()
+    } catch {
+      return
+    }
+  }
+}
+
+async function crashCycles(commit: 'local' | 'remote-flush', seed: number, cleaning = false): Promise<void> {
+  const rng = seededRng(`primary crash ${commit}${cleaning ? ' cleaning' : ''}`, seed)
+  const cluster = await Cluster.start({ commit, syncBackups: 1, workers: [2], args: cleaning ? ['--retain-bytes', '0'] : [] })
   const writers: Writer[] = []
   for (let i = 0; i < 3; i++) {
     writers.push({ prefix: `w${i}`, ackedVersion: new Array<number>(KEYS_PER_WRITER).fill(-1), ackedDel: new Array<boolean>(KEYS_PER_WRITER).fill(false), sentDelVersion: new Array<number>(KEYS_PER_WRITER).fill(-1), nextVersion: 0 })
@@ -101,6 +119,11 @@ async function crashCycles(commit: 'local' | 'remote-flush', seed: number): Prom
     let stopped = false
     const clients = active.map(() => cluster.primaryClient())
     const loads = active.map((w, i) => writeLoad(clients[i], w, rng, () => stopped))
+    if (cleaning) {
+      const cc = cluster.primaryClient()
+      clients.push(cc)
+      loads.push(cleanLoad(cc, () => stopped))
+    }
     await sleep(rng.int(40, 200))
     await cluster.killPrimary()
     stopped = true
@@ -138,6 +161,13 @@ async function crashCycles(commit: 'local' | 'remote-flush', seed: number): Prom
   }
   const cuts = (cluster.backups[0].stderr().match(/DIVERGED: cut unconfirmed log/g) ?? []).length
   process.stderr.write(`[primary crash ${commit}] ${CYCLES} cycles, ${cuts} unconfirmed tails cut\n`)
+  if (cleaning) {
+    // The cleaner did run across the crashes: the primary released segments, and so did the backup.
+    const pc = cluster.primaryClient()
+    expect(Number((await info(pc, 'persistence')).get('horizon_lsn')), 'the primary released segments').toBeGreaterThan(0)
+    disconnect(pc)
+    expect(cluster.backups[0].stderr()).toMatch(/released segments \d+\.\.\d+/)
+  }
 }
 
 describe('kill -9 of the primary under a pipelined write load', () => {
@@ -148,4 +178,8 @@ describe('kill -9 of the primary under a pipelined write load', () => {
   test('remote-flush: the backup resumes and ends with the primary\'s data, every acknowledged write on both', async () => {
     await crashCycles('remote-flush', 0xc4a6)
   }, 90_000)
+
+  test('local, with the cleaner relocating and releasing segments throughout: every acknowledged write on both, no deleted key back', async () => {
+    await crashCycles('local', 0xc4a7, true)
+  }, 120_000)
 })
