@@ -267,7 +267,7 @@ export class Backup implements ServedNode, ReceiverSink {
       memory: () => [
         ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
         ['log_bytes', this.store.memoryBytes()], ['index_bytes', this.index.memoryBytes()],
-        ['index_keys', this.index.slotsUsed()], ['pinned_bytes', 0], ['segments_released_total', this.segmentsReleasedTotal],
+        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal],
       ],
       stats: () => {
         const h = this.lagHistogramUs

@@ -203,7 +203,7 @@ export class Primary implements ServedNode {
           ['live_bytes', this.liveBytes], ['log_bytes', held], ['index_bytes', this.index.memoryBytes()],
           ['index_keys', this.index.slotsUsed()],
           ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],
-          ['pinned_bytes', 0], ['retain_bytes', this.retainBytes()],
+          ['retain_bytes', this.retainBytes()],
           ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
           ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
           ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_ms', Math.round(c.timeMs)],

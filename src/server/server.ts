@@ -460,13 +460,14 @@ export class RespServer {
   /**
    * Has any key this connection WATCHes got a new version since WATCH (a
    * write, a delete, by anyone)? The index already knows each key's newest
-   * version, so this is one lookup per watched key.
+   * version, so this is one lookup per watched key. The cleaner's relocation
+   * of a watched version is not a change.
    */
   private watchedKeyChanged(conn: Connection): boolean {
     const view = this.node.view
     for (let i = 0; i < conn.watchedKeys.length; i++) {
       const key = conn.watchedKeys[i]
-      if (view.versionOf(key, 0, key.length) !== conn.watchedVersions[i]) return true
+      if (!view.sameVersion(view.versionOf(key, 0, key.length), conn.watchedVersions[i])) return true
     }
     return false
   }

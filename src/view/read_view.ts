@@ -8,7 +8,10 @@
  * backup reads at its visible LSN, which moves only between event-loop
  * turns, so one command (MGET, SCAN, EXEC) sees one snapshot for all its keys.
  */
-import { OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE } from '../constants.js'
+import {
+  OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET,
+  OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE,
+} from '../constants.js'
 import { REF_GONE, lsnOfRef, refPosition } from '../index/ref.js'
 import { keyHash } from '../codec/hash.js'
 import { Index, TABLE_HEADER_WORDS, findSlot, partitionOf, resolveVisible, slotRef, tableSlotCount, type LogSegments } from '../index/indirection.js'
@@ -75,6 +78,21 @@ export class ReadView {
     // Anchor past the tail: on the primary, ops of the open block lie past endLsn (within a segment).
     if (ref !== REF_NONE) this.observe(lsnOfRef(ref, this.log.endLsn + this.log.segmentBytes))
     return ref
+  }
+
+  /**
+   * Is `ref` (a key's version now) the version `watched` (WATCH), or the
+   * cleaner's relocation of it (same key and value at a new position)? One
+   * hop: a version relocated twice between WATCH and EXEC reads as changed.
+   */
+  sameVersion(ref: number, watched: number): boolean {
+    if (ref === watched) return true
+    if (ref === REF_NONE || watched === REF_NONE) return false
+    const position = refPosition(ref)
+    const id = Math.floor(position / this.log.segmentBytes)
+    const at = position - id * this.log.segmentBytes
+    const dv = this.log.dv[id]
+    return dv.getUint8(at + OP_FLAGS_OFFSET) === OP_FLAG_RELOCATED && dv.getUint32(at + OP_PREV_REF_OFFSET, true) === watched
   }
 
   /** Ref of the key's live value (a visible set version), or REF_NONE. */

@@ -112,3 +112,32 @@ test('ioredis optimistic transactions (WATCH + MULTI + retry) lose no increment 
     for (const c of clients) disconnect(c)
   }
 })
+
+test('the cleaner relocating a watched key is not a change: EXEC runs', async () => {
+  const c = await Cluster.start({ password: null, workers: [1], segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const a = await open(c.primary.port)
+  const filler = connect(c.primary.port)
+  try {
+    expect(await call(a, 'SET', 'w:moved', 'start')).toEqual({ type: 'simple', value: 'OK' })
+    const written = Number((await call(a, 'LSN')).value)
+    expect(await call(a, 'WATCH', 'w:moved')).toEqual({ type: 'simple', value: 'OK' })
+    // Fill segments and clean until the segment that held the watched version is released.
+    for (let i = 0; i < 200; i++) {
+      const p = filler.pipeline()
+      for (let j = 0; j < 20; j++) p.set(`w:filler:${j}`, 'f'.repeat(16_000))
+      p.call('FRESHET.CLEAN', '4')
+      await p.exec()
+      const persistence = await filler.info('persistence')
+      if (Number(/horizon_lsn:(\d+)/.exec(persistence)![1]) > written) break
+    }
+    const persistence = await filler.info('persistence')
+    expect(Number(/horizon_lsn:(\d+)/.exec(persistence)![1]), 'the watched version\'s segment was released').toBeGreaterThan(written)
+    expect(await call(a, 'MULTI')).toEqual({ type: 'simple', value: 'OK' })
+    expect(await call(a, 'SET', 'w:moved', 'by-a')).toEqual({ type: 'simple', value: 'QUEUED' })
+    expect(await call(a, 'EXEC')).toEqual({ type: 'array', value: [{ type: 'simple', value: 'OK' }] })
+    expect(await filler.get('w:moved')).toBe('by-a')
+  } finally {
+    a.close()
+    disconnect(filler)
+  }
+}, 60_000)
