@@ -42,6 +42,15 @@ export async function runLag(addresses: string[], once: boolean, password: strin
           if (rows.length === 0) out(`${targets[i].addr} primary commit_lsn=${info.get('commit_lsn')}: no backups connected`)
         } else {
           rows.push({ name: `${targets[i].addr} backup link=${info.get('link')}`, lagMs: info.get('lag_ms') ?? '?', lagBytes: info.get('lag_bytes') ?? '?', applied: Number(info.get('applied_lsn')) })
+          const persistence = await clients[i].call('INFO', 'persistence')
+          if (!(persistence instanceof RespErrorReply)) {
+            const p = parseInfo(persistence)
+            if (p.get('loading') === '1') {
+              const rate = Number(p.get('full_resync_rate_bytes_per_sec') ?? 0) / 1e6
+              out(`${new Date(now).toISOString().slice(11, 19)} ${targets[i].addr} full resync: ${p.get('full_resync_bytes_done')} of ${p.get('full_resync_bytes_total')} bytes, ` +
+                `${rate.toFixed(2)} MB/s, eta ${p.get('full_resync_eta_sec')} s (${p.get('full_resync_reason')})`)
+            }
+          }
         }
         for (const r of rows) {
           const prev = previous.get(r.name)

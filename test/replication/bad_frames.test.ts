@@ -20,16 +20,14 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { initHash, keyHash } from '../../src/codec/hash.js'
-import { opBytes, sealBlock, validateBlock, writeOp } from '../../src/codec/record.js'
-import { BLOCK_HEADER_BYTES, OP_TYPE_SET } from '../../src/constants.js'
+import { validateBlock } from '../../src/codec/record.js'
+import { BLOCK_HEADER_BYTES } from '../../src/constants.js'
+import { FAKE_KEY, FAKE_VALUE, FRAME_BLOCKS, FRAME_HEADER_BYTES, FRAME_HEARTBEAT, blocksFrame, frameHeader, heartbeat, makeBlock, resp } from '../helpers/link_frames.js'
 import {
   Cluster, cleanupClusters, connect, info, lsnOf, startBackupNode, startPrimaryNode, waitApplied, waitFor,
   type NodeHandle,
 } from '../helpers/cluster.js'
 
-const FRAME_HEADER_BYTES = 8
-const FRAME_BLOCKS = 1
-const FRAME_HEARTBEAT = 2
 const FRAME_ACK = 3
 const ACK_PAYLOAD_BYTES = 32
 /** The cluster's --segment-size (1mb); the handshake reply carries it. */
@@ -44,17 +42,6 @@ afterAll(async () => {
 })
 
 // ---------------------------------------------------------------- wire helpers
-
-function resp(...args: string[]): Buffer {
-  return Buffer.from(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''))
-}
-
-function frameHeader(type: number, payloadBytes: number): Buffer {
-  const b = Buffer.alloc(FRAME_HEADER_BYTES)
-  b[0] = type
-  b.writeUInt32LE(payloadBytes, 4)
-  return b
-}
 
 function ack(received: number, flushed: number, applied: number, lagMs: number, type = FRAME_ACK, length = ACK_PAYLOAD_BYTES): Buffer {
   const b = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
@@ -303,41 +290,6 @@ describe('a fake backup that acks what was never sent to it (remote-flush)', () 
 })
 
 // ---------------------------------------------------------------- fake primary vs real backup
-
-const FAKE_KEY = 'fake:key'
-const FAKE_VALUE = 'fake-value'
-
-interface BlockFields { prevRef?: number, hash?: number, keyCount?: number, commitTimeMs?: number }
-
-/** One block with one SET op, sealed at `startLsn` with `epoch`; `f` overrides fields (the checksum stays valid). */
-function makeBlock(startLsn: number, epoch: number, key = FAKE_KEY, value = FAKE_VALUE, f: BlockFields = {}): Buffer {
-  const k = Buffer.from(key)
-  const v = Buffer.from(value)
-  const length = BLOCK_HEADER_BYTES + opBytes(k.length, v.length)
-  const u8 = new Uint8Array(length)
-  const dv = new DataView(u8.buffer)
-  writeOp(u8, dv, BLOCK_HEADER_BYTES, OP_TYPE_SET, f.hash ?? keyHash(k, 0, k.length), f.prevRef ?? 0, k, 0, k.length, v, 0, v.length)
-  sealBlock(u8, dv, 0, { epoch, startLsn, length, opCount: 1, txnCount: 1, keyCount: f.keyCount ?? 1, commitTimeMs: f.commitTimeMs ?? Date.now() })
-  return Buffer.from(u8)
-}
-
-function blocksFrame(...blocks: Buffer[]): Buffer {
-  const body = Buffer.concat(blocks)
-  return Buffer.concat([frameHeader(FRAME_BLOCKS, body.length), body])
-}
-
-/** A heartbeat from the fake primary: commit LSN, time, the safe LSN (all it sent is durable), horizon 0 (nothing released). */
-function heartbeat(commitLsn: number, commitTimeMs = Date.now(), safeLsn = commitLsn, horizonLsn = 0, horizonAfterLsn = 0): Buffer {
-  const b = Buffer.alloc(FRAME_HEADER_BYTES + 40)
-  b[0] = FRAME_HEARTBEAT
-  b.writeUInt32LE(40, 4)
-  b.writeDoubleLE(commitLsn, 8)
-  b.writeDoubleLE(commitTimeMs, 16)
-  b.writeDoubleLE(safeLsn, 24)
-  b.writeDoubleLE(horizonLsn, 32)
-  b.writeDoubleLE(horizonAfterLsn, 40)
-  return b
-}
 
 interface Scenario {
   name: string
