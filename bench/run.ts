@@ -3,7 +3,7 @@
  *
  *   --quick   small parameters, all benches in under a minute (CI: keeps benches from rotting)
  *   --full    the real numbers (minutes)
- *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster
+ *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, soak
  *   --json    also write every figure, the machine and the hashes to FILE
  *
  * Prints the machine, then one short summary and a result hash per bench.
@@ -19,6 +19,7 @@ import * as redis from './redis_benchmark.js'
 import * as recovery from './recovery.bench.js'
 import * as replay from './replay.bench.js'
 import * as cluster from './cluster.bench.js'
+import * as soak from './soak.bench.js'
 
 const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise<BenchReport> }> = [
   { name: 'append', run: append.run },
@@ -26,6 +27,7 @@ const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise
   { name: 'recovery', run: recovery.run },
   { name: 'replay', run: replay.run },
   { name: 'cluster', run: cluster.run },
+  { name: 'soak', run: soak.run },
 ]
 
 interface Cli {
