@@ -12,6 +12,10 @@
  *             above what the run writes, so the cleaner never triggers
  *             (checked: cleaner_segments_cleaned stays 0);
  *   reclaim   --max-memory small and --retain-bytes 1 MB: the cleaner runs.
+ * The baseline keeps every write, so where the whole run would not fit in
+ * its memory budget (15 % of RAM per node) its phases are cut short (full
+ * mode on a small machine); the figures it gives (throughput at the target
+ * rate, lag) do not grow with time, and the cut is printed.
  * Each cluster: preload every key once, measure the primary's peak (the same
  * mix, as fast as the in-flight window allows), then the uniform phase and the
  * Zipf phase at the target rate: 50 % of the baseline's peak, so both
@@ -55,6 +59,10 @@ const DRAIN_TIMEOUT_MS = 120_000
 const CONNECT_TIMEOUT_MS = 20_000
 const SEED = 0x50a4
 const TARGET_SHARE_OF_PEAK = 0.5
+/** Per node, the share of RAM the baseline may fill (three nodes on one machine). */
+const BASELINE_RAM_SHARE = 0.15
+/** The share of the baseline's --max-memory its log may reach by the end of the run. */
+const BASELINE_MEMORY_USE_MAX = 0.7
 const TARGET_MEMORY_RATIO_MAX = 1.5
 const TARGET_THROUGHPUT_RATIO_MIN = 0.85
 const TARGET_LAG_P99_RATIO_MAX = 2
@@ -119,6 +127,7 @@ interface PhaseResult {
 interface RunResult {
   kind: RunKind
   nodeArgs: { primary: string[], backup: string[] }
+  phaseSeconds: number
   idleRssBytes: number[]
   peakPerS: number
   phases: PhaseResult[]
@@ -352,7 +361,7 @@ function steadyOf(samples: Sample[], phase: string, fromS: number): PhaseResult[
   })
 }
 
-async function runPhase(c: Cluster, sampler: Sampler, p: Params, distribution: KeyDistribution, rate: number, seed: number): Promise<PhaseResult> {
+async function runPhase(c: Cluster, sampler: Sampler, p: Params, distribution: KeyDistribution, rate: number, phaseSeconds: number, seed: number): Promise<PhaseResult> {
   for (const b of c.clients.slice(1)) await b.call('CONFIG', 'RESETSTAT')
   const cleaned0 = num(parseInfo(await c.clients[0].call('INFO', 'memory')), 'cleaner_segments_cleaned')
   const load = await SoakLoad.connect({
@@ -362,9 +371,9 @@ async function runPhase(c: Cluster, sampler: Sampler, p: Params, distribution: K
   try {
     sampler.enter(distribution, load)
     const t0 = Date.now()
-    const steadyFromS = sampler.nowS() + p.phaseSeconds / 2
+    const steadyFromS = sampler.nowS() + phaseSeconds / 2
     load.start()
-    await sleep(p.phaseSeconds * 1000)
+    await sleep(phaseSeconds * 1000)
     load.stop()
     const seconds = (Date.now() - t0) / 1000
     await waitLoadIdle(load)
@@ -409,6 +418,7 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
       distribution: 'uniform', deleteShare: DELETE_SHARE, inflightPerClientMax: PEAK_INFLIGHT_PER_CLIENT_MAX, seed: SEED,
     })
     let peakPerS: number
+    const logBytes0 = num(parseInfo(await c.clients[0].call('INFO', 'memory')), 'log_bytes')
     try {
       sampler.enter('peak', peakLoad)
       const t0 = Date.now()
@@ -422,10 +432,15 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
     }
     sampler.enter('peak drain', null)
     await drain(c)
+    const logBytesPerOp = (num(parseInfo(await c.clients[0].call('INFO', 'memory')), 'log_bytes') - logBytes0) / Math.max(1, peakLoad.acked)
     const rate = targetPerS ?? Math.max(1, Math.round(peakPerS * TARGET_SHARE_OF_PEAK))
-    ctx.log(`soak ${kind}: peak ${peakPerS} ops/s (uniform, ${DELETE_SHARE * 100}% DEL); phases at ${rate} ops/s for ${p.phaseSeconds} s each`)
+    // The baseline keeps every write: its phases are cut short where the whole
+    // run would otherwise outgrow its memory (the cleaner would then have to run).
+    const fitSeconds = Math.floor(p.baselineMemoryBytes * BASELINE_MEMORY_USE_MAX / (DISTRIBUTIONS.length * rate * logBytesPerOp))
+    const phaseSeconds = kind === 'baseline' && fitSeconds < p.phaseSeconds ? Math.max(1, fitSeconds) : p.phaseSeconds
+    ctx.log(`soak ${kind}: peak ${peakPerS} ops/s (uniform, ${DELETE_SHARE * 100}% DEL${kind === 'baseline' ? `, ${logBytesPerOp.toFixed(0)} log bytes per op` : ''}); phases at ${rate} ops/s for ${phaseSeconds} s each${phaseSeconds < p.phaseSeconds ? ` (cut from ${p.phaseSeconds} s so that the reclamation-free log fits in ${sizeArg(p.baselineMemoryBytes)})` : ''}`)
     const phases: PhaseResult[] = []
-    for (let d = 0; d < DISTRIBUTIONS.length; d++) phases.push(await runPhase(c, sampler, p, DISTRIBUTIONS[d], rate, SEED + 1 + d))
+    for (let d = 0; d < DISTRIBUTIONS.length; d++) phases.push(await runPhase(c, sampler, p, DISTRIBUTIONS[d], rate, phaseSeconds, SEED + 1 + d))
     sampler.enter('end', null)
     await sampler.stop()
     await sampler.take()
@@ -439,6 +454,7 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
     return {
       kind,
       nodeArgs,
+      phaseSeconds,
       idleRssBytes: idle.nodes.map((n) => n.rssBytes),
       peakPerS,
       phases,
@@ -457,24 +473,31 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
 
 const NODE_COLORS: readonly Rgb[] = [[31, 119, 180], [230, 110, 0], [44, 160, 44]]
 
-function chartRun(file: string, mode: string, r: RunResult): void {
-  const series: Series[] = []
+export function chartRun(file: string, mode: string, r: RunResult): void {
+  const memory: Series[] = []
+  const rss: Series[] = []
   const mb = (x: number): number => x / MB
   for (let i = 0; i < NODE_NAMES.length; i++) {
     const pts = (f: (n: NodeSample) => number): Array<[number, number]> => r.samples.filter((s) => !Number.isNaN(f(s.nodes[i]))).map((s) => [s.tS, mb(f(s.nodes[i]))])
-    series.push({ name: `${NODE_NAMES[i]} used_memory`, color: NODE_COLORS[i], style: 'solid', width: 3, points: pts((n) => n.usedMemoryBytes) })
-    series.push({ name: `${NODE_NAMES[i]} RSS`, color: NODE_COLORS[i], style: 'dashed', width: 2, points: pts((n) => n.rssBytes) })
-    series.push({ name: `${NODE_NAMES[i]} disk (segment files)`, color: NODE_COLORS[i], style: 'dotted', width: 3, points: pts((n) => n.diskBytes) })
+    memory.push({ name: `${NODE_NAMES[i]} used_memory`, color: NODE_COLORS[i], style: 'solid', width: 3, points: pts((n) => n.usedMemoryBytes) })
+    memory.push({ name: `${NODE_NAMES[i]} disk (segment files)`, color: NODE_COLORS[i], style: 'dotted', width: 3, points: pts((n) => n.diskBytes) })
+    rss.push({ name: `${NODE_NAMES[i]} RSS`, color: NODE_COLORS[i], style: 'solid', width: 2, points: pts((n) => n.rssBytes) })
   }
   const liveIndex = r.samples.filter((s) => !Number.isNaN(s.nodes[0].liveBytes)).map((s) => [s.tS, mb(s.nodes[0].liveBytes + s.nodes[0].indexBytes)] as [number, number])
-  series.push({ name: 'primary live + index', color: [0, 0, 0], style: 'solid', width: 1, points: liveIndex })
-  series.push({ name: '1.5x (live + index)', color: [0, 0, 0], style: 'dashed', width: 1, points: liveIndex.map(([t, y]) => [t, y * TARGET_MEMORY_RATIO_MAX]) })
+  memory.push({ name: 'primary live + index', color: [0, 0, 0], style: 'solid', width: 1, points: liveIndex })
+  memory.push({ name: `${TARGET_MEMORY_RATIO_MAX}x (live + index)`, color: [0, 0, 0], style: 'dashed', width: 1, points: liveIndex.map(([t, y]) => [t, y * TARGET_MEMORY_RATIO_MAX]) })
   const title = r.kind === 'reclaim'
-    ? `freshet soak (${mode}): memory and disk per node, cleaner on (${r.nodeArgs.primary.slice(2).join(' ')})`
-    : `freshet soak (${mode}): memory and disk per node, baseline (no reclamation needed)`
+    ? `freshet soak (${mode}), cleaner on: memory and disk of each node`
+    : `freshet soak (${mode}), baseline (no reclamation needed): memory and disk of each node`
   writeLineChart(file, {
-    title, xLabel: 'seconds', yLabel: 'MB (10^6 bytes)', series,
-    markers: r.markers.map((m) => ({ x: m.tS, label: m.label })), widthPx: 1600, heightPx: 800,
+    title,
+    subtitle: `primary ${r.nodeArgs.primary.filter((a) => a !== '0' && a !== '--port').join(' ')}; ${r.samples.length} samples`,
+    xLabel: 'seconds since the cluster started',
+    panels: [
+      { yLabel: 'used memory and disk, MB', series: memory },
+      { yLabel: 'RSS, MB', series: rss },
+    ],
+    markers: r.markers.map((m) => ({ x: m.tS, label: m.label })), widthPx: 1600, panelHeightPx: 420,
   })
 }
 
@@ -552,7 +575,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
     sampleMs: param(ctx.mode, 1000, 5000),
     reclaimMaxMemory: param(ctx.mode, '32mb', '64mb'),
     // The baseline must never need reclamation: room for everything a run writes, per node.
-    baselineMemoryBytes: Math.max(256 * 2 ** 20, Math.floor(os.totalmem() * 0.2)),
+    baselineMemoryBytes: Math.max(256 * 2 ** 20, Math.floor(os.totalmem() * BASELINE_RAM_SHARE)),
   }
   ctx.log(`soak: primary + 2 backups (${WORKERS} replay worker each), --segment-size ${SEGMENT_SIZE}, ${p.keys} keys, ${VALUE_BYTES}-byte values, ${DELETE_SHARE * 100}% DEL, ${LOAD_CLIENTS} pipelining clients; reclaim: --max-memory ${p.reclaimMaxMemory} --retain-bytes ${RECLAIM_RETAIN}; baseline: --max-memory ${sizeArg(p.baselineMemoryBytes)} --retain-bytes ${sizeArg(p.baselineMemoryBytes)}; sample every ${p.sampleMs} ms`)
   const baseline = await runCluster(ctx, 'baseline', p, null)

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs'
 import { PNG } from 'pngjs'
-import { GLYPH_HEIGHT, GLYPH_WIDTH, glyphRows } from './font5x7.js'
+import { DESCENDER_ROWS, DESCENDERS, GLYPH_HEIGHT, GLYPH_WIDTH, glyphRows } from './font5x7.js'
 
 export type Rgb = readonly [number, number, number]
 export type LineStyle = 'solid' | 'dashed' | 'dotted'
@@ -26,14 +26,21 @@ export interface Marker {
   label: string
 }
 
-export interface LineChart {
-  title: string
-  xLabel: string
+/** One plot area: its own y axis and legend; every panel of a chart shares the x axis. */
+export interface Panel {
   yLabel: string
   series: Series[]
+}
+
+export interface LineChart {
+  title: string
+  /** A second, smaller-print line under the title ('' for none). */
+  subtitle: string
+  xLabel: string
+  panels: Panel[]
   markers: Marker[]
   widthPx: number
-  heightPx: number
+  panelHeightPx: number
 }
 
 const WHITE: Rgb = [255, 255, 255]
@@ -101,13 +108,14 @@ class Raster {
   text(x: number, y: number, s: string, c: Rgb, vertical = false): void {
     for (let k = 0; k < s.length; k++) {
       const rows = glyphRows(s[k])
+      const drop = DESCENDERS.has(s[k]) ? DESCENDER_ROWS : 0
       for (let r = 0; r < GLYPH_HEIGHT; r++) {
         for (let col = 0; col < GLYPH_WIDTH; col++) {
           if (rows[r][col] !== '#') continue
           for (let sy = 0; sy < TEXT_SCALE; sy++) {
             for (let sx = 0; sx < TEXT_SCALE; sx++) {
               const gx = k * CHAR_ADVANCE_PX + col * TEXT_SCALE + sx
-              const gy = r * TEXT_SCALE + sy
+              const gy = (r + drop) * TEXT_SCALE + sy
               if (vertical) this.setPixel(x + gy, y - gx, c)
               else this.setPixel(x + gx, y + gy, c)
             }
@@ -139,60 +147,73 @@ function tickLabel(v: number): string {
   return String(Number(v.toPrecision(3)))
 }
 
-/** Draws the chart and returns the PNG bytes. */
-export function renderLineChart(chart: LineChart): Buffer {
-  const r = new Raster(chart.widthPx, chart.heightPx)
-  const legendWidthPx = LEGEND_SWATCH_PX + 12 + Math.max(...chart.series.map((s) => textWidthPx(s.name)), 0) + 20
-  const left = 100
-  const top = 60
-  const right = chart.widthPx - legendWidthPx - 20
-  const bottom = chart.heightPx - 70
-  const xs = chart.series.flatMap((s) => s.points.map((p) => p[0]))
-  const ys = chart.series.flatMap((s) => s.points.map((p) => p[1]))
-  const xTicks = niceTicks(0, xs.length > 0 ? Math.max(...xs) : 1, 10)
-  const yTicks = niceTicks(0, ys.length > 0 ? Math.max(...ys) : 1, 8)
-  const xMax = xTicks[xTicks.length - 1]
-  const yMax = yTicks[yTicks.length - 1]
-  const px = (x: number): number => left + (x / xMax) * (right - left)
-  const py = (y: number): number => bottom - (y / yMax) * (bottom - top)
+const LEFT_PX = 110
+const TITLE_TOP_PX = 16
+const HEADER_PX = 80
+const PANEL_GAP_PX = 30
+const X_AXIS_PX = 70
+const MARKER_LABEL_ROWS = 3
 
-  r.text(left, 20, chart.title, BLACK)
-  for (const t of yTicks) {
-    r.line(left, py(t), right, py(t), GRID, 1, 'solid')
-    const label = tickLabel(t)
-    r.text(left - 10 - textWidthPx(label), py(t) - TEXT_HEIGHT_PX / 2, label, BLACK)
+/** Draws the chart (panels stacked, one x axis at the bottom) and returns the PNG bytes. */
+export function renderLineChart(chart: LineChart): Buffer {
+  const allSeries = chart.panels.flatMap((p) => p.series)
+  const legendWidthPx = LEGEND_SWATCH_PX + 12 + Math.max(...allSeries.map((s) => textWidthPx(s.name)), 0) + 30
+  const heightPx = HEADER_PX + chart.panels.length * chart.panelHeightPx + (chart.panels.length - 1) * PANEL_GAP_PX + X_AXIS_PX
+  const r = new Raster(chart.widthPx, heightPx)
+  const left = LEFT_PX
+  const right = chart.widthPx - legendWidthPx
+  const xs = allSeries.flatMap((s) => s.points.map((p) => p[0]))
+  const xTicks = niceTicks(0, xs.length > 0 ? Math.max(...xs) : 1, 10)
+  const xMax = xTicks[xTicks.length - 1]
+  const px = (x: number): number => left + (x / xMax) * (right - left)
+
+  r.text(left, TITLE_TOP_PX, chart.title, BLACK)
+  if (chart.subtitle !== '') r.text(left, TITLE_TOP_PX + TEXT_HEIGHT_PX + 10, chart.subtitle, MARKER)
+  let bottom = 0
+  for (let pi = 0; pi < chart.panels.length; pi++) {
+    const panel = chart.panels[pi]
+    const top = HEADER_PX + pi * (chart.panelHeightPx + PANEL_GAP_PX)
+    bottom = top + chart.panelHeightPx
+    const ys = panel.series.flatMap((s) => s.points.map((p) => p[1]))
+    const yTicks = niceTicks(0, ys.length > 0 ? Math.max(...ys) : 1, 6)
+    const yMax = yTicks[yTicks.length - 1]
+    const py = (y: number): number => bottom - (y / yMax) * (bottom - top)
+    for (const t of yTicks) {
+      r.line(left, py(t), right, py(t), GRID, 1, 'solid')
+      const label = tickLabel(t)
+      r.text(left - 10 - textWidthPx(label), py(t) - TEXT_HEIGHT_PX / 2, label, BLACK)
+    }
+    for (const t of xTicks) r.line(px(t), top, px(t), bottom, GRID, 1, 'solid')
+    for (let mi = 0; mi < chart.markers.length; mi++) {
+      const m = chart.markers[mi]
+      r.line(px(m.x), top, px(m.x), bottom, MARKER, 1, 'dashed')
+      if (pi === 0) r.text(px(m.x) + 4, top + 4 + (mi % MARKER_LABEL_ROWS) * (TEXT_HEIGHT_PX + 6), m.label, MARKER)
+    }
+    r.line(left, top, left, bottom, BLACK, 2, 'solid')
+    r.line(left, bottom, right, bottom, BLACK, 2, 'solid')
+    r.text(20, (top + bottom) / 2 + textWidthPx(panel.yLabel) / 2, panel.yLabel, BLACK, true)
+    for (const s of panel.series) {
+      let phase = 0
+      for (let i = 1; i < s.points.length; i++) {
+        const [xa, ya] = s.points[i - 1]
+        const [xb, yb] = s.points[i]
+        phase = r.line(px(xa), py(ya), px(xb), py(yb), s.color, s.width, s.style, phase)
+      }
+      if (s.points.length === 1) r.fillRect(px(s.points[0][0]) - 2, py(s.points[0][1]) - 2, 5, 5, s.color)
+    }
+    const lx = right + 24
+    let ly = top
+    for (const s of panel.series) {
+      r.line(lx, ly + TEXT_HEIGHT_PX / 2, lx + LEGEND_SWATCH_PX, ly + TEXT_HEIGHT_PX / 2, s.color, s.width, s.style)
+      r.text(lx + LEGEND_SWATCH_PX + 12, ly, s.name, BLACK)
+      ly += TEXT_HEIGHT_PX + 12
+    }
   }
   for (const t of xTicks) {
-    r.line(px(t), top, px(t), bottom, GRID, 1, 'solid')
     const label = tickLabel(t)
     r.text(px(t) - textWidthPx(label) / 2, bottom + 10, label, BLACK)
   }
-  for (const m of chart.markers) {
-    r.line(px(m.x), top, px(m.x), bottom, MARKER, 1, 'dashed')
-    r.text(px(m.x) + 4, top + 4, m.label, MARKER)
-  }
-  r.line(left, top, left, bottom, BLACK, 2, 'solid')
-  r.line(left, bottom, right, bottom, BLACK, 2, 'solid')
   r.text((left + right) / 2 - textWidthPx(chart.xLabel) / 2, bottom + 40, chart.xLabel, BLACK)
-  r.text(20, (top + bottom) / 2 + textWidthPx(chart.yLabel) / 2, chart.yLabel, BLACK, true)
-
-  for (const s of chart.series) {
-    let phase = 0
-    for (let i = 1; i < s.points.length; i++) {
-      const [xa, ya] = s.points[i - 1]
-      const [xb, yb] = s.points[i]
-      phase = r.line(px(xa), py(ya), px(xb), py(yb), s.color, s.width, s.style, phase)
-    }
-    if (s.points.length === 1) r.fillRect(px(s.points[0][0]) - 2, py(s.points[0][1]) - 2, 5, 5, s.color)
-  }
-
-  const lx = right + 30
-  let ly = top
-  for (const s of chart.series) {
-    r.line(lx, ly + TEXT_HEIGHT_PX / 2, lx + LEGEND_SWATCH_PX, ly + TEXT_HEIGHT_PX / 2, s.color, s.width, s.style)
-    r.text(lx + LEGEND_SWATCH_PX + 12, ly, s.name, BLACK)
-    ly += TEXT_HEIGHT_PX + 12
-  }
   return PNG.sync.write(r.png)
 }
 

@@ -3,11 +3,15 @@
  * case, the upper case letters chart labels use, and the punctuation of
  * units and legends. Drawn for freshet's charts; '#' is an inked pixel.
  * An upper case letter without a glyph falls back to its lower case one;
- * any other missing character draws as '?'.
+ * any other missing character draws as '?'. The letters with a descender
+ * (DESCENDERS) are drawn DESCENDER_ROWS lower than the others.
  */
 
 export const GLYPH_WIDTH = 5
 export const GLYPH_HEIGHT = 7
+export const DESCENDER_ROWS = 2
+/** Characters whose glyph sits DESCENDER_ROWS below the baseline's others (its bowl at x-height). */
+export const DESCENDERS = new Set(['g', 'p', 'q', 'y'])
 
 const GLYPHS: Record<string, readonly string[]> = {
   ' ': ['     ', '     ', '     ', '     ', '     ', '     ', '     '],
@@ -27,7 +31,7 @@ const GLYPHS: Record<string, readonly string[]> = {
   'd': ['    #', '    #', ' ## #', '#  ##', '#   #', '#   #', ' ####'],
   'e': ['     ', '     ', ' ### ', '#   #', '#####', '#    ', ' ### '],
   'f': ['  ## ', ' #  #', ' #   ', '###  ', ' #   ', ' #   ', ' #   '],
-  'g': ['     ', ' ####', '#   #', '#   #', ' ####', '    #', ' ### '],
+  'g': [' ####', '#   #', '#   #', ' ####', '    #', '    #', ' ### '],
   'h': ['#    ', '#    ', '# ## ', '##  #', '#   #', '#   #', '#   #'],
   'i': ['  #  ', '     ', ' ##  ', '  #  ', '  #  ', '  #  ', ' ### '],
   'j': ['   # ', '     ', '  ## ', '   # ', '   # ', '#  # ', ' ##  '],
@@ -36,8 +40,8 @@ const GLYPHS: Record<string, readonly string[]> = {
   'm': ['     ', '     ', '## # ', '# # #', '# # #', '#   #', '#   #'],
   'n': ['     ', '     ', '# ## ', '##  #', '#   #', '#   #', '#   #'],
   'o': ['     ', '     ', ' ### ', '#   #', '#   #', '#   #', ' ### '],
-  'p': ['     ', '     ', '#### ', '#   #', '#### ', '#    ', '#    '],
-  'q': ['     ', '     ', ' ## #', '#  ##', ' ####', '    #', '    #'],
+  'p': ['#### ', '#   #', '#   #', '#### ', '#    ', '#    ', '#    '],
+  'q': [' ####', '#   #', '#   #', ' ####', '    #', '    #', '    #'],
   'r': ['     ', '     ', '# ## ', '##  #', '#    ', '#    ', '#    '],
   's': ['     ', '     ', ' ####', '#    ', ' ### ', '    #', '#### '],
   't': [' #   ', ' #   ', '###  ', ' #   ', ' #   ', ' #  #', '  ## '],
@@ -45,7 +49,7 @@ const GLYPHS: Record<string, readonly string[]> = {
   'v': ['     ', '     ', '#   #', '#   #', '#   #', ' # # ', '  #  '],
   'w': ['     ', '     ', '#   #', '#   #', '# # #', '# # #', ' # # '],
   'x': ['     ', '     ', '#   #', ' # # ', '  #  ', ' # # ', '#   #'],
-  'y': ['     ', '     ', '#   #', '#   #', ' ####', '    #', ' ### '],
+  'y': ['#   #', '#   #', '#   #', ' ####', '    #', '    #', ' ### '],
   'z': ['     ', '     ', '#####', '   # ', '  #  ', ' #   ', '#####'],
   'A': [' ### ', '#   #', '#   #', '#####', '#   #', '#   #', '#   #'],
   'B': ['#### ', '#   #', '#   #', '#### ', '#   #', '#   #', '#### '],
@@ -64,6 +68,7 @@ const GLYPHS: Record<string, readonly string[]> = {
   'T': ['#####', '  #  ', '  #  ', '  #  ', '  #  ', '  #  ', '  #  '],
   'U': ['#   #', '#   #', '#   #', '#   #', '#   #', '#   #', ' ### '],
   '.': ['     ', '     ', '     ', '     ', '     ', ' ##  ', ' ##  '],
+  ';': ['     ', ' ##  ', ' ##  ', '     ', ' ##  ', '  #  ', ' #   '],
   ',': ['     ', '     ', '     ', '     ', ' ##  ', '  #  ', ' #   '],
   ':': ['     ', ' ##  ', ' ##  ', '     ', ' ##  ', ' ##  ', '     '],
   '-': ['     ', '     ', '     ', '#####', '     ', '     ', '     '],
@@ -74,6 +79,7 @@ const GLYPHS: Record<string, readonly string[]> = {
   ')': [' #   ', '  #  ', '   # ', '   # ', '   # ', '  #  ', ' #   '],
   '/': ['     ', '    #', '   # ', '  #  ', ' #   ', '#    ', '     '],
   '%': ['##   ', '##  #', '   # ', '  #  ', ' #   ', '#  ##', '   ##'],
+  '^': ['  #  ', ' # # ', '#   #', '     ', '     ', '     ', '     '],
   '?': [' ### ', '#   #', '    #', '   # ', '  #  ', '     ', '  #  '],
 }
 
