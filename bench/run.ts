@@ -3,7 +3,7 @@
  *
  *   --quick   small parameters, all benches in under a minute (CI: keeps benches from rotting)
  *   --full    the real numbers (minutes)
- *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history
+ *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak
  *   --json    also write every figure, the machine and the hashes to FILE
  *
  * Prints the machine, then one short summary and a result hash per bench.
@@ -21,6 +21,7 @@ import * as replay from './replay.bench.js'
 import * as cluster from './cluster.bench.js'
 import * as resync from './resync.bench.js'
 import * as history from './history.bench.js'
+import * as soak from './soak.bench.js'
 
 const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise<BenchReport> }> = [
   { name: 'append', run: append.run },
@@ -30,6 +31,7 @@ const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise
   { name: 'cluster', run: cluster.run },
   { name: 'resync', run: resync.run },
   { name: 'history', run: history.run },
+  { name: 'soak', run: soak.run },
 ]
 
 interface Cli {
