@@ -599,12 +599,8 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.groupCommit.durableLsn < after || this.view.visibleLsn < after) return
     const id = h / this.store.segmentBytes
     this.releasing = true
-    this.scheduler.sweepBelow(id).then((dropped) => {
+    this.scheduler.sweepBelow(id).then(() => {
       this.releasing = false
-      if (dropped < 0) {
-        this.options.log(`not releasing segments below ${id}: one still holds a live value (the primary's horizon ${h} is ahead of this log)`)
-        return
-      }
       const before = this.store.oldestId
       this.files.releaseBelow(id)
       this.segmentsReleasedTotal += this.store.releaseBelow(id)

@@ -53,8 +53,8 @@ import type { Primary } from './primary.js'
 export const UTILISATION_TARGET = 2 / 3
 /** Segments the retained log may hold beyond live / UTILISATION_TARGET before cleaning starts. */
 export const CLEAN_SLACK_SEGMENTS = 2
-/** Victim bytes scanned per turn when there is no memory pressure (about a millisecond of work). */
-export const SLICE_BYTES = 512 * 1024
+/** Victim bytes scanned per turn when there is no memory pressure (well under a millisecond of work). */
+export const SLICE_BYTES = 128 * 1024
 /** Memory pressure: used memory within this many segments of --max-memory. */
 export const PRESSURE_SEGMENTS = 4
 

@@ -67,9 +67,12 @@ export function applyRange(
  * tombstone, and every older version of its key is in this segment or
  * released already: the key is simply absent. Returns the bytes of the heads
  * dropped, or -1 if a set was still a head (the release must not go on).
+ * With `checkSets` false only tombstones are probed (a backup trusts the
+ * primary's relocations: replay installed them; the primary checks).
  */
 export function sweepRange(
   log: LogSegments, segmentId: number, end: number, tables: Int32Array[], lane: number, laneCount: number,
+  checkSets = true,
 ): number {
   const slot = slotOfSegment(segmentId, log.segmentBytes)
   const u8 = log.u8[slot]
@@ -87,7 +90,7 @@ export function sweepRange(
       const valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
       const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
       const p = hash >>> PARTITION_SHIFT
-      if (p % laneCount === lane) {
+      if (p % laneCount === lane && (checkSets || u8[at + OP_TYPE_OFFSET] !== OP_TYPE_SET)) {
         const ref = refAtOffset(baseRef, at)
         const table = tables[p]
         const found = findSlotForOp(table, log, hash, ref, u8, at + OP_HEADER_BYTES, keyLength)

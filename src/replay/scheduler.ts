@@ -127,19 +127,18 @@ export class ReplayScheduler {
   /**
    * Before segments below `id` are released: drops from the index every head
    * they still hold (tombstones; sweepRange), on this thread while the lanes
-   * are quiet. Resolves to the bytes dropped, or -1 if a set was still a head
-   * (nothing more is swept; the caller must not release).
+   * are quiet. Resolves to the bytes dropped. Only tombstones are probed: the
+   * relocations that moved every live set were replayed before (the caller
+   * waits until they are visible).
    */
   async sweepBelow(id: number): Promise<number> {
     await this.quiesce()
     const store = this.store
     const tables = this.index.tables.slice()
     let dropped = 0
-    for (let i = store.oldestId; i < id && dropped >= 0; i++) {
+    for (let i = store.oldestId; i < id; i++) {
       const segment = store.segment(i)
-      if (segment === undefined) continue
-      const n = sweepRange(store, i, segment.committedBytes(), tables, 0, 1)
-      dropped = n < 0 ? -1 : dropped + n
+      if (segment !== undefined) dropped += sweepRange(store, i, segment.committedBytes(), tables, 0, 1, false)
     }
     this.resume()
     return dropped
