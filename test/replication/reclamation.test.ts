@@ -239,3 +239,36 @@ test('a backup stopped briefly resumes; one stopped past --retain-bytes resumes 
   const applied = await waitApplied(cluster.backups[0].port, stoppedAt)
   expect(applied).toBeGreaterThan(stoppedAt)
 }, 240_000)
+
+test('a long SCAN on a backup across many cleanings returns every key that was there throughout, once', async () => {
+  const cluster = await Cluster.start({ commit: 'local', workers: [2], segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const rng = seededRng('reclamation scan', 0x5eed04)
+  const model: Model = new Map()
+  const c = cluster.primaryClient()
+  const p = c.pipeline()
+  for (let i = 0; i < 3000; i++) { p.set(`stable:${i}`, `s${i}`); model.set(`stable:${i}`, `s${i}`) }
+  await p.exec()
+  await settle(cluster, model)
+  const b = cluster.backupClient(0)
+  const seen = new Map<string, number>()
+  let cursor = '0'
+  let steps = 0
+  const releasedBefore = await num(cluster, 0, 'memory', 'segments_released_total')
+  // Between SCAN steps: churn on other keys and forced cleanings, so the stable keys' versions are relocated.
+  do {
+    const [next, keys] = await b.scan(cursor, 'COUNT', 40)
+    for (const k of keys) seen.set(k, (seen.get(k) ?? 0) + 1)
+    cursor = next
+    steps++
+    if (steps % 4 === 0) {
+      await churn(c, rng, model, { ops: 400, keys: 500, prefix: 'churn:', min: 800, max: 1600, delShare: 0.2 })
+      await c.call('FRESHET.CLEAN', '4')
+    }
+  } while (cursor !== '0' && steps < 100_000)
+  disconnect(c)
+  await settle(cluster, model)
+  expect(cursor, 'the scan finished').toBe('0')
+  expect(await num(cluster, 0, 'memory', 'segments_released_total') - releasedBefore, 'the backup released segments during the scan').toBeGreaterThan(3)
+  for (let i = 0; i < 3000; i++) expect(seen.get(`stable:${i}`), `stable:${i}`).toBe(1)
+  await expectModel(b, model, 'backup after the scan')
+}, 240_000)
