@@ -315,7 +315,8 @@ export class LogFiles {
   releaseBelow(id: number): number {
     const m = this.manifest
     assert(m !== null, 'the manifest is written before any release')
-    if (id <= m.oldest) return 0
+    // Already recorded (a release that failed after its manifest step is retried): finish the deletion.
+    if (id <= m.oldest) return this.removeBelow(id)
     // A backup may release up to a horizon at which it has not started a segment file yet.
     const newest = Math.max(m.newest, id - 1)
     const sealedBytes = id > m.newest ? [] : m.sealedBytes.slice(id - m.oldest)

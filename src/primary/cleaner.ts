@@ -75,8 +75,10 @@ export class Cleaner {
   readonly stats: CleanerStats
   /** The horizon was last moved once the log held this LSN (backups release below it once they do). */
   horizonAfterLsn: number
-  /** Tests: the cleaner runs only when forced (forceOnce) or never. */
+  /** Tests: the cleaner runs only when forced (force) or never. */
   paused: boolean
+  /** The primary is closing: no step runs any more. */
+  private stopped: boolean
   private state: State
   private victimId: number
   private offset: number
@@ -90,8 +92,11 @@ export class Cleaner {
     this.primary = primary
     this.onHorizon = onHorizon
     this.stats = { segmentsCleaned: 0, bytesScanned: 0, bytesRelocated: 0, opsRelocated: 0, tombstoneBytesDropped: 0, timeMs: 0 }
-    this.horizonAfterLsn = primary.store.horizonLsn()
+    // After a restart the relocations behind the recovered horizon lie somewhere in the recovered log
+    // (they were durable before their victims went): a backup releases below it once it holds all of it.
+    this.horizonAfterLsn = primary.store.endLsn
     this.paused = false
+    this.stopped = false
     this.state = 'idle'
     this.victimId = -1
     this.offset = 0
@@ -120,9 +125,14 @@ export class Cleaner {
     return queued
   }
 
+  /** The primary closes: nothing more is scanned, relocated or released (a scan under way is abandoned; its copies are harmless). */
+  stop(): void {
+    this.stopped = true
+  }
+
   /** Something changed (a seal, durability): schedule a step if there is work. */
   kick(): void {
-    if (this.scheduled) return
+    if (this.scheduled || this.stopped) return
     if (this.state === 'idle' && !(this.forced > 0 || (!this.paused && this.wanted()))) return
     if (this.state === 'syncing' && this.primary.groupCommit.durableLsn < this.releaseAfter) return
     this.scheduled = true
@@ -155,6 +165,7 @@ export class Cleaner {
 
   private step(): void {
     this.scheduled = false
+    if (this.stopped) return
     const t0 = performance.now()
     try {
       if (this.state === 'idle') this.begin()

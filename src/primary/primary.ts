@@ -388,6 +388,7 @@ export class Primary implements ServedNode {
   }
 
   async close(): Promise<void> {
+    this.cleaner.stop()
     this.appender.seal()
     await this.groupCommit.drain()
     this.files.close()
