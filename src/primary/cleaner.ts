@@ -75,6 +75,8 @@ export class Cleaner {
   readonly stats: CleanerStats
   /** The horizon was last moved once the log held this LSN (backups release below it once they do). */
   horizonAfterLsn: number
+  /** Tests: the cleaner runs only when forced (force) or never. */
+  paused: boolean
   /** The primary is closing: no step runs any more. */
   private stopped: boolean
   private state: State
@@ -93,6 +95,7 @@ export class Cleaner {
     // After a restart the relocations behind the recovered horizon lie somewhere in the recovered log
     // (they were durable before their victims went): a backup releases below it once it holds all of it.
     this.horizonAfterLsn = primary.store.endLsn
+    this.paused = false
     this.stopped = false
     this.state = 'idle'
     this.victimId = -1
@@ -130,7 +133,7 @@ export class Cleaner {
   /** Something changed (a seal, durability): schedule a step if there is work. */
   kick(): void {
     if (this.scheduled || this.stopped) return
-    if (this.state === 'idle' && !(this.forced > 0 || this.wanted())) return
+    if (this.state === 'idle' && !(this.forced > 0 || (!this.paused && this.wanted()))) return
     if (this.state === 'syncing' && this.primary.groupCommit.durableLsn < this.releaseAfter) return
     this.scheduled = true
     setImmediate(() => this.step())
