@@ -75,7 +75,7 @@ export class Cleaner {
   readonly stats: CleanerStats
   /** The horizon was last moved once the log held this LSN (backups release below it once they do). */
   horizonAfterLsn: number
-  /** Tests: the cleaner runs only when forced (force) or never. */
+  /** Tests: while set, the cleaner runs only when forced (force). */
   paused: boolean
   /** The primary is closing: no step runs any more. */
   private stopped: boolean
