@@ -50,6 +50,7 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
     safe: () => shipping?.sendSafe(),
     remoteReleased: isRemoteMode(o.commit) ? () => shipping!.remoteReleased() : null,
     horizon: () => shipping?.sendSafe(true),
+    retainFloor: () => shipping === null ? Number.MAX_SAFE_INTEGER : shipping.retainFloor(),
   })
   const r = primary.recovery
   const mb = r.bytesRead / 1e6

@@ -33,7 +33,8 @@
  * Trigger: the retained log exceeds live bytes / UTILISATION_TARGET plus
  * slack, or memory nears --max-memory, or the retained log nears the ref
  * window; never within the newest --retain-bytes of log (kept for backups
- * that are behind). Pace: a slice of SLICE_BYTES of victim per turn, the whole
+ * that reconnect), nor what a connected backup has yet to be sent unless
+ * memory runs short. Pace: a slice of SLICE_BYTES of victim per turn, the whole
  * victim per turn under memory pressure. It cannot deadlock: a relocation
  * needs at most the victim's live bytes at the tail, and the write path keeps
  * room for it (Primary.outOfMemory refuses writes first).
@@ -117,8 +118,9 @@ export class Cleaner {
    */
   force(n: number): number {
     const store = this.primary.store
+    const limit = Math.min(store.endLsn - this.primary.retainBytes(), this.underPressure() ? Number.MAX_SAFE_INTEGER : this.primary.retainFloor())
     const cleanableSegments = Math.max(0, Math.min(store.newestId - store.oldestId - 1,
-      Math.floor((store.endLsn - this.primary.retainBytes()) / store.segmentBytes) - store.oldestId))
+      Math.floor(limit / store.segmentBytes) - store.oldestId))
     const queued = Math.min(n, cleanableSegments)
     this.forced = Math.max(this.forced, queued)
     this.kick()
@@ -145,12 +147,18 @@ export class Cleaner {
     return p.usedMemoryBytes() > p.options.maxMemoryBytes - PRESSURE_SEGMENTS * p.store.segmentBytes
   }
 
-  /** Can the oldest segment be cleaned at all: a segment between it and the tail, and retain-bytes kept? */
+  /**
+   * Can the oldest segment be cleaned at all: a segment between it and the
+   * tail, the newest --retain-bytes kept (for backups that reconnect), and
+   * nothing a connected backup has yet to be sent, unless memory runs short
+   * (then that backup falls behind the horizon and resyncs).
+   */
   private cleanable(): boolean {
     const store = this.primary.store
     if (store.newestId - store.oldestId < 2) return false
     const victimEnd = (store.oldestId + 1) * store.segmentBytes
-    return victimEnd <= store.endLsn - this.primary.retainBytes()
+    if (victimEnd > store.endLsn - this.primary.retainBytes()) return false
+    return victimEnd <= this.primary.retainFloor() || this.underPressure()
   }
 
   private wanted(): boolean {

@@ -73,6 +73,8 @@ export interface PrimaryHooks {
   remoteReleased: (() => number) | null
   /** The cleaner moved the horizon (shipping tells the backups). */
   horizon?: () => void
+  /** The oldest LSN a connected backup still needs sent (the cleaner keeps it unless memory runs short). */
+  retainFloor?: () => number
 }
 
 /** A primary whose positions nobody follows (benchmarks, in-process tests). */
@@ -262,6 +264,11 @@ export class Primary implements ServedNode {
 
   retainBytes(): number {
     return this.options.retainBytes ?? RETAIN_BYTES_DEFAULT
+  }
+
+  /** What connected backups still need sent (Number.MAX_SAFE_INTEGER: nothing). */
+  retainFloor(): number {
+    return this.hooks.retainFloor === undefined ? Number.MAX_SAFE_INTEGER : this.hooks.retainFloor()
   }
 
   /** Segments held (the retained log, whole segments) plus the index. */

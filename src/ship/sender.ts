@@ -239,6 +239,13 @@ export class Shipping {
     for (const s of this.senders) s.sendSafe(always)
   }
 
+  /** The oldest position a connected backup has yet to be sent (the primary's `retainFloor` hook). */
+  retainFloor(): number {
+    let floor = Number.MAX_SAFE_INTEGER
+    for (const s of this.senders) if (!s.closed && s.cursor < floor) floor = s.cursor
+    return floor
+  }
+
   /**
    * remote-* modes: the LSN the required backups have flushed (remote-flush)
    * or applied (remote-apply). What was released stays released: a backup that
