@@ -37,18 +37,18 @@ async function write(ctx: BenchContext, dir: string, keys: number, rounds: numbe
     }
   }
   await settle(primary)
-  const out = { written: primary.commitLsn(), held: primary.store.memoryBytes(), cleaned: primary.cleaner.stats.segmentsCleaned }
+  const out = { written: primary.commitLsn(), held: primary.store.retainedBytes(), cleaned: primary.cleaner.stats.segmentsCleaned }
   await primary.close()
   return out
 }
 
 /** Lets the cleaner finish: until the retained log has not shrunk for a while (bounded). */
 async function settle(primary: Primary): Promise<void> {
-  let last = primary.store.memoryBytes()
+  let last = primary.store.retainedBytes()
   let still = 0
   for (let i = 0; i < 20_000 && still < 200; i++) {
     await new Promise((resolve) => setTimeout(resolve, 1))
-    const held = primary.store.memoryBytes()
+    const held = primary.store.retainedBytes()
     still = held === last && !primary.cleaner.busy() ? still + 1 : 0
     last = held
   }

@@ -51,6 +51,7 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
     remoteReleased: isRemoteMode(o.commit) ? () => shipping!.remoteReleased() : null,
     horizon: () => shipping?.sendSafe(true),
     retainFloor: () => shipping === null ? Number.MAX_SAFE_INTEGER : shipping.retainFloor(),
+    shippedFloor: () => shipping === null ? Number.MAX_SAFE_INTEGER : shipping.shippedFloor(),
   })
   const r = primary.recovery
   const mb = r.bytesRead / 1e6

@@ -18,6 +18,16 @@ import type { LogSegments } from '../index/indirection.js'
 
 let nextStoreId = 1
 
+/**
+ * Released segments kept for reuse: at least SEGMENT_POOL_MIN, and as many as
+ * fit SEGMENT_POOL_BYTES. The cleaner's steady cycle releases a segment and
+ * the tail takes a new one (a backup releases a few at a time), so reusing
+ * the buffers keeps memory (and RSS) flat instead of leaving garbage buffers
+ * for the GC to find some day. Pooled bytes count in used_memory.
+ */
+export const SEGMENT_POOL_MIN = 2
+export const SEGMENT_POOL_BYTES = 16 * 1024 * 1024
+
 export class SegmentStore implements LogSegments {
   /** Unique per store in this process: replay workers key their cached segment views by it. */
   readonly id: number
@@ -38,7 +48,14 @@ export class SegmentStore implements LogSegments {
   layoutVersion: number
   /** Called when a segment is created. */
   onSegmentCreated: ((segment: Segment) => void) | null
+  /**
+   * May a buffer released at log end `releasedAt` be reused now? (A primary's
+   * shipping may still have its bytes queued on a socket.) Default: yes.
+   */
+  reusable: (releasedAt: number) => boolean
   private retainedCache: Segment[] | null
+  /** Released segments' buffers, oldest first, with the log end at their release. */
+  private readonly pool: Array<{ segment: Segment, releasedAt: number }>
 
   constructor(segmentBytes: number, startLsn = 0) {
     assert(Number.isInteger(Math.log2(segmentBytes)) && segmentBytes <= REF_SPAN_BYTES, 'segment size is a power of two within the ref ring')
@@ -55,7 +72,9 @@ export class SegmentStore implements LogSegments {
     this.newestId = this.oldestId - 1
     this.layoutVersion = 0
     this.onSegmentCreated = null
+    this.reusable = () => true
     this.retainedCache = null
+    this.pool = []
   }
 
   /** The base LSN of the oldest retained segment. */
@@ -108,10 +127,25 @@ export class SegmentStore implements LogSegments {
     }
     for (let i = this.newestId + 1; i <= id; i++) {
       assert(this.bySlot[i % this.slotCount] === undefined, 'a slot is free before it is reused')
-      const segment = Segment.create(i, this.segmentBytes)
-      this.install(segment)
+      this.install(this.newSegment(i))
     }
     return this.segment(id)!
+  }
+
+  /** A zeroed segment `id`: a pooled buffer if one may be reused, else a new one. */
+  private newSegment(id: number): Segment {
+    const pooled = this.pool.length > 0 && this.reusable(this.pool[0].releasedAt) ? this.pool.shift()!.segment : null
+    if (pooled === null) return Segment.create(id, this.segmentBytes)
+    pooled.u8.fill(0)
+    const segment = new Segment({ id, sizeBytes: this.segmentBytes, data: pooled.data, ctrl: pooled.ctrlBuffer })
+    // Nothing reads this buffer now (released, then taken off the pool): a plain reset of its control word.
+    segment.publish(0)
+    return segment
+  }
+
+  /** Bytes of released segment buffers kept for reuse. */
+  pooledBytes(): number {
+    return this.pool.length * this.segmentBytes
   }
 
   private install(segment: Segment): void {
@@ -139,6 +173,7 @@ export class SegmentStore implements LogSegments {
         this.bySlot[slot] = undefined
         delete this.u8[slot]
         delete this.dv[slot]
+        if (this.pool.length < Math.max(SEGMENT_POOL_MIN, SEGMENT_POOL_BYTES / this.segmentBytes)) this.pool.push({ segment: s, releasedAt: this.endLsn })
         released++
       }
       this.oldestId++
@@ -209,8 +244,13 @@ export class SegmentStore implements LogSegments {
     this.endLsn = lsn
   }
 
-  /** Bytes of memory held by segments. */
+  /** Bytes of memory held by segments: the retained log and the pooled buffers. */
   memoryBytes(): number {
+    return (this.newestId - this.oldestId + 1 + this.pool.length) * this.segmentBytes
+  }
+
+  /** Bytes of the retained log (whole segments, horizon to tail). */
+  retainedBytes(): number {
     return (this.newestId - this.oldestId + 1) * this.segmentBytes
   }
 }

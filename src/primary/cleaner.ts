@@ -165,7 +165,7 @@ export class Cleaner {
     if (!this.cleanable()) return false
     const p = this.primary
     const store = p.store
-    const held = store.memoryBytes()
+    const held = store.retainedBytes()
     if (held > REF_WINDOW_FORCE_BYTES) return true
     if (held > p.liveBytes / UTILISATION_TARGET + CLEAN_SLACK_SEGMENTS * store.segmentBytes) return true
     return this.underPressure()

@@ -75,6 +75,8 @@ export interface PrimaryHooks {
   horizon?: () => void
   /** The oldest LSN a connected backup still needs sent (the cleaner keeps it unless memory runs short). */
   retainFloor?: () => number
+  /** The oldest LSN whose shipped frames may still be queued on a socket (a released buffer is reused only past it). */
+  shippedFloor?: () => number
 }
 
 /** A primary whose positions nobody follows (benchmarks, in-process tests). */
@@ -140,6 +142,8 @@ export class Primary implements ServedNode {
     this.writtenBytesTotal = 0
     this.hooks = hooks
     this.cleaner = new Cleaner(this, () => { if (hooks.horizon !== undefined) hooks.horizon() })
+    const shippedFloor = hooks.shippedFloor
+    if (shippedFloor !== undefined) store.reusable = (releasedAt) => shippedFloor() >= releasedAt
     this.pHash = 0
     this.pPartition = 0
     this.pSlot = 0
@@ -199,10 +203,11 @@ export class Primary implements ServedNode {
       ],
       memory: () => {
         const c = this.cleaner.stats
-        const held = this.store.memoryBytes()
+        const held = this.store.retainedBytes()
         return [
           ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
-          ['live_bytes', this.liveBytes], ['log_bytes', held], ['index_bytes', this.index.memoryBytes()],
+          ['live_bytes', this.liveBytes], ['log_bytes', held], ['segment_pool_bytes', this.store.pooledBytes()],
+          ['index_bytes', this.index.memoryBytes()],
           ['index_keys', this.index.slotsUsed()],
           ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],
           ['retain_bytes', this.retainBytes()],

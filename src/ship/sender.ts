@@ -42,6 +42,8 @@ export class ShipSender {
   readonly addr: string
   readonly listenPort: number
   cursor: number
+  /** Frames below this LSN have left this process (handed to the kernel): their segment bytes are no longer referenced. */
+  flushedCursor: number
   receivedLsn: number
   flushedLsn: number
   appliedLsn: number
@@ -64,6 +66,7 @@ export class ShipSender {
     this.addr = `${socket.remoteAddress}:${listenPort}`
     this.listenPort = listenPort
     this.cursor = fromLsn
+    this.flushedCursor = fromLsn
     // Only acks say what a backup has flushed or applied; its sync position may not be on disk yet.
     this.receivedLsn = 0
     this.flushedLsn = 0
@@ -114,9 +117,11 @@ export class ShipSender {
       encodeFrameHeader(header, 0, FRAME_BLOCKS, end - offset)
       this.socket.cork()
       this.socket.write(header)
-      this.socket.write(segment.buf.subarray(offset, end))
+      const frameEnd = segment.baseLsn + end
+      // The frame is a view of the segment (no copy): the cleaner may reuse the buffer only once it has left.
+      this.socket.write(segment.buf.subarray(offset, end), () => { if (frameEnd > this.flushedCursor) this.flushedCursor = frameEnd })
       this.socket.uncork()
-      this.cursor = segment.baseLsn + end
+      this.cursor = frameEnd
       this.lastSendMs = nowMs()
     }
     this.sendSafe()
@@ -237,6 +242,13 @@ export class Shipping {
   /** The primary's durable LSN advanced (or its horizon moved): tell every backup (the primary's `safe` and `horizon` hooks). */
   sendSafe(always = false): void {
     for (const s of this.senders) s.sendSafe(always)
+  }
+
+  /** The oldest position whose frames may still sit in a backup's socket buffers (the primary's `shippedFloor` hook). */
+  shippedFloor(): number {
+    let floor = Number.MAX_SAFE_INTEGER
+    for (const s of this.senders) if (!s.closed && s.flushedCursor < floor) floor = s.flushedCursor
+    return floor
   }
 
   /** The oldest position a connected backup has yet to be sent (the primary's `retainFloor` hook). */
