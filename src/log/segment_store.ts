@@ -26,7 +26,7 @@ let nextStoreId = 1
  * for the GC to find some day. Pooled bytes count in used_memory.
  */
 export const SEGMENT_POOL_MIN = 2
-export const SEGMENT_POOL_BYTES = 16 * 1024 * 1024
+export const SEGMENT_POOL_BYTES = 4 * 1024 * 1024
 
 export class SegmentStore implements LogSegments {
   /** Unique per store in this process: replay workers key their cached segment views by it. */

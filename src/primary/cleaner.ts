@@ -51,9 +51,9 @@ import type { Segment } from '../log/segment.js'
 import type { Primary } from './primary.js'
 
 /** The cleaner keeps the retained log at or above this share of live bytes (plus slack). */
-export const UTILISATION_TARGET = 2 / 3
+export const UTILISATION_TARGET = 3 / 4
 /** Segments the retained log may hold beyond live / UTILISATION_TARGET before cleaning starts. */
-export const CLEAN_SLACK_SEGMENTS = 2
+export const CLEAN_SLACK_SEGMENTS = 1
 /** Victim bytes scanned per turn when there is no memory pressure (well under a millisecond of work). */
 export const SLICE_BYTES = 128 * 1024
 /** Memory pressure: used memory within this many segments of --max-memory. */
