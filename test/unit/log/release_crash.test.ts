@@ -359,7 +359,7 @@ test('a crash once the relocations are durable, before the release starts: both 
 })
 
 describe('a release that failed once, in a primary that keeps running', () => {
-  for (const step of ['release:deleted'] as const) {
+  for (const step of ['release:manifest', 'release:deleted'] as const) {
     test(`at ${step}: the retried cleaning releases the segment in memory and on disk`, async () => {
       const dir = tempDir()
       const fault: Fault = { step, armed: false, once: true, fired: 0 }
