@@ -109,6 +109,13 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ t: fc.constant('yield' as const), timer: fc.boolean() }) },
 )
 
+/** Where the log starts: 0, or a few segments before the ref ring wraps (2^35), or far past it (2^40). */
+const initialLsnArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 1, arbitrary: fc.integer({ min: 2, max: 12 }).map((n) => 2 ** 35 - n * SEGMENT_BYTES) },
+  { weight: 1, arbitrary: fc.constant(2 ** 40) },
+)
+
 // ---------------------------------------------------------------- harness
 
 function sleep(ms: number): Promise<void> {
@@ -139,7 +146,11 @@ class Run {
   /** What the runs exercised (printed with CLEANER_STATS=1). */
   readonly totals: { opsRelocated: number, tombstoneBytesDropped: number, writesWhileCleaning: number }
 
-  constructor(autoClean: boolean) {
+  /** The LSN the log starts at (past 2^35 the refs wrap around their ring). */
+  readonly initialLsn: number
+
+  constructor(autoClean: boolean, initialLsn: number) {
+    this.initialLsn = initialLsn
     this.dir = path.join(tmpRoot, `run-${runCount++}`)
     this.log = []
     this.model = new Map()
@@ -154,7 +165,7 @@ class Run {
   async open(): Promise<void> {
     this.primary = await Primary.open({
       dir: this.dir, segmentBytes: SEGMENT_BYTES, commit: 'local', maxMemoryBytes: 2 ** 40, valueBytesMax: SEGMENT_BYTES / 2,
-      retainBytes: 0, recoveryWorkers: 1, log: (line) => { this.log.push(line) },
+      retainBytes: 0, recoveryWorkers: 1, initialLsn: this.initialLsn, log: (line) => { this.log.push(line) },
     })
     this.primary.cleaner.paused = !this.autoClean
   }
@@ -338,7 +349,7 @@ class Run {
 
   checkHorizon(): void {
     const store = this.primary.store
-    if (this.cleaned() > 0) expect(store.horizonLsn()).toBeGreaterThan(0)
+    if (this.cleaned() > 0) expect(store.horizonLsn()).toBeGreaterThan(this.initialLsn)
     expect(store.segments.length).toBe(store.newestId - store.oldestId + 1)
     const manifest = readManifest(this.dir, SEGMENT_BYTES)
     expect(manifest).not.toBeNull()
@@ -428,10 +439,10 @@ class Run {
 // ---------------------------------------------------------------- property
 
 test.prop(
-  [fc.array(cmdArb, { minLength: 30, maxLength: 90 }), fc.boolean()],
+  [fc.array(cmdArb, { minLength: 30, maxLength: 90 }), fc.boolean(), initialLsnArb],
   { seed: 0xc1ea2e01, numRuns: 40, endOnFailure: process.env.SHRINK === undefined },
-)('cleaning at random points never changes what the primary holds: reads, heads, live bytes, restart, recovery', async (cmds, autoClean) => {
-  const run = new Run(autoClean)
+)('cleaning at random points never changes what the primary holds: reads, heads, live bytes, restart, recovery', async (cmds, autoClean, initialLsn) => {
+  const run = new Run(autoClean, initialLsn)
   await run.open()
   try {
     const half = Math.floor(cmds.length / 2)
@@ -447,7 +458,7 @@ test.prop(
     await run.deleteAllAndSweep()
     await run.restart()
     expect(run.primary.index.slotsUsed()).toBeLessThanOrEqual(1)
-    if (process.env.CLEANER_STATS !== undefined) console.log('STATS', cmds.length, autoClean, run.cleaned(), JSON.stringify(run.totals))
+    if (process.env.CLEANER_STATS !== undefined) console.log('STATS', cmds.length, autoClean, initialLsn, run.cleaned(), JSON.stringify(run.totals))
   } finally {
     run.primary.cleaner.paused = true
     await run.settle().catch(() => {})
