@@ -30,10 +30,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { fc, test } from '@fast-check/vitest'
 import { afterAll, beforeAll, expect } from 'vitest'
-import { initHash } from '../../src/codec/hash.js'
+import { initHash, keyHash } from '../../src/codec/hash.js'
 import { opBytes } from '../../src/codec/record.js'
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../src/constants.js'
-import { opBytesAt, slotRef, tableSlotCount } from '../../src/index/indirection.js'
+import { opBytesAt, partitionOf, slotRef, tableSlotCount } from '../../src/index/indirection.js'
 import { LogFiles, segmentIds } from '../../src/log/log_file.js'
 import { readManifest } from '../../src/log/manifest.js'
 import { SegmentStore } from '../../src/log/segment_store.js'
@@ -58,13 +58,24 @@ const KEYS: Buffer[] = [
 const FILL_KEYS: Buffer[] = Array.from({ length: 3 }, (_, i) => Buffer.from(`fill:${i}`))
 /** Written (then deleted) only at the end, to push the last tombstones into a cleanable segment. */
 const PAD_KEY = Buffer.from('pad')
+/** Keys whose hashes all fall in one index partition (filled in beforeAll): that table grows and reuses gone slots. */
+const HOT_KEYS: Buffer[] = []
+const HOT_KEY_COUNT = 3_600
+const HOT_PARTITION = 0
+/** Every key a run may write (the hot keys are appended in beforeAll). */
 const ALL_KEYS: Buffer[] = [...KEYS, ...FILL_KEYS]
+const HOT_BASE = ALL_KEYS.length
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-cleaner-prop-'))
 let runCount = 0
 
 beforeAll(async () => {
   await initHash()
+  for (let i = 0; HOT_KEYS.length < HOT_KEY_COUNT; i++) {
+    const key = Buffer.from(`hot:${i}`)
+    if (partitionOf(keyHash(key, 0, key.length)) === HOT_PARTITION) HOT_KEYS.push(key)
+  }
+  ALL_KEYS.push(...HOT_KEYS)
 })
 
 afterAll(() => {
@@ -137,6 +148,8 @@ class Run {
   readonly model: Map<string, Buffer>
   /** Keys ever written (the index never needs more slots than this). */
   readonly written: Set<string>
+  /** The keys to read back: every key of KEYS and FILL_KEYS, the pad key, and every other key written. */
+  readonly readKeys: Map<string, Buffer>
   readonly autoClean: boolean
   primary!: Primary
   counter: number
@@ -155,6 +168,7 @@ class Run {
     this.log = []
     this.model = new Map()
     this.written = new Set()
+    this.readKeys = new Map([...KEYS, ...FILL_KEYS, PAD_KEY].map((k) => [k.toString('latin1'), k]))
     this.autoClean = autoClean
     this.counter = 0
     this.cleanedBefore = 0
@@ -202,6 +216,7 @@ class Run {
           this.model.set(name, value)
         }
         this.written.add(name)
+        if (!this.readKeys.has(name)) this.readKeys.set(name, key)
       }
     } finally {
       p.endWrite()
@@ -312,7 +327,7 @@ class Run {
   checkState(): Map<string, Head> {
     const p = this.primary
     // (a) reads through the view.
-    for (const key of [...ALL_KEYS, PAD_KEY]) {
+    for (const key of this.readKeys.values()) {
       const name = key.toString('latin1')
       const ref = p.view.lookup(key, 0, key.length)
       const want = this.model.get(name)
@@ -367,7 +382,7 @@ class Run {
       expect(report.cutReason).toBeNull()
       expect(report.releasedBytes).toBe(0)
       const view = new ReadView(store, index, VISIBLE_ALL)
-      for (const key of [...ALL_KEYS, PAD_KEY]) {
+      for (const key of this.readKeys.values()) {
         const name = key.toString('latin1')
         const ref = view.lookup(key, 0, key.length)
         const want = this.model.get(name)
@@ -409,7 +424,9 @@ class Run {
   /** Every key deleted, the tail pushed past the tombstones, everything cleanable cleaned: the index empties. */
   async deleteAllAndSweep(): Promise<void> {
     const p = this.primary
-    for (let i = 0; i < ALL_KEYS.length; i++) this.write([{ key: i, del: true, len: 0, fill: 0 }])
+    for (let i = 0; i < ALL_KEYS.length; i++) {
+      if (this.written.has(ALL_KEYS[i].toString('latin1'))) this.write([{ key: i, del: true, len: 0, fill: 0 }])
+    }
     p.endTurn()
     // A pad key takes the tail two segments further, then goes too (its tombstone is the newest op).
     const padValue = Buffer.alloc(FILL_VALUE_BYTES * 2, 0x70)
@@ -459,6 +476,55 @@ test.prop(
     await run.restart()
     expect(run.primary.index.slotsUsed()).toBeLessThanOrEqual(1)
     if (process.env.CLEANER_STATS !== undefined) console.log('STATS', cmds.length, autoClean, initialLsn, run.cleaned(), JSON.stringify(run.totals))
+  } finally {
+    run.primary.cleaner.paused = true
+    await run.settle().catch(() => {})
+    await run.primary.close()
+    fs.rmSync(run.dir, { recursive: true, force: true })
+  }
+}, 300_000)
+
+test.prop(
+  [
+    fc.array(fc.record({ fresh: fc.integer({ min: 300, max: 500 }), keep: fc.nat({ max: 100 }), restart: fc.nat({ max: 7 }).map((n) => n === 0) }), { minLength: 5, maxLength: 7 }),
+    initialLsnArb,
+  ],
+  { seed: 0xc1ea2e02, numRuns: 5, endOnFailure: process.env.SHRINK === undefined },
+)('index slots of deleted keys are reclaimed: a partition that sees thousands of keys come and go stays bounded by its live keys', async (cycles, initialLsn) => {
+  const run = new Run(false, initialLsn)
+  await run.open()
+  try {
+    let next = 0
+    let live: number[] = []
+    let slotCountMax = 0
+    for (const cycle of cycles) {
+      // Delete all but `keep` of the live hot keys, then write `fresh` keys never used before, in batches of 50.
+      const doomed = live.slice(cycle.keep)
+      live = live.slice(0, cycle.keep)
+      for (let i = 0; i < doomed.length; i += 50) {
+        run.write(doomed.slice(i, i + 50).map((n) => ({ key: HOT_BASE + n, del: true, len: 0, fill: 0 })))
+        run.primary.endTurn()
+      }
+      const fresh: number[] = []
+      for (let i = 0; i < cycle.fresh && next < HOT_KEYS.length; i++) fresh.push(next++)
+      for (let i = 0; i < fresh.length; i += 50) {
+        run.write(fresh.slice(i, i + 50).map((n) => ({ key: HOT_BASE + n, del: false, len: n % 41, fill: n & 0xff })))
+        run.primary.endTurn()
+      }
+      live.push(...fresh)
+      run.fillSegments(3)
+      await run.clean(1_000)
+      run.checkState()
+      slotCountMax = Math.max(slotCountMax, tableSlotCount(run.primary.index.tables[HOT_PARTITION]))
+      if (cycle.restart) await run.restart()
+    }
+    // Thousands of keys passed through the partition; without reclaimed slots its table would have doubled twice.
+    expect(next).toBeGreaterThan(1_500)
+    // (Live keys plus one cycle's unswept tombstones stay under 1,433 = 2,048 * INDEX_LOAD_MAX.)
+    expect(slotCountMax).toBeLessThanOrEqual(2048)
+    await run.deleteAllAndSweep()
+    await run.restart()
+    expect(run.primary.index.slotsUsed()).toBeLessThanOrEqual(1)
   } finally {
     run.primary.cleaner.paused = true
     await run.settle().catch(() => {})
