@@ -22,8 +22,8 @@
  *       ever written, and after deleting every key and cleaning, the
  *       tombstones are swept out of the index.
  *
- * Seeded (fast-check seed below); 40 runs; shrinking only with SHRINK=1
- * (every run fsyncs, so shrinking is slow).
+ * Seeded (fast-check seeds below; SEED=<n> and RUNS=<n> override them);
+ * shrinking only with SHRINK=1 (every run fsyncs, so shrinking is slow).
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -455,9 +455,19 @@ class Run {
 
 // ---------------------------------------------------------------- property
 
+/** SEED=<n> replays another seed (fast-check prints the failing one); RUNS=<n> runs more. */
+function seedOr(defaultSeed: number): number {
+  const fromEnv = process.env.SEED
+  return fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) | 0 : defaultSeed
+}
+function runsOr(defaultRuns: number): number {
+  const fromEnv = process.env.RUNS
+  return fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : defaultRuns
+}
+
 test.prop(
   [fc.array(cmdArb, { minLength: 30, maxLength: 90 }), fc.boolean(), initialLsnArb],
-  { seed: 0xc1ea2e01, numRuns: 40, endOnFailure: process.env.SHRINK === undefined },
+  { seed: seedOr(0xc1ea2e01), numRuns: runsOr(40), endOnFailure: process.env.SHRINK === undefined },
 )('cleaning at random points never changes what the primary holds: reads, heads, live bytes, restart, recovery', async (cmds, autoClean, initialLsn) => {
   const run = new Run(autoClean, initialLsn)
   await run.open()
@@ -489,7 +499,7 @@ test.prop(
     fc.array(fc.record({ fresh: fc.integer({ min: 300, max: 500 }), keep: fc.nat({ max: 100 }), restart: fc.nat({ max: 7 }).map((n) => n === 0) }), { minLength: 5, maxLength: 7 }),
     initialLsnArb,
   ],
-  { seed: 0xc1ea2e02, numRuns: 5, endOnFailure: process.env.SHRINK === undefined },
+  { seed: seedOr(0xc1ea2e02), numRuns: runsOr(5), endOnFailure: process.env.SHRINK === undefined },
 )('index slots of deleted keys are reclaimed: a partition that sees thousands of keys come and go stays bounded by its live keys', async (cycles, initialLsn) => {
   const run = new Run(false, initialLsn)
   await run.open()
