@@ -387,3 +387,27 @@ describe('a release that failed once, in a primary that keeps running', () => {
     })
   }
 })
+
+test('close() while a cleaning is under way: once close() has resolved, the directory is left as it is', async () => {
+  const dir = tempDir()
+  const node = await openPrimary(dir)
+  const p = node.primary
+  const model: Model = new Map()
+  await writeLog(p, model)
+  expect(p.cleaner.force(3)).toBe(3)
+  // One event-loop turn: the cleaner has begun scanning its first victim.
+  await new Promise<void>((resolve) => setImmediate(resolve))
+  expect(p.cleaner.busy()).toBe(true)
+  await p.close()
+  const manifest = readManifest(dir, SEGMENT_BYTES)
+  const files = segmentIds(dir).map((id) => [id, fs.statSync(segmentFile(dir, id)).size])
+  // Bounded watch: a closed primary must not move the horizon, delete files or write any more.
+  for (let i = 0; i < 40; i++) {
+    await sleep(25)
+    expect(readManifest(dir, SEGMENT_BYTES)).toEqual(manifest)
+    expect(segmentIds(dir).map((id) => [id, fs.statSync(segmentFile(dir, id)).size])).toEqual(files)
+  }
+  const again = await openPrimary(dir)
+  expectModel(again.primary, model)
+  await again.primary.close()
+})
