@@ -20,7 +20,15 @@
  *   (e) segments below the horizon are gone from memory and disk, the
  *       manifest records the horizon, the index holds no more slots than keys
  *       ever written, and after deleting every key and cleaning, the
- *       tombstones are swept out of the index.
+ *       tombstones are swept out of the index;
+ *   (f) kill -9 at random points, also while a cleaning is under way (a copy
+ *       of the directory taken while no log write is in flight): the copy
+ *       recovers to exactly the model at a block end between the durable LSN
+ *       and the sealed end.
+ *
+ * Logs start at LSN 0, just below the ref ring's wrap (2^35) or far past it.
+ * A second property drives thousands of keys through one index partition:
+ * its table stays bounded by live keys (gone slots are reused or dropped).
  *
  * Seeded (fast-check seeds below; SEED=<n> and RUNS=<n> override them);
  * shrinking only with SHRINK=1 (every run fsyncs, so shrinking is slow).
