@@ -58,6 +58,12 @@ export const CLEAN_SLACK_SEGMENTS = 1
 export const SLICE_BYTES = 128 * 1024
 /** Memory pressure: used memory within this many segments of --max-memory. */
 export const PRESSURE_SEGMENTS = 4
+/**
+ * Under memory pressure (or forced for several), a cleaning takes up to this
+ * many of the oldest segments at once: one durability wait then releases
+ * them all, so a writer near disk speed does not outrun one fsync per segment.
+ */
+export const BATCH_SEGMENTS_MAX = 4
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
 
@@ -81,7 +87,9 @@ export class Cleaner {
   /** The primary is closing: no step runs any more. */
   private stopped: boolean
   private state: State
+  /** The segment being scanned, and the last one of this cleaning (victims are oldestId .. lastVictimId). */
   private victimId: number
+  private lastVictimId: number
   private offset: number
   private releaseAfter: number
   private scheduled: boolean
@@ -100,6 +108,7 @@ export class Cleaner {
     this.stopped = false
     this.state = 'idle'
     this.victimId = -1
+    this.lastVictimId = -1
     this.offset = 0
     this.releaseAfter = 0
     this.scheduled = false
@@ -111,17 +120,18 @@ export class Cleaner {
     return this.state !== 'idle'
   }
 
+  /** Forced cleanings not started yet. */
+  queued(): number {
+    return this.forced
+  }
+
   /**
    * Cleans the `n` oldest segments, whatever the trigger says (tests,
    * FRESHET.CLEAN), as far as they can be cleaned (a segment between the
    * victim and the tail, retain-bytes kept). Returns how many were queued.
    */
   force(n: number): number {
-    const store = this.primary.store
-    const limit = Math.min(store.endLsn - this.primary.retainBytes(), this.underPressure() ? Number.MAX_SAFE_INTEGER : this.primary.retainFloor())
-    const cleanableSegments = Math.max(0, Math.min(store.newestId - store.oldestId - 1,
-      Math.floor(limit / store.segmentBytes) - store.oldestId))
-    const queued = Math.min(n, cleanableSegments)
+    const queued = Math.min(n, this.cleanableSegments())
     this.forced = Math.max(this.forced, queued)
     this.kick()
     return queued
@@ -154,11 +164,15 @@ export class Cleaner {
    * (then that backup falls behind the horizon and resyncs).
    */
   private cleanable(): boolean {
+    return this.cleanableSegments() > 0
+  }
+
+  /** How many of the oldest segments can be cleaned now (see cleanable). */
+  private cleanableSegments(): number {
     const store = this.primary.store
-    if (store.newestId - store.oldestId < 2) return false
-    const victimEnd = (store.oldestId + 1) * store.segmentBytes
-    if (victimEnd > store.endLsn - this.primary.retainBytes()) return false
-    return victimEnd <= this.primary.retainFloor() || this.underPressure()
+    const limit = Math.min(store.endLsn - this.primary.retainBytes(), this.underPressure() ? Number.MAX_SAFE_INTEGER : this.primary.retainFloor())
+    // A victim ends at or below `limit`, and one segment stays between the last victim and the tail.
+    return Math.max(0, Math.min(store.newestId - store.oldestId - 1, Math.floor(limit / store.segmentBytes) - store.oldestId))
   }
 
   private wanted(): boolean {
@@ -181,7 +195,7 @@ export class Cleaner {
       if (this.state === 'syncing' && this.primary.groupCommit.durableLsn >= this.releaseAfter) this.release()
     } catch (err) {
       // A failed cleaning is retried from scratch later (relocations already written are harmless copies).
-      this.primary.options.log(`cleaner: cleaning segment ${this.victimId} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      this.primary.options.log(`cleaner: cleaning segments up to ${this.lastVictimId} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
       this.state = 'idle'
       this.stats.timeMs += performance.now() - t0
       return
@@ -191,15 +205,27 @@ export class Cleaner {
   }
 
   private begin(): void {
-    if (!this.cleanable()) { this.forced = 0; return }
-    if (this.forced > 0) this.forced--
+    const cleanable = this.cleanableSegments()
+    if (cleanable === 0) { this.forced = 0; return }
+    const batch = Math.min(cleanable, BATCH_SEGMENTS_MAX, Math.max(this.forced, this.underPressure() ? BATCH_SEGMENTS_MAX : 1))
+    this.forced = Math.max(0, this.forced - batch)
     this.victimId = this.primary.store.oldestId
+    this.lastVictimId = this.victimId + batch - 1
     this.offset = 0
     this.state = 'scanning'
   }
 
-  /** Scans up to `budget` bytes of the victim: relocates the sets that are their key's head. */
+  /** Scans up to `budget` bytes of the victims: relocates the sets that are their key's head. */
   private scan(budget: number): void {
+    let scanned = 0
+    while (scanned < budget) {
+      scanned += this.scanVictim(budget - scanned)
+      if (this.state !== 'scanning') return
+    }
+  }
+
+  /** Scans up to `budget` bytes of the current victim; moves to the next, or to syncing after the last. Returns bytes scanned. */
+  private scanVictim(budget: number): number {
     const p = this.primary
     const store = p.store
     const victim = store.segment(this.victimId)!
@@ -232,10 +258,16 @@ export class Cleaner {
     }
     this.stats.bytesScanned += scanned
     if (this.offset >= committed) {
-      p.appender.seal()
-      this.releaseAfter = store.endLsn
-      this.state = 'syncing'
+      if (this.victimId < this.lastVictimId) {
+        this.victimId++
+        this.offset = 0
+      } else {
+        p.appender.seal()
+        this.releaseAfter = store.endLsn
+        this.state = 'syncing'
+      }
     }
+    return Math.max(scanned, 1)
   }
 
   /** Copies the live set at `at` of the victim to the tail and points its key's slot there. */
@@ -262,15 +294,18 @@ export class Cleaner {
   private release(): void {
     const p = this.primary
     const store = p.store
-    const victim = store.segment(this.victimId)!
-    const dropped = sweepRange(store, victim.id, victim.committedBytes(), p.index.tables, 0, 1)
-    assert(dropped >= 0, 'every live set of the victim was relocated before its release')
-    p.liveBytes -= dropped
-    this.stats.tombstoneBytesDropped += dropped
-    p.files.releaseBelow(this.victimId + 1)
-    store.releaseBelow(this.victimId + 1)
+    const first = store.oldestId
+    for (let id = first; id <= this.lastVictimId; id++) {
+      const victim = store.segment(id)!
+      const dropped = sweepRange(store, victim.id, victim.committedBytes(), p.index.tables, 0, 1)
+      assert(dropped >= 0, 'every live set of the victim was relocated before its release')
+      p.liveBytes -= dropped
+      this.stats.tombstoneBytesDropped += dropped
+    }
+    p.files.releaseBelow(this.lastVictimId + 1)
+    store.releaseBelow(this.lastVictimId + 1)
     this.horizonAfterLsn = this.releaseAfter
-    this.stats.segmentsCleaned++
+    this.stats.segmentsCleaned += this.lastVictimId + 1 - first
     this.state = 'idle'
     this.onHorizon()
   }

@@ -284,7 +284,7 @@ class Run {
     while (quiet < 3) {
       await sleep(1)
       this.failOnCleanerError()
-      const queued = (p.cleaner as unknown as { forced: number }).forced
+      const queued = p.cleaner.queued()
       const idle = !p.cleaner.busy() && queued === 0 && !p.groupCommit.inFlight && p.groupCommit.durableLsn >= p.groupCommit.sealedLsn
       quiet = idle ? quiet + 1 : 0
       if (Date.now() - t0 > SETTLE_MS_MAX) throw new Error(`the cleaner or the disk did not settle in ${SETTLE_MS_MAX} ms (busy ${p.cleaner.busy()})`)
