@@ -115,6 +115,7 @@ export class Backup implements ServedNode, ReceiverSink {
   /** The current or last full resync; reads get -LOADING until `targetLsn` is visible. */
   resync: FullResync | null
   private releasing: boolean
+  private lastReleaseLogMs: number
   private persistedConfirmedLsn: number
   private lastPersistMs: number
   private probe: DivergenceProbe | null
@@ -150,6 +151,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.fullResyncsTotal = 0
     this.resync = null
     this.releasing = false
+    this.lastReleaseLogMs = 0
     this.probe = null
     this.view = new ReadView(store, index, confirmedLsn)
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => {
@@ -553,6 +555,8 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.socket !== null && this.socket.isPaused() && this.pending.count < PENDING_BLOCKS_MAX / 2) this.socket.resume()
     if (this.waiters.size > 0) this.checkWaiters(now)
     this.scheduleAck()
+    // As soon as the relocations that moved the primary's horizon are visible (a segment at a time, like the primary).
+    this.maybeRelease()
   }
 
   private scheduleAck(): void {
@@ -604,7 +608,12 @@ export class Backup implements ServedNode, ReceiverSink {
       const before = this.store.oldestId
       this.files.releaseBelow(id)
       this.segmentsReleasedTotal += this.store.releaseBelow(id)
-      this.options.log(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h})`)
+      // At most a line a second: under churn a segment goes every few milliseconds.
+      const now = nowMs()
+      if (now - this.lastReleaseLogMs >= 1000) {
+        this.lastReleaseLogMs = now
+        this.options.log(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h}; ${this.segmentsReleasedTotal} released since start)`)
+      }
     }, (err: unknown) => {
       this.options.log(`FATAL: releasing segments failed: ${String(err)}`)
       process.exit(70)

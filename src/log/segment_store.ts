@@ -19,14 +19,13 @@ import type { LogSegments } from '../index/indirection.js'
 let nextStoreId = 1
 
 /**
- * Released segments kept for reuse: at least SEGMENT_POOL_MIN, and as many as
- * fit SEGMENT_POOL_BYTES. The cleaner's steady cycle releases a segment and
- * the tail takes a new one (a backup releases a few at a time), so reusing
- * the buffers keeps memory (and RSS) flat instead of leaving garbage buffers
- * for the GC to find some day. Pooled bytes count in used_memory.
+ * Released segments kept for reuse, at most this many. The cleaner's steady
+ * cycle releases a segment and the tail takes a new one (a backup releases as
+ * soon as it may, so also about one at a time), so reusing the buffers keeps
+ * memory (and RSS) flat instead of leaving garbage buffers for the GC to find
+ * some day. Pooled bytes count in used_memory.
  */
-export const SEGMENT_POOL_MIN = 2
-export const SEGMENT_POOL_BYTES = 4 * 1024 * 1024
+export const SEGMENT_POOL_MAX = 2
 
 export class SegmentStore implements LogSegments {
   /** Unique per store in this process: replay workers key their cached segment views by it. */
@@ -173,7 +172,7 @@ export class SegmentStore implements LogSegments {
         this.bySlot[slot] = undefined
         delete this.u8[slot]
         delete this.dv[slot]
-        if (this.pool.length < Math.max(SEGMENT_POOL_MIN, SEGMENT_POOL_BYTES / this.segmentBytes)) this.pool.push({ segment: s, releasedAt: this.endLsn })
+        if (this.pool.length < SEGMENT_POOL_MAX) this.pool.push({ segment: s, releasedAt: this.endLsn })
         released++
       }
       this.oldestId++
