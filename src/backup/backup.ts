@@ -115,6 +115,8 @@ export class Backup implements ServedNode, ReceiverSink {
   /** The current or last full resync; reads get -LOADING until `targetLsn` is visible. */
   resync: FullResync | null
   private releasing: boolean
+  /** The primary's data did not fit --max-memory: the backup stopped following (linkError says so). */
+  private overMemory: boolean
   private lastReleaseLogMs: number
   private persistedConfirmedLsn: number
   private lastPersistMs: number
@@ -151,6 +153,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.fullResyncsTotal = 0
     this.resync = null
     this.releasing = false
+    this.overMemory = false
     this.lastReleaseLogMs = 0
     this.probe = null
     this.view = new ReadView(store, index, confirmedLsn)
@@ -299,7 +302,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   // ---- link ----
   private connect(): void {
-    if (this.closed) return
+    if (this.closed || this.overMemory) return
     const o = this.options
     const socket = net.connect({ host: o.primaryHost, port: o.primaryPort, noDelay: true })
     this.socket = socket
@@ -365,9 +368,10 @@ export class Backup implements ServedNode, ReceiverSink {
       const max = this.options.maxMemoryBytes ?? Number.MAX_SAFE_INTEGER
       if (failure === null && this.usedMemoryBytes() > max) {
         failure = new Error(`the primary's data does not fit in this backup's --max-memory ${max} bytes ` +
-          `(holding ${this.usedMemoryBytes()} bytes: log LSN ${this.store.horizonLsn()}..${this.store.endLsn} and index); not following until it does`)
+          `(holding ${this.usedMemoryBytes()} bytes: log LSN ${this.store.horizonLsn()}..${this.store.endLsn} and index); ` +
+          'not following any more (reads go on at what is visible); restart it with a larger --max-memory')
         this.linkError = (failure as Error).message
-        this.reconnectMs = RECONNECT_MS_MAX
+        this.overMemory = true
       }
     }
     this.confirm()

@@ -8,7 +8,7 @@
 import type { Redis } from 'ioredis'
 import { afterAll, expect, test } from 'vitest'
 import {
-  Cluster, cleanupClusters, digest, disconnect, info, lsnOf, seededRng, waitApplied, waitFor, type Rng,
+  Cluster, cleanupClusters, connect, digest, disconnect, info, lsnOf, seededRng, waitApplied, waitFor, type Rng,
 } from '../helpers/cluster.js'
 
 const MIB = 1024 * 1024
@@ -272,3 +272,24 @@ test('a long SCAN on a backup across many cleanings returns every key that was t
   for (let i = 0; i < 3000; i++) expect(seen.get(`stable:${i}`), `stable:${i}`).toBe(1)
   await expectModel(b, model, 'backup after the scan')
 }, 240_000)
+
+test('a backup whose --max-memory cannot hold the primary\'s data stops following and says why', async () => {
+  const cluster = await Cluster.start({ commit: 'local', workers: [2], segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const c = cluster.primaryClient()
+  const rng = seededRng('reclamation small backup', 0x5eed05)
+  const model: Model = new Map()
+  // About 6 MB of live data: more than the small backup's 4 MB.
+  await churn(c, rng, model, { ops: 6000, keys: 6000, prefix: 'big:', min: 900, max: 1100, delShare: 0 })
+  await settle(cluster, model)
+  disconnect(c)
+  const small = await cluster.addBackup({ workers: 1, args: ['--max-memory', '4mb'] })
+  const b = connect(small.port)
+  try {
+    await waitFor(async () => /does not fit in this backup's --max-memory/.test((await info(b, 'replication')).get('link_error') ?? ''), 30_000, 'the backup to refuse', 50)
+    expect(small.stderr()).toMatch(/closing link to primary: the primary's data does not fit in this backup's --max-memory 4194304 bytes/)
+    expect((await info(b, 'replication')).get('link')).toBe('down')
+    expect(small.node.proc.exitCode, 'the backup keeps running').toBeNull()
+  } finally {
+    disconnect(b)
+  }
+}, 120_000)
