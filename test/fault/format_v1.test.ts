@@ -1,6 +1,8 @@
 /**
- * On-disk format fixtures: a log directory written by an older freshet (format v1, no segment
- * manifest; test/fixtures/format/v1/README.md) must still open, with every key as written.
+ * On-disk format fixtures: log directories written by older freshets must still open, with every
+ * key as written: format v1 with no segment manifest (test/fixtures/format/v1/README.md), and
+ * segment manifest format 1 from before the cleaner (test/fixtures/format/manifest-v1/README.md),
+ * which then keeps working: written past a new segment and cleaned.
  */
 import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -9,6 +11,7 @@ import { copyDir, startPrimary } from '../helpers/primary.js'
 import { closeClient, connectClient } from '../helpers/clients.js'
 
 const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/format/v1/log', import.meta.url))
+const MANIFEST_V1_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v1/log', import.meta.url))
 
 /** The model the fixture generator (test/fixtures/format/make_v1.mjs) wrote. */
 function expected(): Map<string, string> {
@@ -40,4 +43,37 @@ describe('format v1 fixture', () => {
     // The fixture itself is never written to.
     expect(fs.readdirSync(FIXTURE_DIR).sort()).toEqual(['freshet.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
   })
+})
+
+describe('segment manifest format 1 fixture (before the cleaner)', () => {
+  test('opens with every key as written, takes writes into new segments, is cleaned, and reopens', async () => {
+    const copy = copyDir(MANIFEST_V1_DIR)
+    const model = expected()
+    const keys = [...Array.from({ length: 300 }, (_, i) => `k:${i}`), 'ctr']
+    const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+    const c = connectClient(primary.port)
+    expect(primary.stderr).not.toContain('log recovery:')
+    const got = await c.mget(...keys)
+    expect(keys.filter((k, i) => got[i] !== (model.get(k) ?? null))).toEqual([])
+    // Enough new writes for new segments, then cleaning releases the old ones.
+    for (let i = 0; i < 400; i++) {
+      const v = `new:${i}:` + 'n'.repeat(9000)
+      await c.set(`n:${i % 40}`, v)
+      model.set(`n:${i % 40}`, v)
+    }
+    expect(Number(await c.call('FRESHET.CLEAN', '3'))).toBeGreaterThan(0)
+    for (let i = 0; i < 200 && Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]) === 0; i++) await new Promise((r) => setTimeout(r, 25))
+    expect(Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]), 'segments from the old log were released').toBeGreaterThan(0)
+    await closeClient(c)
+    expect((await primary.stop()).code).toBe(0)
+    const again = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+    const c2 = connectClient(again.port)
+    const all = [...model.keys()]
+    const values = await c2.mget(...all)
+    expect(all.filter((k, i) => values[i] !== model.get(k))).toEqual([])
+    expect(await c2.dbsize()).toBe(model.size)
+    await closeClient(c2)
+    expect((await again.stop()).code).toBe(0)
+    expect(fs.readdirSync(MANIFEST_V1_DIR).sort()).toEqual(['freshet.json', 'manifest.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
+  }, 60_000)
 })
