@@ -37,6 +37,7 @@ import { F_BLOCKING } from '../server/commands.js'
 import { argInt } from '../server/args.js'
 import type { InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
+import { Snapshot, snapshotInfo } from '../view/snapshot.js'
 import { ACK_INTERVAL_MS, ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
 import { Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
@@ -229,6 +230,11 @@ export class Backup implements ServedNode, ReceiverSink {
     return `freshet is loading the dataset in memory (full resync from the primary: ${this.appliedLsn() - r.fromLsn} of ${r.targetLsn - r.fromLsn} bytes)`
   }
 
+  /** A snapshot at the visible LSN: consistent across releases until closed (view/snapshot.ts). */
+  snapshot(): Snapshot {
+    return Snapshot.open(this.store, this.index, this.view.visibleLsn)
+  }
+
   /** Bytes of memory this backup holds: retained segments and the index. */
   usedMemoryBytes(): number {
     return this.store.memoryBytes() + this.index.memoryBytes()
@@ -272,7 +278,7 @@ export class Backup implements ServedNode, ReceiverSink {
       memory: () => [
         ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
         ['log_bytes', this.store.retainedBytes()], ['segment_pool_bytes', this.store.pooledBytes()], ['index_bytes', this.index.memoryBytes()],
-        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal],
+        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal], ...snapshotInfo(this.store),
       ],
       stats: () => {
         const h = this.lagHistogramUs
@@ -604,7 +610,7 @@ export class Backup implements ServedNode, ReceiverSink {
     const h = this.primaryHorizonLsn
     if (this.releasing || h <= this.store.horizonLsn()) return
     const after = this.primaryHorizonAfterLsn
-    if (this.groupCommit.durableLsn < after || this.view.visibleLsn < after) return
+    if (this.groupCommit.durableLsn < after || this.view.visibleLsn < after || this.store.oldestPin() < after) return
     const id = h / this.store.segmentBytes
     this.releasing = true
     this.scheduler.sweepBelow(id).then(() => {

@@ -53,6 +53,10 @@ export class SegmentStore implements LogSegments {
    */
   reusable: (releasedAt: number) => boolean
   private retainedCache: Segment[] | null
+  /** Snapshot LSNs that pin the log (count per LSN): nothing a view at them can reach is released. */
+  private readonly pins: Map<number, number>
+  /** Called when the last pin at an LSN goes (the cleaner may release what it held). */
+  onUnpinned: (() => void) | null
   /** Released segments' buffers, oldest first, with the log end at their release. */
   private readonly pool: Array<{ segment: Segment, releasedAt: number }>
 
@@ -73,7 +77,36 @@ export class SegmentStore implements LogSegments {
     this.onSegmentCreated = null
     this.reusable = () => true
     this.retainedCache = null
+    this.pins = new Map()
+    this.onUnpinned = null
     this.pool = []
+  }
+
+  /** Pins the log for a snapshot at `lsn` (ref-counted; see view/snapshot.ts). */
+  pin(lsn: number): void {
+    this.pins.set(lsn, (this.pins.get(lsn) ?? 0) + 1)
+  }
+
+  unpin(lsn: number): void {
+    const n = this.pins.get(lsn)
+    assert(n !== undefined && n > 0, 'an unpin matches a pin')
+    if (n > 1) { this.pins.set(lsn, n - 1); return }
+    this.pins.delete(lsn)
+    if (this.onUnpinned !== null) this.onUnpinned()
+  }
+
+  /** The oldest pinned snapshot LSN, or Number.MAX_SAFE_INTEGER when nothing is pinned. */
+  oldestPin(): number {
+    let oldest = Number.MAX_SAFE_INTEGER
+    for (const lsn of this.pins.keys()) if (lsn < oldest) oldest = lsn
+    return oldest
+  }
+
+  /** Open snapshots (pins, counted). */
+  pinCount(): number {
+    let n = 0
+    for (const c of this.pins.values()) n += c
+    return n
   }
 
   /** The base LSN of the oldest retained segment. */

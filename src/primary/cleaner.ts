@@ -18,7 +18,8 @@
  *      relocated; everything else is dead, or a tombstone at its key's head;
  *   2. seal the open block; wait until the log is durable up to its end
  *      (releaseAfter): the relocations must survive a crash before the only
- *      other copy goes;
+ *      other copy goes; and until no snapshot older than that is open
+ *      (view/snapshot.ts);
  *   3. release: tombstones still at their key's head leave the index (their
  *      slots become gone: sweepRange, which backups run too); the manifest moves the horizon (durably), then the
  *      victim's file is deleted (LogFiles.releaseBelow) and its memory freed.
@@ -146,7 +147,7 @@ export class Cleaner {
   kick(): void {
     if (this.scheduled || this.stopped) return
     if (this.state === 'idle' && !(this.forced > 0 || (!this.paused && this.wanted()))) return
-    if (this.state === 'syncing' && this.primary.groupCommit.durableLsn < this.releaseAfter) return
+    if (this.state === 'syncing' && (this.primary.groupCommit.durableLsn < this.releaseAfter || this.primary.store.oldestPin() < this.releaseAfter)) return
     this.scheduled = true
     setImmediate(() => this.step())
   }
@@ -192,7 +193,9 @@ export class Cleaner {
     try {
       if (this.state === 'idle') this.begin()
       if (this.state === 'scanning') this.scan(this.underPressure() ? Number.MAX_SAFE_INTEGER : SLICE_BYTES)
-      if (this.state === 'syncing' && this.primary.groupCommit.durableLsn >= this.releaseAfter) this.release()
+      // A snapshot older than the relocations could still follow a chain into the victims: wait for it.
+      if (this.state === 'syncing' && this.primary.groupCommit.durableLsn >= this.releaseAfter &&
+        this.primary.store.oldestPin() >= this.releaseAfter) this.release()
     } catch (err) {
       // A failed cleaning is retried from scratch later (relocations already written are harmless copies).
       this.primary.options.log(`cleaner: cleaning segments up to ${this.lastVictimId} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)

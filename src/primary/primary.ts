@@ -20,6 +20,7 @@ import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, tableNeedsGrowth, tableSlotCount } from '../index/indirection.js'
 import { Cleaner } from './cleaner.js'
+import { Snapshot, snapshotInfo } from '../view/snapshot.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles, type CrashStep } from '../log/log_file.js'
@@ -142,6 +143,7 @@ export class Primary implements ServedNode {
     this.writtenBytesTotal = 0
     this.hooks = hooks
     this.cleaner = new Cleaner(this, () => { if (hooks.horizon !== undefined) hooks.horizon() })
+    store.onUnpinned = () => this.cleaner.kick()
     const shippedFloor = hooks.shippedFloor
     if (shippedFloor !== undefined) store.reusable = (releasedAt) => shippedFloor() >= releasedAt
     this.pHash = 0
@@ -210,7 +212,7 @@ export class Primary implements ServedNode {
           ['index_bytes', this.index.memoryBytes()],
           ['index_keys', this.index.slotsUsed()],
           ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],
-          ['retain_bytes', this.retainBytes()],
+          ['retain_bytes', this.retainBytes()], ...snapshotInfo(this.store),
           ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
           ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
           ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_ms', Math.round(c.timeMs)],
@@ -269,6 +271,15 @@ export class Primary implements ServedNode {
 
   retainBytes(): number {
     return this.options.retainBytes ?? RETAIN_BYTES_DEFAULT
+  }
+
+  /**
+   * A snapshot of everything committed so far (the open block is sealed
+   * first): a view that stays consistent across cleanings until closed.
+   */
+  snapshot(): Snapshot {
+    this.appender.seal()
+    return Snapshot.open(this.store, this.index, this.store.endLsn)
   }
 
   /** What connected backups still need sent (Number.MAX_SAFE_INTEGER: nothing). */
