@@ -230,6 +230,12 @@ export class Backup implements ServedNode, ReceiverSink {
     return `freshet is loading the dataset in memory (full resync from the primary: ${this.appliedLsn() - r.fromLsn} of ${r.targetLsn - r.fromLsn} bytes)`
   }
 
+  /** Bytes of segments whose release (the primary moved its horizon past them) waits for an open snapshot. */
+  private pinnedBytes(): number {
+    if (this.store.oldestPin() >= this.primaryHorizonAfterLsn || this.primaryHorizonLsn <= this.store.horizonLsn()) return 0
+    return this.primaryHorizonLsn - this.store.horizonLsn()
+  }
+
   /** A snapshot at the visible LSN: consistent across releases until closed (view/snapshot.ts). */
   snapshot(): Snapshot {
     return Snapshot.open(this.store, this.index, this.view.visibleLsn)
@@ -278,7 +284,7 @@ export class Backup implements ServedNode, ReceiverSink {
       memory: () => [
         ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
         ['log_bytes', this.store.retainedBytes()], ['segment_pool_bytes', this.store.pooledBytes()], ['index_bytes', this.index.memoryBytes()],
-        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal], ...snapshotInfo(this.store),
+        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal], ...snapshotInfo(this.store), ['pinned_bytes', this.pinnedBytes()],
       ],
       stats: () => {
         const h = this.lagHistogramUs

@@ -121,6 +121,13 @@ export class Cleaner {
     return this.state !== 'idle'
   }
 
+  /** Bytes of segments whose release waits for an open snapshot (view/snapshot.ts). */
+  pinnedBytes(): number {
+    const store = this.primary.store
+    if (this.state !== 'syncing' || store.oldestPin() >= this.releaseAfter) return 0
+    return (this.lastVictimId + 1 - store.oldestId) * store.segmentBytes
+  }
+
   /** Forced cleanings not started yet. */
   queued(): number {
     return this.forced

@@ -212,7 +212,7 @@ export class Primary implements ServedNode {
           ['index_bytes', this.index.memoryBytes()],
           ['index_keys', this.index.slotsUsed()],
           ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],
-          ['retain_bytes', this.retainBytes()], ...snapshotInfo(this.store),
+          ['retain_bytes', this.retainBytes()], ...snapshotInfo(this.store), ['pinned_bytes', this.cleaner.pinnedBytes()],
           ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
           ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
           ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_ms', Math.round(c.timeMs)],
