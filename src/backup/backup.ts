@@ -44,7 +44,7 @@ import { CHECK_COMMAND } from '../ship/protocol.js'
 import { checksumEndingAt } from '../ship/agreement.js'
 import { blockStartEndingAt } from '../log/segment_store.js'
 import { blockCommitTimeMs, blockKeyCount, blockLength } from '../codec/record.js'
-import { readConfirmedLsn, writeConfirmedLsn } from './confirmed.js'
+import { clearResyncMarker, readConfirmedLsn, readResyncMarker, writeConfirmedLsn, writeResyncMarker } from './confirmed.js'
 import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
 import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 
@@ -209,7 +209,13 @@ export class Backup implements ServedNode, ReceiverSink {
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
     confirmed = replayedLsn
     if (confirmed < report.endLsn) options.log(`log recovery: LSN ${confirmed}..${report.endLsn} is held unconfirmed until the primary confirms it`)
-    return new Backup(options, store, index, files, report, scheduler, confirmed)
+    const backup = new Backup(options, store, index, files, report, scheduler, confirmed)
+    const marker = readResyncMarker(options.dir, options.log)
+    if (marker !== null) {
+      options.log(`a full resync was under way (to LSN ${marker.targetLsn}): loading until it is visible`)
+      backup.resync = { fromLsn: marker.fromLsn, targetLsn: marker.targetLsn, startMs: nowMs(), doneMs: 0, reason: marker.reason }
+    }
+    return backup
   }
 
   /** Starts following the primary; `listenPort` is the port this backup serves clients on. */
@@ -226,7 +232,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   loading(): string | null {
     const r = this.resync
-    if (r === null || r.doneMs > 0 || this.appliedLsn() >= r.targetLsn) return null
+    if (r === null || r.doneMs > 0 || (r.targetLsn >= 0 && this.appliedLsn() >= r.targetLsn)) return null
     return `freshet is loading the dataset in memory (full resync from the primary: ${this.appliedLsn() - r.fromLsn} of ${r.targetLsn - r.fromLsn} bytes)`
   }
 
@@ -473,6 +479,8 @@ export class Backup implements ServedNode, ReceiverSink {
         this.primarySafeLsn = this.confirmedLsn
         this.linkError = ''
         this.primaryCommitLsn = Math.max(this.primaryCommitLsn, Number(commit))
+        // A resync whose target was lost (unreadable marker) loads until what the primary has now.
+        if (this.resync !== null && this.resync.targetLsn < 0) this.resync.targetLsn = Number(commit)
         this.handshake = null
         this.linkUp = true
         this.reconnectMs = RECONNECT_MS_MIN
@@ -556,8 +564,9 @@ export class Backup implements ServedNode, ReceiverSink {
     this.appliedBytesTotal += lsn - this.view.visibleLsn
     this.view.visibleLsn = lsn
     const r = this.resync
-    if (r !== null && r.doneMs === 0 && lsn >= r.targetLsn) {
+    if (r !== null && r.doneMs === 0 && r.targetLsn >= 0 && lsn >= r.targetLsn) {
       r.doneMs = now
+      clearResyncMarker(this.options.dir)
       this.options.log(`full resync done: ${r.targetLsn - r.fromLsn} bytes of log in ${Math.round(r.doneMs - r.startMs)} ms; serving reads`)
     }
     if (newest >= 0) {
@@ -646,6 +655,8 @@ export class Backup implements ServedNode, ReceiverSink {
       `discarding this backup's log LSN ${this.store.horizonLsn()}..${this.store.endLsn}`)
     await this.groupCommit.drain()
     await this.scheduler.resetTo(horizon)
+    // First, durably: a restart from here on loads until commitLsn (see confirmed.ts).
+    writeResyncMarker(this.options.dir, { fromLsn: horizon, targetLsn: commitLsn, reason })
     this.files.resetTo(horizon)
     writeConfirmedLsn(this.options.dir, horizon)
     this.persistedConfirmedLsn = horizon
@@ -670,8 +681,8 @@ export class Backup implements ServedNode, ReceiverSink {
     const loading = this.loading() !== null
     const lines: Array<[string, string | number]> = [['loading', loading ? 1 : 0], ['full_resyncs_total', this.fullResyncsTotal]]
     if (r === null) return lines
-    const done = Math.min(r.targetLsn, this.appliedLsn()) - r.fromLsn
-    const total = r.targetLsn - r.fromLsn
+    const done = Math.max(0, Math.min(r.targetLsn, this.appliedLsn()) - r.fromLsn)
+    const total = Math.max(0, r.targetLsn - r.fromLsn)
     const elapsedMs = (r.doneMs > 0 ? r.doneMs : nowMs()) - r.startMs
     const rate = elapsedMs > 0 ? done / (elapsedMs / 1000) : 0
     lines.push(

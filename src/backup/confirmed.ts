@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { writeFileDurable } from '../log/manifest.js'
 
 const CONFIRMED_FILE = 'confirmed.json'
 
@@ -29,16 +30,42 @@ export function readConfirmedLsn(dir: string, log: (line: string) => void): numb
 }
 
 export function writeConfirmedLsn(dir: string, lsn: number): void {
-  const file = path.join(dir, CONFIRMED_FILE)
-  const tmp = `${file}.tmp`
-  const fd = fs.openSync(tmp, 'w')
+  writeFileDurable(dir, CONFIRMED_FILE, JSON.stringify({ confirmedLsn: lsn }) + '\n')
+}
+
+/**
+ * A full resync in progress (`resync.json`): written durably before the log
+ * is discarded, removed once the backup has made `targetLsn` visible. A backup
+ * that restarts mid-resync keeps answering -LOADING until then, instead of
+ * serving the part of the primary's log it had received (a state that never
+ * existed on the primary: some relocations and not others).
+ */
+export interface ResyncMarker {
+  fromLsn: number
+  targetLsn: number
+  reason: string
+}
+
+const RESYNC_FILE = 'resync.json'
+
+export function writeResyncMarker(dir: string, m: ResyncMarker): void {
+  writeFileDurable(dir, RESYNC_FILE, JSON.stringify(m) + '\n')
+}
+
+export function clearResyncMarker(dir: string): void {
+  fs.rmSync(path.join(dir, RESYNC_FILE), { force: true })
+}
+
+/** The marker, or null if there is none. An unreadable one reads as a resync to an unknown target (-1: loading until the primary's commit LSN at the next sync). */
+export function readResyncMarker(dir: string, log: (line: string) => void): ResyncMarker | null {
+  const file = path.join(dir, RESYNC_FILE)
+  if (!fs.existsSync(file)) return null
   try {
-    fs.writeSync(fd, JSON.stringify({ confirmedLsn: lsn }) + '\n')
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
+    const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<ResyncMarker>
+    if (Number.isSafeInteger(m.fromLsn) && Number.isSafeInteger(m.targetLsn) && typeof m.reason === 'string') return m as ResyncMarker
+  } catch {
+    // Falls through: reported below.
   }
-  fs.renameSync(tmp, file)
-  const dfd = fs.openSync(dir, 'r')
-  try { fs.fsyncSync(dfd) } finally { fs.closeSync(dfd) }
+  log(`${file} is unreadable; loading until the primary's log is caught up`)
+  return { fromLsn: 0, targetLsn: -1, reason: 'unknown (resync.json unreadable)' }
 }

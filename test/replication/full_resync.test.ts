@@ -30,6 +30,7 @@ let second: Buffer
 let commitLsn = 0
 let sendSecond = false
 let link: net.Socket | null = null
+let port = 0
 
 beforeAll(async () => {
   await initHash()
@@ -55,8 +56,10 @@ beforeAll(async () => {
       }
       link = socket
       // Only the first block is safe yet: the backup holds less than the commit LSN it must reach.
+      // (A backup restarted after the first block asks from past it: nothing to send but heartbeats.)
       const safe = HORIZON + first.length
-      socket.write(Buffer.concat([Buffer.from(`+SYNC 1 ${commitLsn} ${SEGMENT_BYTES}\r\n`), blocksFrame(first), heartbeat(safe, Date.now(), safe, HORIZON, HORIZON)]))
+      const blocks = Number(m[1]) === HORIZON ? blocksFrame(first) : Buffer.alloc(0)
+      socket.write(Buffer.concat([Buffer.from(`+SYNC 1 ${commitLsn} ${SEGMENT_BYTES}\r\n`), blocks, heartbeat(safe, Date.now(), safe, HORIZON, HORIZON)]))
       const timer = setInterval(() => {
         if (socket.destroyed) { clearInterval(timer); return }
         socket.write(heartbeat(sendSecond ? commitLsn : safe, Date.now(), sendSecond ? commitLsn : safe, HORIZON, HORIZON))
@@ -64,7 +67,7 @@ beforeAll(async () => {
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
+  port = (server.address() as net.AddressInfo).port
   backup = await startBackupNode(port, { workers: 2, primaryAuth: null })
 }, 60_000)
 
@@ -95,12 +98,31 @@ test('a new backup told to resync discards its state, follows from the horizon, 
     expect(lag.status).toBe(0)
     expect(lag.stdout).toMatch(new RegExp(`full resync: ${first.length} of ${commitLsn - HORIZON} bytes, [\\d.]+ MB/s, eta [\\d.]+ s \\(${REASON}\\)`))
 
-    sendSecond = true
-    link!.write(blocksFrame(second))
-    await waitFor(async () => (await info(c, 'persistence')).get('loading') === '0', 15_000, 'loading to end')
-    expect(await c.get('rs:a')).toBe('alpha')
-    expect(await c.get('rs:b')).toBe('beta')
-    expect(await c.dbsize()).toBe(2)
+    // A backup killed mid-resync comes back still loading: it never serves the partial state.
+    await backup.node.kill9()
+    const syncsBefore = syncs.length
+    backup = await startBackupNode(port, { workers: 2, primaryAuth: null, dir: backup.dir })
+    const c2 = connect(backup.port)
+    try {
+      await waitFor(() => syncs.length > syncsBefore, 15_000, 'the restarted backup to sync again')
+      // From what it flushed: the first block, or (killed before its flush) the horizon again.
+      expect([String(HORIZON + first.length), String(HORIZON)]).toContain(syncs[syncs.length - 1][0])
+      expect(backup.stderr()).toMatch(/a full resync was under way \(to LSN \d+\): loading until it is visible/)
+      expect(await errorCode(c2.get('rs:a')), 'still loading after the restart').toBe('LOADING')
+      expect((await info(c2, 'persistence')).get('loading')).toBe('1')
+      sendSecond = true
+      link!.write(blocksFrame(second))
+      await waitFor(async () => (await info(c2, 'persistence')).get('loading') === '0', 15_000, 'loading to end after the restart')
+      expect(await c2.get('rs:b')).toBe('beta')
+    } finally {
+      disconnect(c2)
+    }
+    const c3 = connect(backup.port)
+    await waitFor(async () => (await info(c3, 'persistence')).get('loading') === '0', 15_000, 'loading to end')
+    expect(await c3.get('rs:a')).toBe('alpha')
+    expect(await c3.get('rs:b')).toBe('beta')
+    expect(await c3.dbsize()).toBe(2)
+    disconnect(c3)
     expect(backup.stderr()).toMatch(/full resync done: \d+ bytes of log in \d+ ms; serving reads/)
   } finally {
     disconnect(c)
