@@ -41,11 +41,6 @@ export function refPosition(ref: number): number {
   return ref * LSN_ALIGN_BYTES
 }
 
-/** The offset of `ref` within its segment. */
-export function refOffsetIn(ref: number, segmentBytes: number): number {
-  return (ref * LSN_ALIGN_BYTES) % segmentBytes
-}
-
 /** The slot that holds segment `segmentId`. */
 export function slotOfSegment(segmentId: number, segmentBytes: number): number {
   return segmentId % (REF_SPAN_BYTES / segmentBytes)

@@ -6,10 +6,9 @@
 import { keyHash } from '../../src/codec/hash.js'
 import { opBytes, sealBlock, writeOp } from '../../src/codec/record.js'
 import { BLOCK_HEADER_BYTES, OP_TYPE_SET } from '../../src/constants.js'
+import { FRAME_BLOCKS, FRAME_HEADER_BYTES, encodeFrameHeader, encodeHeartbeat } from '../../src/ship/protocol.js'
 
-export const FRAME_HEADER_BYTES = 8
-export const FRAME_BLOCKS = 1
-export const FRAME_HEARTBEAT = 2
+export { FRAME_BLOCKS, FRAME_HEADER_BYTES, FRAME_HEARTBEAT } from '../../src/ship/protocol.js'
 
 export function resp(...args: string[]): Buffer {
   return Buffer.from(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''))
@@ -17,8 +16,7 @@ export function resp(...args: string[]): Buffer {
 
 export function frameHeader(type: number, payloadBytes: number): Buffer {
   const b = Buffer.alloc(FRAME_HEADER_BYTES)
-  b[0] = type
-  b.writeUInt32LE(payloadBytes, 4)
+  encodeFrameHeader(b, 0, type, payloadBytes)
   return b
 }
 
@@ -46,13 +44,5 @@ export function blocksFrame(...blocks: Buffer[]): Buffer {
 
 /** A heartbeat from the fake primary: commit LSN, time, the safe LSN (all it sent is durable), horizon 0 (nothing released). */
 export function heartbeat(commitLsn: number, commitTimeMs = Date.now(), safeLsn = commitLsn, horizonLsn = 0, horizonAfterLsn = 0): Buffer {
-  const b = Buffer.alloc(FRAME_HEADER_BYTES + 40)
-  b[0] = FRAME_HEARTBEAT
-  b.writeUInt32LE(40, 4)
-  b.writeDoubleLE(commitLsn, 8)
-  b.writeDoubleLE(commitTimeMs, 16)
-  b.writeDoubleLE(safeLsn, 24)
-  b.writeDoubleLE(horizonLsn, 32)
-  b.writeDoubleLE(horizonAfterLsn, 40)
-  return b
+  return encodeHeartbeat(commitLsn, commitTimeMs, safeLsn, horizonLsn, horizonAfterLsn)
 }
