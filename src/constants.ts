@@ -45,9 +45,10 @@ export const OP_HEADER_BYTES = 16
 export const OP_TYPE_SET = 1
 export const OP_TYPE_DELETE = 2
 /**
- * A set the cleaner copied to the tail from the segment it is releasing: the
- * same key and value as the version its prevRef names (not a write: WATCH and
- * write counters look through it).
+ * An op the cleaner copied to the tail from a segment it is releasing: a
+ * set, or a tombstone an older version of its key still needs (primary/
+ * cleaner.ts); the same key and value as the version its prevRef names (not
+ * a write: WATCH and write counters look through it).
  */
 export const OP_FLAG_RELOCATED = 1
 

@@ -5,7 +5,7 @@
  * The worker owns the partitions of its task's lane for the task's duration:
  * the scheduler never runs two tasks of one lane at once.
  */
-import { applyRange, sweepRange } from '../src/replay/apply.js'
+import { applyRange } from '../src/replay/apply.js'
 import { initHash } from '../src/codec/hash.js'
 import type { LogSegments } from '../src/index/indirection.js'
 import { scanSegment, type ScanResult } from '../src/log/log_file.js'
@@ -66,13 +66,7 @@ function replay(task: ReplayTask): ReplayResult {
   }
   let installed = 0
   for (let i = 0; i < task.ranges.length; i += 3) {
-    if (task.type === 'sweep') {
-      const dropped = sweepRange(log, task.ranges[i], task.ranges[i + 2], tables, task.lane, task.laneCount)
-      if (dropped < 0) { installed = -1; break }
-      installed += dropped
-    } else {
-      installed += applyRange(log, task.ranges[i], task.ranges[i + 1], task.ranges[i + 2], tables, task.lane, task.laneCount)
-    }
+    installed += applyRange(log, task.ranges[i], task.ranges[i + 1], task.ranges[i + 2], tables, task.lane, task.laneCount)
   }
   const grownPartitions: number[] = []
   const grownTables: SharedArrayBuffer[] = []

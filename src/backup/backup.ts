@@ -39,7 +39,7 @@ import type { InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot, snapshotInfo } from '../view/snapshot.js'
 import { ACK_INTERVAL_MS, ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
-import { Receiver, type ReceiverSink } from '../ship/receiver.js'
+import { LinkError, Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
 import { checksumEndingAt } from '../ship/agreement.js'
 import { blockStartEndingAt } from '../log/segment_store.js'
@@ -112,6 +112,9 @@ export class Backup implements ServedNode, ReceiverSink {
   primaryHorizonLsn: number
   primaryHorizonAfterLsn: number
   segmentsReleasedTotal: number
+  /** Holes the primary named (RELEASE frames) that this backup still holds, oldest first: released once it may (maybeRelease). */
+  private readonly pendingHoles: Array<{ horizonLsn: number, afterLsn: number, ids: number[] }>
+  private pendingHoleCount: number
   fullResyncsTotal: number
   /** The current or last full resync; reads get -LOADING until `targetLsn` is visible. */
   resync: FullResync | null
@@ -151,6 +154,8 @@ export class Backup implements ServedNode, ReceiverSink {
     this.primaryHorizonLsn = store.horizonLsn()
     this.primaryHorizonAfterLsn = store.horizonLsn()
     this.segmentsReleasedTotal = 0
+    this.pendingHoles = []
+    this.pendingHoleCount = 0
     this.fullResyncsTotal = 0
     this.resync = null
     this.releasing = false
@@ -282,7 +287,7 @@ export class Backup implements ServedNode, ReceiverSink {
       ],
       persistence: () => [
         ...this.resyncInfo(),
-        ['dir', this.options.dir], ['horizon_lsn', this.store.horizonLsn()], ['log_disk_bytes', this.files.bytesOnDisk()], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
+        ['dir', this.options.dir], ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk()], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
         ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
         ['recovery_truncated_bytes', this.recovery.truncatedBytes],
         ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
@@ -336,7 +341,10 @@ export class Backup implements ServedNode, ReceiverSink {
       const end = this.store.endLsn
       // An empty log that starts at its horizon (after a full resync reset) has no block to name: checksum 0.
       const checksum = end === this.store.horizonLsn() ? 0 : checksumEndingAt(this.store, end)
-      hello += resp([SYNC_COMMAND.toUpperCase(), String(this.epoch), String(end), String(this.listenPort), String(checksum)])
+      const args = [SYNC_COMMAND.toUpperCase(), String(this.epoch), String(end), String(this.listenPort), String(checksum)]
+      // Loading (a full resync): the primary may skip the segments it released (holes).
+      if (this.loading() !== null) args.push('RESYNC')
+      hello += resp(args)
     }
     socket.on('connect', () => {
       socket.write(hello)
@@ -432,7 +440,7 @@ export class Backup implements ServedNode, ReceiverSink {
         return Buffer.alloc(0)
       }
       if (line.startsWith(':') && this.probe !== null) {
-        const outcome = this.probe.answer(line === ':1')
+        const outcome = this.probe.answer(line === ':1', line === ':-1')
         if (outcome === null) {
           const ask = this.probe.next()!
           this.socket!.write(resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)]))
@@ -506,6 +514,28 @@ export class Backup implements ServedNode, ReceiverSink {
     }
     // confirm() (after the chunk) makes it visible, whole blocks only; a bad value confirms nothing.
     if (Number.isSafeInteger(safeLsn) && safeLsn > this.primarySafeLsn) this.primarySafeLsn = safeLsn
+  }
+
+  /**
+   * The primary released segments `ids` above its horizon (a RELEASE frame).
+   * Those this backup never held (past its log: a full resync skips them)
+   * are recorded as holes at once; those it holds wait in pendingHoles until
+   * it may release them too. Bounded: a primary holds at most a ref window of
+   * segments, so more pending ids than slots is a broken link.
+   */
+  release(horizonLsn: number, afterLsn: number, ids: number[]): void {
+    const store = this.store
+    const ahead = ids.filter((id) => id > store.newestId && !store.holes.has(id))
+    if (ahead.length > 0) {
+      this.files.releaseHoles(ahead)
+      store.releaseHoles(ahead)
+    }
+    const held = ids.filter((id) => id <= store.newestId && !store.released(id))
+    if (held.length === 0) return
+    if (this.pendingHoleCount + held.length > store.slotCount) throw new LinkError(`RELEASE frames name more segments than a log holds (${this.pendingHoleCount + held.length})`)
+    this.pendingHoles.push({ horizonLsn, afterLsn, ids: held })
+    this.pendingHoleCount += held.length
+    this.maybeRelease()
   }
 
   // ---- divergence ----
@@ -622,27 +652,72 @@ export class Backup implements ServedNode, ReceiverSink {
    * and the files go (LogFiles.releaseBelow), then the memory.
    */
   private maybeRelease(): void {
+    if (this.releasing) return
     const h = this.primaryHorizonLsn
-    if (this.releasing || h <= this.store.horizonLsn()) return
-    const after = this.primaryHorizonAfterLsn
-    if (this.groupCommit.durableLsn < after || this.view.visibleLsn < after || this.store.oldestPin() < after) return
+    if (h > this.store.horizonLsn()) {
+      if (this.mayRelease(this.primaryHorizonAfterLsn)) this.releaseBelow(h)
+      return
+    }
+    const next = this.pendingHoles[0]
+    // A hole waits for the horizon the primary had when it made it (tombstones follow the same rule there).
+    if (next !== undefined && next.horizonLsn <= this.store.horizonLsn() && this.mayRelease(next.afterLsn)) this.releaseHoles()
+  }
+
+  /** Does this backup hold (flushed and visible), with no snapshot below, the relocations that ended at `afterLsn`? */
+  private mayRelease(afterLsn: number): boolean {
+    return this.groupCommit.durableLsn >= afterLsn && this.view.visibleLsn >= afterLsn && this.store.oldestPin() >= afterLsn
+  }
+
+  private releaseBelow(h: number): void {
     const id = h / this.store.segmentBytes
     this.releasing = true
-    this.scheduler.sweepBelow(id).then(() => {
+    this.scheduler.sweep(this.heldBelow(id), h).then(() => {
       this.releasing = false
       const before = this.store.oldestId
       this.files.releaseBelow(id)
       this.segmentsReleasedTotal += this.store.releaseBelow(id)
-      // At most a line a second: under churn a segment goes every few milliseconds.
-      const now = nowMs()
-      if (now - this.lastReleaseLogMs >= 1000) {
-        this.lastReleaseLogMs = now
-        this.options.log(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h}; ${this.segmentsReleasedTotal} released since start)`)
+      this.logRelease(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h}; ${this.segmentsReleasedTotal} released since start)`)
+      this.maybeRelease()
+    }, (err: unknown) => this.releaseFailed(err))
+  }
+
+  /** Retained segment ids below `id`. */
+  private heldBelow(id: number): number[] {
+    const ids: number[] = []
+    for (let i = this.store.oldestId; i < id; i++) if (this.store.segment(i) !== undefined) ids.push(i)
+    return ids
+  }
+
+  /** Releases the oldest pending holes (those still held), as the primary did. */
+  private releaseHoles(): void {
+    const batch = this.pendingHoles.shift()!
+    this.pendingHoleCount -= batch.ids.length
+    const ids = batch.ids.filter((id) => this.store.segment(id) !== undefined)
+    if (ids.length === 0) { this.maybeRelease(); return }
+    this.releasing = true
+    this.scheduler.sweep(ids, this.store.horizonLsn()).then((swept) => {
+      this.releasing = false
+      if (swept.length > 0) {
+        this.files.releaseHoles(swept)
+        this.segmentsReleasedTotal += this.store.releaseHoles(swept)
+        this.logRelease(`released segments ${swept.join(',')} (holes the primary's cleaner made; ${this.segmentsReleasedTotal} released since start)`)
       }
-    }, (err: unknown) => {
-      this.options.log(`FATAL: releasing segments failed: ${String(err)}`)
-      process.exit(70)
-    })
+      // A segment with a head that must stay (never, if the primary relocated what it had to) waits for the horizon.
+      this.maybeRelease()
+    }, (err: unknown) => this.releaseFailed(err))
+  }
+
+  /** At most a line a second: under churn a segment goes every few milliseconds. */
+  private logRelease(line: string): void {
+    const now = nowMs()
+    if (now - this.lastReleaseLogMs < 1000) return
+    this.lastReleaseLogMs = now
+    this.options.log(line)
+  }
+
+  private releaseFailed(err: unknown): void {
+    this.options.log(`FATAL: releasing segments failed: ${String(err)}`)
+    process.exit(70)
   }
 
   /**
@@ -670,6 +745,8 @@ export class Backup implements ServedNode, ReceiverSink {
     this.visibleKeyCount = 0
     this.primaryHorizonLsn = horizon
     this.primaryHorizonAfterLsn = horizon
+    this.pendingHoles.length = 0
+    this.pendingHoleCount = 0
     this.primaryCommitLsn = commitLsn
     this.epoch = epoch
     this.fullResyncsTotal++

@@ -52,9 +52,16 @@ export class DivergenceProbe {
     return { lsn: this.ends[this.asked], checksum: this.checksums[this.asked] }
   }
 
-  /** The primary's answer to the last next(); returns the outcome once known. */
-  answer(agree: boolean): ProbeOutcome | null {
+  /**
+   * The primary's answer to the last next(); returns the outcome once known.
+   * `released`: the primary no longer holds the log there (its cleaner
+   * released it): only a full resync can follow, so the unconfirmed tail is
+   * cut back to the confirmed LSN (never visible: always safe) and the next
+   * FRESHET.SYNC, from there, is answered +FULLRESYNC.
+   */
+  answer(agree: boolean, released = false): ProbeOutcome | null {
     this.roundTrips++
+    if (released) return { type: 'cut', lsn: this.ends[0] }
     if (this.lo < 0 && this.asked === 0 && !agree) return { type: 'refuse', lsn: this.ends[0] }
     if (agree) this.lo = this.asked
     else this.hi = this.asked

@@ -49,7 +49,7 @@ export async function startPrimary(o: PrimaryRunOptions): Promise<RunningPrimary
     sealed: () => shipping?.pump(),
     safe: () => shipping?.sendSafe(),
     remoteReleased: isRemoteMode(o.commit) ? () => shipping!.remoteReleased() : null,
-    horizon: () => shipping?.sendSafe(true),
+    cleaned: (holes) => shipping?.cleaned(holes),
     retainFloor: () => shipping === null ? Number.MAX_SAFE_INTEGER : shipping.retainFloor(),
     shippedFloor: () => shipping === null ? Number.MAX_SAFE_INTEGER : shipping.shippedFloor(),
   })

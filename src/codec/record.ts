@@ -243,8 +243,8 @@ export function validateBlockFault(
     else if (type === OP_TYPE_DELETE) deletes++
     else return BLOCK_BAD_OP_TYPE
     const opFlags = dv.getUint8(at + OP_FLAGS_OFFSET)
-    // Only a set is relocated; a relocation names the version it copies.
-    if (opFlags !== 0 && (opFlags !== OP_FLAG_RELOCATED || type !== OP_TYPE_SET || opPrevRef(dv, at) === 0)) return BLOCK_BAD_FLAGS
+    // A relocation (a set, or a tombstone that must stay) names the version it copies.
+    if (opFlags !== 0 && (opFlags !== OP_FLAG_RELOCATED || opPrevRef(dv, at) === 0)) return BLOCK_BAD_FLAGS
     const keyLength = opKeyLength(dv, at)
     const size = alignUp(OP_HEADER_BYTES + keyLength + opValueLength(dv, at))
     if (at + size > end) return BLOCK_BAD_OP_FRAMING

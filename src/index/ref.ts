@@ -54,6 +54,11 @@ export function lsnOfRef(ref: number, anchor: number): number {
   return anchor + ringDelta(ref * LSN_ALIGN_BYTES, anchor)
 }
 
+/** The slot of the segment holding `ref`. */
+export function slotOfRef(ref: number, segmentBytes: number): number {
+  return Math.floor(ref * LSN_ALIGN_BYTES / segmentBytes)
+}
+
 /** The ref of the first op position of segment `segmentId` (refs of its ops are this + offset / align). */
 export function segmentBaseRef(segmentId: number, segmentBytes: number): number {
   return refOfLsn(segmentId * segmentBytes)

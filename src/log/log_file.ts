@@ -171,7 +171,7 @@ export class LogFiles {
         throw dbError('INVALID_OPTION', `the initial LSN must be a multiple of the segment size ${segmentBytes}, got ${initialLsn}`)
       }
       const first = initialLsn / segmentBytes
-      files.writeManifest({ oldest: first, newest: first - 1, sealedBytes: [], cutLsn: null })
+      files.writeManifest({ oldest: first, holes: [], newest: first - 1, sealedBytes: [], cutLsn: null })
       files.writeMeta()
     }
     // else: segment files or a manifest without freshet.json (lost, or a very old directory): recovery
@@ -218,10 +218,11 @@ export class LogFiles {
     const m = this.manifest
     assert(m !== null && id > m.newest, 'rollover moves past the newest segment of a written manifest')
     const sealedBytes = m.sealedBytes.slice()
-    for (let j = m.oldest + sealedBytes.length; j < id; j++) sealedBytes.push(fs.fstatSync(this.fdFor(j)).size)
+    // A hole (a backup in a full resync skips the segments its primary released) has no file.
+    for (let j = m.oldest + sealedBytes.length; j < id; j++) sealedBytes.push(m.holes.includes(j) ? 0 : fs.fstatSync(this.fdFor(j)).size)
     this.fdFor(id)
     this.crashPoint('rollover:created')
-    this.writeManifest({ oldest: m.oldest, newest: id, sealedBytes, cutLsn: null })
+    this.writeManifest({ oldest: m.oldest, holes: m.holes, newest: id, sealedBytes, cutLsn: null })
     this.crashPoint('rollover:manifest')
   }
 
@@ -235,6 +236,11 @@ export class LogFiles {
     while (lsn < to) {
       const id = store.segmentId(lsn)
       const segment = store.segment(id)
+      if (segment === undefined && store.holes.has(id)) {
+        // A backup in a full resync skipped this segment: its primary released it.
+        lsn = (id + 1) * this.segmentBytes
+        continue
+      }
       assert(segment !== undefined, 'segment exists for published bytes')
       const offset = lsn - segment.baseLsn
       const limit = Math.min(to - segment.baseLsn, segment.committedBytes())
@@ -280,8 +286,8 @@ export class LogFiles {
     }
     assert(k >= m.oldest, 'a cut never reaches below the horizon')
     const sealedBytes = m.sealedBytes.slice(0, k - m.oldest)
-    for (let j = m.oldest + sealedBytes.length; j < k; j++) sealedBytes.push(fs.statSync(this.fileOf(j)).size)
-    this.writeManifest({ oldest: m.oldest, newest: k, sealedBytes, cutLsn: lsn })
+    for (let j = m.oldest + sealedBytes.length; j < k; j++) sealedBytes.push(m.holes.includes(j) ? 0 : fs.statSync(this.fileOf(j)).size)
+    this.writeManifest({ oldest: m.oldest, holes: m.holes, newest: k, sealedBytes, cutLsn: lsn })
     this.crashPoint('cut:intent')
     this.finishCut()
     return removed
@@ -301,7 +307,7 @@ export class LogFiles {
       syncDir(this.dir)
     }
     this.removeFrom(k, offset)
-    this.writeManifest({ oldest: m.oldest, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
+    this.writeManifest({ oldest: m.oldest, holes: m.holes, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: null })
   }
 
   /**
@@ -315,14 +321,54 @@ export class LogFiles {
   releaseBelow(id: number): number {
     const m = this.manifest
     assert(m !== null, 'the manifest is written before any release')
+    // The horizon never sits on a hole: it moves past the holes it reaches.
+    while (m.holes.includes(id)) id++
     // Already recorded (a release that failed after its manifest step is retried): finish the deletion.
     if (id <= m.oldest) return this.removeBelow(id)
     // A backup may release up to a horizon at which it has not started a segment file yet.
     const newest = Math.max(m.newest, id - 1)
     const sealedBytes = id > m.newest ? [] : m.sealedBytes.slice(id - m.oldest)
-    this.writeManifest({ oldest: id, newest, sealedBytes, cutLsn: m.cutLsn })
+    this.writeManifest({ oldest: id, holes: m.holes.filter((h) => h > id), newest, sealedBytes, cutLsn: m.cutLsn })
     this.crashPoint('release:manifest')
     return this.removeBelow(id)
+  }
+
+  /**
+   * Releases segments above the horizon (the cleaner's victims that are not
+   * the oldest; on a backup in a full resync, also ids it never held): the
+   * manifest records them as holes first (from here recovery skips them and
+   * deletes their files), then their files are deleted and the directory
+   * fsynced. Called only once what replaces their contents is durable.
+   * Returns the bytes of files removed. Idempotent.
+   */
+  releaseHoles(ids: readonly number[]): number {
+    const m = this.manifest
+    assert(m !== null, 'the manifest is written before any release')
+    const added = ids.filter((h) => h > m.oldest && !m.holes.includes(h))
+    if (added.length > 0) {
+      const holes = m.holes.concat(added).sort((a, b) => a - b)
+      this.writeManifest({ oldest: m.oldest, holes, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn })
+    }
+    this.crashPoint('release:manifest')
+    return this.removeHoleFiles(ids)
+  }
+
+  /** Deletes the files of segments `ids` if they exist and fsyncs the directory; returns the bytes removed. */
+  removeHoleFiles(ids: readonly number[]): number {
+    let removed = 0
+    let any = false
+    for (const j of ids) {
+      const open = this.fds.get(j)
+      if (open !== undefined) { fs.closeSync(open); this.fds.delete(j) }
+      const file = this.fileOf(j)
+      if (!fs.existsSync(file)) continue
+      removed += fs.statSync(file).size
+      fs.rmSync(file)
+      any = true
+    }
+    if (any) syncDir(this.dir)
+    this.crashPoint('release:deleted')
+    return removed
   }
 
   /**
@@ -340,7 +386,7 @@ export class LogFiles {
       if (open !== undefined) { fs.closeSync(open); this.fds.delete(j) }
       fs.rmSync(this.fileOf(j))
     }
-    this.writeManifest({ oldest: id, newest: id - 1, sealedBytes: [], cutLsn: null })
+    this.writeManifest({ oldest: id, holes: [], newest: id - 1, sealedBytes: [], cutLsn: null })
     this.removeBelow(id)
   }
 

@@ -3,8 +3,10 @@
  * last made durable, so that recovery can tell a torn tail from damage.
  *
  * It records the oldest retained segment (the horizon: the cleaner released
- * everything below it), the newest segment id the write path has started and
- * the final length of every sealed segment between them. It is rewritten only
+ * everything below it), the released segments above it (holes: the cleaner
+ * picks victims by cost-benefit, not only the oldest), the newest segment id
+ * the write path has started and the final length of every sealed segment
+ * between them (a hole's entry is kept, and meaningless). It is rewritten only
  * when the log rolls over into a new segment, when the horizon moves and when
  * the tail is cut, never per write: a tmp file is written and fsynced, renamed over the old one, and the
  * directory fsynced, so a crash leaves the old manifest or the new one.
@@ -16,7 +18,10 @@
  * Invariants: oldest ≤ newest + 1 (newest = oldest - 1: no segment yet);
  * sealedBytes.length === max(0, newest - oldest), sealedBytes[i] being the
  * length of segment oldest + i; every length is ≤ the segment size and 8-byte
- * aligned. Format 1 (before the cleaner) had no `oldest`: it was 0.
+ * aligned; holes are ascending ids above oldest (a backup in a full resync
+ * may record holes past newest: the primary released them before it got
+ * there). Format 1 (before the cleaner) had no `oldest`: it was 0; format 2
+ * (oldest-first cleaning) had no `holes`: there were none.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -24,11 +29,13 @@ import { dbError } from '../errors.js'
 import { LSN_ALIGN_BYTES } from '../constants.js'
 
 export const MANIFEST_FILE = 'manifest.json'
-export const MANIFEST_FORMAT = 2
+export const MANIFEST_FORMAT = 3
 
 export interface Manifest {
   /** Id of the oldest retained segment; files below it are released (deleted, or to delete). */
   oldest: number
+  /** Released segment ids above oldest, ascending (recovery skips them and deletes their files). */
+  holes: number[]
   /** Id of the newest segment the write path has created; oldest - 1 before the first. */
   newest: number
   /** Final length of segments oldest .. newest-1, which are sealed. */
@@ -53,18 +60,21 @@ export function readManifest(dir: string, segmentBytes: number): Manifest | null
   } catch (err) {
     throw dbError('LOG_DAMAGED', `${file} is not valid JSON`, err)
   }
-  const m = raw as { format?: unknown, oldest?: unknown, newest?: unknown, sealedBytes?: unknown, cutLsn?: unknown }
+  const m = raw as { format?: unknown, oldest?: unknown, holes?: unknown, newest?: unknown, sealedBytes?: unknown, cutLsn?: unknown }
   const isLength = (n: unknown): n is number =>
     Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= segmentBytes && (n as number) % LSN_ALIGN_BYTES === 0
   const oldest = m.format === 1 ? 0 : m.oldest
-  const ok = typeof raw === 'object' && raw !== null && (m.format === 1 || m.format === MANIFEST_FORMAT) &&
+  const holes = m.format === MANIFEST_FORMAT ? m.holes : []
+  const ok = typeof raw === 'object' && raw !== null && (m.format === 1 || m.format === 2 || m.format === MANIFEST_FORMAT) &&
     Number.isSafeInteger(oldest) && (oldest as number) >= 0 &&
+    Array.isArray(holes) && holes.every((h: unknown, i: number) => Number.isSafeInteger(h) && (h as number) > (oldest as number) &&
+      (i === 0 || (h as number) > (holes[i - 1] as number))) &&
     Number.isSafeInteger(m.newest) && (m.newest as number) >= (oldest as number) - 1 &&
     Array.isArray(m.sealedBytes) && m.sealedBytes.length === Math.max(0, (m.newest as number) - (oldest as number)) &&
     m.sealedBytes.every(isLength) &&
     (m.cutLsn === null || (Number.isSafeInteger(m.cutLsn) && (m.cutLsn as number) >= 0 && (m.cutLsn as number) % LSN_ALIGN_BYTES === 0))
   if (!ok) throw dbError('LOG_DAMAGED', `${file} is not a valid segment manifest`)
-  return { oldest: oldest as number, newest: m.newest as number, sealedBytes: m.sealedBytes as number[], cutLsn: m.cutLsn as number | null }
+  return { oldest: oldest as number, holes: holes as number[], newest: m.newest as number, sealedBytes: m.sealedBytes as number[], cutLsn: m.cutLsn as number | null }
 }
 
 /** Writes a file durably and atomically: tmp, fsync, rename, fsync the directory. */
@@ -83,7 +93,7 @@ export function writeFileDurable(dir: string, name: string, text: string): void 
 }
 
 export function writeManifest(dir: string, m: Manifest): void {
-  writeFileDurable(dir, MANIFEST_FILE, JSON.stringify({ format: MANIFEST_FORMAT, oldest: m.oldest, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn }) + '\n')
+  writeFileDurable(dir, MANIFEST_FILE, JSON.stringify({ format: MANIFEST_FORMAT, oldest: m.oldest, holes: m.holes, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn }) + '\n')
 }
 
 /** Makes the directory's entries (created, renamed, deleted files) durable. */

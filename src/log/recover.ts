@@ -61,8 +61,9 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
     manifest = files.manifest
   }
   const oldest = manifest !== null ? manifest.oldest : 0
-  // Files below the horizon were released; a crash after the manifest moved it left them: finish the release.
-  const releasedBytes = files.removeBelow(oldest)
+  const holes = new Set(manifest !== null ? manifest.holes : [])
+  // Files below the horizon or in holes were released; a crash after the manifest recorded it left them: finish the release.
+  const releasedBytes = files.removeBelow(oldest) + (holes.size > 0 ? files.removeHoleFiles([...holes]) : 0)
   const ids = segmentIds(files.dir)
   const present = new Set(ids)
   const sizeOf = (id: number): number => fs.statSync(files.fileOf(id)).size
@@ -79,11 +80,12 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
     adopted = true
   }
   store.resetTo(oldest * segmentBytes)
+  store.releaseHoles([...holes])
 
   const jobs: ScanJob[] = []
   const jobOf = new Map<number, number>()
   for (let id = oldest; id <= newest; id++) {
-    if (!present.has(id)) continue
+    if (!present.has(id) || holes.has(id)) continue
     const file = files.fileOf(id)
     const size = sizeOf(id)
     if (size > segmentBytes) throw dbError('LOG_DAMAGED', `${file} is ${size} bytes, larger than the segment size ${segmentBytes}`)
@@ -96,6 +98,7 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
   let damage: Damage | null = null
   let torn: Damage | null = null
   for (let id = oldest; id <= newest && damage === null; id++) {
+    if (holes.has(id)) continue
     const j = jobOf.get(id)
     if (j === undefined) {
       const recorded = sealed[id - oldest]
@@ -177,7 +180,7 @@ export async function recoverLog(files: LogFiles, store: SegmentStore, scan: Seg
   if (legacy || adopted) {
     const sealedBytes: number[] = []
     for (let id = oldest; id < newest; id++) sealedBytes.push(sealed[id - oldest] ?? (present.has(id) ? sizeOf(id) : 0))
-    files.writeManifest({ oldest, newest, sealedBytes, cutLsn: null })
+    files.writeManifest({ oldest, holes: [...holes], newest, sealedBytes, cutLsn: null })
   }
   if (cut !== null) {
     const file = files.fileOf(cut.id)

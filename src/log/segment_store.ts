@@ -5,8 +5,12 @@
  * views by slot (`u8`, `dv`) are what refs address. The store owns the log
  * tail (`endLsn`: just past the last whole block) and the horizon (the first
  * retained segment); it allocates segments lazily as the tail reaches them and
- * releases the oldest when the cleaner has moved everything live out of it.
- * It knows nothing about block contents or disks.
+ * releases a segment when the cleaner has moved everything live out of it:
+ * the oldest (the horizon moves), or one above it, which leaves a hole (a
+ * released id between the horizon and the tail; the cleaner picks victims by
+ * cost-benefit, primary/cleaner.ts). A hole is never created again: blocks,
+ * recovery and replay skip it (skipGap). It knows nothing about block
+ * contents or disks.
  */
 import { assert } from '../assert.js'
 import { BLOCK_HEADER_BYTES } from '../constants.js'
@@ -43,6 +47,13 @@ export class SegmentStore implements LogSegments {
   oldestId: number
   /** Id of the newest segment created; oldestId - 1 when none is. */
   newestId: number
+  /**
+   * Released ids above the horizon (holes), never created again. A backup in
+   * a full resync also learns holes past its newest segment (the stream skips them).
+   */
+  readonly holes: Set<number>
+  /** Segments held (retained, not holes). */
+  private retainedCount: number
   /** Bumped whenever a segment is created or released (replay workers resync their views). */
   layoutVersion: number
   /** Called when a segment is created. */
@@ -73,6 +84,8 @@ export class SegmentStore implements LogSegments {
     this.endLsn = startLsn
     this.oldestId = startLsn / segmentBytes
     this.newestId = this.oldestId - 1
+    this.holes = new Set()
+    this.retainedCount = 0
     this.layoutVersion = 0
     this.onSegmentCreated = null
     this.reusable = () => true
@@ -114,11 +127,14 @@ export class SegmentStore implements LogSegments {
     return this.oldestId * this.segmentBytes
   }
 
-  /** Retained segments, oldest first (index = id - oldestId). Cached until the layout changes. */
+  /** Retained segments, oldest first (holes left out). Cached until the layout changes. */
   get segments(): Segment[] {
     if (this.retainedCache === null) {
       const list: Segment[] = []
-      for (let id = this.oldestId; id <= this.newestId; id++) list.push(this.segment(id)!)
+      for (let id = this.oldestId; id <= this.newestId; id++) {
+        const s = this.segment(id)
+        if (s !== undefined) list.push(s)
+      }
       this.retainedCache = list
     }
     return this.retainedCache
@@ -157,7 +173,9 @@ export class SegmentStore implements LogSegments {
     if ((id + 1 - this.oldestId) * this.segmentBytes > REF_WINDOW_BYTES) {
       throw dbError('LOG_FULL', `the retained log would span more than ${REF_WINDOW_BYTES} bytes (oldest segment ${this.oldestId}); the cleaner has fallen behind`)
     }
+    assert(!this.holes.has(id), 'a released segment is never recreated')
     for (let i = this.newestId + 1; i <= id; i++) {
+      if (this.holes.has(i)) continue
       assert(this.bySlot[i % this.slotCount] === undefined, 'a slot is free before it is reused')
       this.install(this.newSegment(i))
     }
@@ -186,6 +204,7 @@ export class SegmentStore implements LogSegments {
     this.u8[slot] = segment.u8
     this.dv[slot] = segment.dv
     this.newestId = Math.max(this.newestId, segment.id)
+    this.retainedCount++
     this.layoutVersion++
     this.retainedCache = null
     if (this.onSegmentCreated !== null) this.onSegmentCreated(segment)
@@ -199,22 +218,76 @@ export class SegmentStore implements LogSegments {
   releaseBelow(id: number): number {
     let released = 0
     while (this.oldestId < id) {
-      const slot = this.oldestId % this.slotCount
-      const s = this.bySlot[slot]
-      if (s !== undefined && s.id === this.oldestId) {
-        this.bySlot[slot] = undefined
-        delete this.u8[slot]
-        delete this.dv[slot]
-        if (this.pool.length < SEGMENT_POOL_MAX) this.pool.push({ segment: s, releasedAt: this.endLsn })
-        released++
-      }
+      if (this.drop(this.oldestId)) released++
+      this.holes.delete(this.oldestId)
+      this.oldestId++
+    }
+    this.skipLeadingHoles()
+    return released
+  }
+
+  /**
+   * Releases retained segments above the horizon (the cleaner's victims that
+   * are not the oldest): each becomes a hole. Ids past the newest segment
+   * (a backup in a full resync, told by its primary) are only recorded.
+   * Returns how many segments were freed.
+   */
+  releaseHoles(ids: readonly number[]): number {
+    let released = 0
+    for (const id of ids) {
+      if (id < this.oldestId || this.holes.has(id)) continue
+      if (this.drop(id)) released++
+      this.holes.add(id)
+    }
+    this.skipLeadingHoles()
+    return released
+  }
+
+  /** Is segment `id` released (below the horizon, or a hole)? */
+  released(id: number): boolean {
+    return id < this.oldestId || this.holes.has(id)
+  }
+
+  /** The first id at or after `id` that is not a hole. */
+  nextHeldId(id: number): number {
+    while (this.holes.has(id)) id++
+    return id
+  }
+
+  /**
+   * The LSN from which the retained log is one contiguous run to the tail:
+   * past the newest hole (the horizon when there is none). A backup whose log
+   * ends below it cannot resume by streaming.
+   */
+  contiguousFromLsn(): number {
+    let newest = this.oldestId - 1
+    for (const id of this.holes) if (id > newest && id <= this.newestId) newest = id
+    return (newest + 1) * this.segmentBytes
+  }
+
+  /** Frees segment `id`'s slot (buffer to the pool); false if it was not held. */
+  private drop(id: number): boolean {
+    const slot = id % this.slotCount
+    const s = this.bySlot[slot]
+    if (s === undefined || s.id !== id) return false
+    this.bySlot[slot] = undefined
+    delete this.u8[slot]
+    delete this.dv[slot]
+    if (this.pool.length < SEGMENT_POOL_MAX) this.pool.push({ segment: s, releasedAt: this.endLsn })
+    this.retainedCount--
+    return true
+  }
+
+  /** The horizon never sits on a hole: it moves past holes at the oldest end. */
+  private skipLeadingHoles(): void {
+    while (this.holes.has(this.oldestId)) {
+      this.holes.delete(this.oldestId)
       this.oldestId++
     }
     if (this.newestId < this.oldestId - 1) this.newestId = this.oldestId - 1
     if (this.endLsn < this.horizonLsn()) this.endLsn = this.horizonLsn()
     this.layoutVersion++
     this.retainedCache = null
-    return released
   }
 
   /**
@@ -231,6 +304,8 @@ export class SegmentStore implements LogSegments {
     }
     this.oldestId = lsn / this.segmentBytes
     this.newestId = this.oldestId - 1
+    this.holes.clear()
+    this.retainedCount = 0
     this.endLsn = lsn
     this.layoutVersion++
     this.retainedCache = null
@@ -251,13 +326,14 @@ export class SegmentStore implements LogSegments {
 
   /**
    * Where the next block at or after `lsn` starts: `lsn` itself if its
-   * segment holds a published block there, else the next segment's start
-   * (past a segment's last block lies only the unused tail a block skipped).
+   * segment holds a published block there, else the start of the next
+   * segment that is not a hole (past a segment's last block lies only the
+   * unused tail a block skipped).
    */
   skipGap(lsn: number): number {
     const segment = this.segmentAt(lsn)
     if (segment !== undefined && lsn - segment.baseLsn < segment.committedBytes()) return lsn
-    return (this.segmentId(lsn) + 1) * this.segmentBytes
+    return this.nextHeldId(this.segmentId(lsn) + 1) * this.segmentBytes
   }
 
   /**
@@ -278,11 +354,16 @@ export class SegmentStore implements LogSegments {
 
   /** Bytes of memory held by segments: the retained log and the pooled buffers. */
   memoryBytes(): number {
-    return (this.newestId - this.oldestId + 1 + this.pool.length) * this.segmentBytes
+    return (this.retainedCount + this.pool.length) * this.segmentBytes
   }
 
-  /** Bytes of the retained log (whole segments, horizon to tail). */
+  /** Bytes of the retained log (whole segments, horizon to tail, holes left out). */
   retainedBytes(): number {
+    return this.retainedCount * this.segmentBytes
+  }
+
+  /** Bytes from the horizon to the end of the newest segment, holes included (what refs must span). */
+  spanBytes(): number {
     return (this.newestId - this.oldestId + 1) * this.segmentBytes
   }
 }

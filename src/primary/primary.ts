@@ -14,7 +14,7 @@
 import os from 'node:os'
 import { assert } from '../assert.js'
 import { OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE, RETAIN_BYTES_DEFAULT } from '../constants.js'
-import { lsnOfRef, refOfLsn } from '../index/ref.js'
+import { REF_GONE, lsnOfRef, refOfLsn, slotOfRef } from '../index/ref.js'
 import { dbError, OOM_MESSAGE } from '../errors.js'
 import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
 import { initHash, keyHash } from '../codec/hash.js'
@@ -72,8 +72,8 @@ export interface PrimaryHooks {
   safe(): void
   /** remote-* commit modes: the LSN the required backups have flushed/applied (never decreasing); null otherwise. */
   remoteReleased: (() => number) | null
-  /** The cleaner moved the horizon (shipping tells the backups). */
-  horizon?: () => void
+  /** The cleaner released segments: below a new horizon, and `holes` above it (shipping tells the backups). */
+  cleaned?: (holes: readonly number[]) => void
   /** The oldest LSN a connected backup still needs sent (the cleaner keeps it unless memory runs short). */
   retainFloor?: () => number
   /** The oldest LSN whose shipped frames may still be queued on a socket (a released buffer is reused only past it). */
@@ -89,14 +89,17 @@ export const LIVE_SHARE_MAX = 0.8
 /** Used memory may pass --max-memory by this many segments while the cleaner catches up. */
 export const CLEANER_ROOM_SEGMENTS = 2
 
-/** Bytes of every op the index points at (live sets and tombstones). */
-function headBytes(store: SegmentStore, index: Index): number {
+/** Bytes of every op the index points at (live sets and tombstones), in all and per segment slot (added to `perSlot`). */
+function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array): number {
   let n = 0
   for (const table of index.tables) {
     const slots = tableSlotCount(table)
     for (let s = 0; s < slots; s++) {
       const ref = slotRef(table, s)
-      if (ref !== REF_NONE) n += opBytesAt(store, ref)
+      if (ref === REF_NONE || ref === REF_GONE) continue
+      const bytes = opBytesAt(store, ref)
+      n += bytes
+      perSlot[slotOfRef(ref, store.segmentBytes)] += bytes
     }
   }
   return n
@@ -118,6 +121,8 @@ export class Primary implements ServedNode {
   writesTotal: number
   /** Bytes of the ops that are their key's head (sets and tombstones): what the log must hold. */
   liveBytes: number
+  /** liveBytes per segment slot (index/ref.ts): the cleaner's utilisation of each segment. */
+  readonly segmentLive: Float64Array
   /** Bytes of ops written by commands (the cleaner's relocations not included). */
   writtenBytesTotal: number
   readonly cleaner: Cleaner
@@ -139,10 +144,11 @@ export class Primary implements ServedNode {
     this.view = new ReadView(store, index, VISIBLE_ALL)
     this.lastOpLsn = -1
     this.writesTotal = 0
-    this.liveBytes = headBytes(store, index)
+    this.segmentLive = new Float64Array(store.slotCount)
+    this.liveBytes = headBytes(store, index, this.segmentLive)
     this.writtenBytesTotal = 0
     this.hooks = hooks
-    this.cleaner = new Cleaner(this, () => { if (hooks.horizon !== undefined) hooks.horizon() })
+    this.cleaner = new Cleaner(this, (holes) => { if (hooks.cleaned !== undefined) hooks.cleaned(holes) })
     store.onUnpinned = () => this.cleaner.kick()
     const shippedFloor = hooks.shippedFloor
     if (shippedFloor !== undefined) store.reusable = (releasedAt) => shippedFloor() >= releasedAt
@@ -197,7 +203,7 @@ export class Primary implements ServedNode {
         ['loading', 0], ['commit_mode', this.options.commit], ['dir', this.options.dir],
         ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()],
         ['segment_bytes', this.store.segmentBytes], ['segments', this.store.segments.length],
-        ['horizon_lsn', this.store.horizonLsn()], ['log_disk_bytes', this.files.bytesOnDisk()],
+        ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk()],
         ['fsyncs_total', this.groupCommit.flushCount],
         ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
         ['recovery_truncated_bytes', this.recovery.truncatedBytes],
@@ -215,7 +221,8 @@ export class Primary implements ServedNode {
           ['retain_bytes', this.retainBytes()], ...snapshotInfo(this.store), ['pinned_bytes', this.cleaner.pinnedBytes()],
           ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
           ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
-          ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_ms', Math.round(c.timeMs)],
+          ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_tombstones_relocated', c.tombstonesRelocated],
+          ['cleaner_holes_created', c.holesCreated], ['cleaner_ms', Math.round(c.timeMs)],
           ['write_amplification', this.writtenBytesTotal > 0 ? ((this.writtenBytesTotal + c.bytesRelocated) / this.writtenBytesTotal).toFixed(3) : '1.000'],
         ]
       },
@@ -223,7 +230,7 @@ export class Primary implements ServedNode {
     }
   }
 
-  /** The primary's own commands: FRESHET.CLEAN [n] cleans the n oldest segments now (tests, operators). */
+  /** The primary's own commands: FRESHET.CLEAN [n] cleans n segments now, the best by cost-benefit (tests, operators). */
   commands(): CommandSpec[] {
     return [{
       name: 'freshet.clean', arity: -1, flags: F_ADMIN,
@@ -378,8 +385,13 @@ export class Primary implements ServedNode {
       insertAt(table, -this.pSlot - 1, this.pHash, ref)
       this.pSlot = -this.pSlot - 1
     }
-    if (this.pHead !== REF_NONE) this.liveBytes -= opBytesAt(this.store, this.pHead)
+    if (this.pHead !== REF_NONE) {
+      const old = opBytesAt(this.store, this.pHead)
+      this.liveBytes -= old
+      this.segmentLive[slotOfRef(this.pHead, this.store.segmentBytes)] -= old
+    }
     this.liveBytes += size
+    this.segmentLive[slotOfRef(ref, this.store.segmentBytes)] += size
     this.writtenBytesTotal += size
     const wasLive = this.pHead !== REF_NONE && this.view.isSet(this.pHead)
     const isLive = type === OP_TYPE_SET

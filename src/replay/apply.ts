@@ -16,7 +16,7 @@ import {
   OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET,
   PARTITION_BITS, alignUp,
 } from '../constants.js'
-import { refAtOffset, segmentBaseRef, slotOfSegment } from '../index/ref.js'
+import { REF_NONE, lsnOfRef, refAtOffset, segmentBaseRef, slotOfSegment } from '../index/ref.js'
 import { findSlotForOp, installOp, removeAt, slotRef, type LogSegments } from '../index/indirection.js'
 import { assert } from '../assert.js'
 
@@ -63,22 +63,28 @@ export function applyRange(
 /**
  * Before segment `segmentId` is released: every op in it that is still its
  * key's head (for the partitions of `lane`) leaves the index (its slot becomes
- * gone). The cleaner relocated every live set first, so such a head is a
- * tombstone, and every older version of its key is in this segment or
- * released already: the key is simply absent. Returns the bytes of the heads
- * dropped, or -1 if a set was still a head (the release must not go on).
+ * gone). The cleaner relocated every live set first, and every tombstone
+ * still needed, so such a head is a tombstone whose previous version lies
+ * below `horizonLsn` (the horizon once this release is done): every older
+ * version of its key is released with it or before, and the key is simply
+ * absent. A tombstone whose previous version is at or past `horizonLsn`
+ * could let an older version come back on recovery: it stays. Returns the
+ * bytes of the heads dropped, or -1 if a set, or a tombstone that must stay,
+ * is still a head (the release must not go on; a backup retries later).
  * With `checkSets` false only tombstones are probed (a backup trusts the
  * primary's relocations: replay installed them; the primary checks).
  */
 export function sweepRange(
   log: LogSegments, segmentId: number, end: number, tables: Int32Array[], lane: number, laneCount: number,
-  checkSets = true,
+  horizonLsn: number, checkSets = true,
 ): number {
   const slot = slotOfSegment(segmentId, log.segmentBytes)
   const u8 = log.u8[slot]
   const dv = log.dv[slot]
+  const baseLsn = segmentId * log.segmentBytes
   const baseRef = segmentBaseRef(segmentId, log.segmentBytes)
   let dropped = 0
+  let blocked = false
   let block = 0
   while (block < end) {
     const length = dv.getUint32(block + BLOCK_LENGTH_OFFSET, true)
@@ -95,14 +101,28 @@ export function sweepRange(
         const table = tables[p]
         const found = findSlotForOp(table, log, hash, ref, u8, at + OP_HEADER_BYTES, keyLength)
         if (found >= 0 && slotRef(table, found) === ref) {
-          if (u8[at + OP_TYPE_OFFSET] === OP_TYPE_SET) return -1
-          removeAt(table, found)
-          dropped += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+          if (u8[at + OP_TYPE_OFFSET] === OP_TYPE_SET || !tombstoneDroppable(dv, at, baseLsn + at, horizonLsn)) {
+            blocked = true
+          } else {
+            removeAt(table, found)
+            dropped += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+          }
         }
       }
       at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
     }
     block += length
   }
-  return dropped
+  return blocked ? -1 : dropped
+}
+
+/**
+ * May the tombstone at offset `at` (log position `lsn`) leave the log once
+ * everything below `horizonLsn` is released? Only if the version it deleted
+ * (its prevRef; none: nothing older was known) lies below it: then so does
+ * every older version of its key.
+ */
+export function tombstoneDroppable(dv: DataView, at: number, lsn: number, horizonLsn: number): boolean {
+  const prevRef = dv.getUint32(at + OP_PREV_REF_OFFSET, true)
+  return prevRef === REF_NONE || lsnOfRef(prevRef, lsn) < horizonLsn
 }

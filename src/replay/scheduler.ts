@@ -125,23 +125,24 @@ export class ReplayScheduler {
   }
 
   /**
-   * Before segments below `id` are released: drops from the index every head
-   * they still hold (tombstones; sweepRange), on this thread while the lanes
-   * are quiet. Resolves to the bytes dropped. Only tombstones are probed: the
-   * relocations that moved every live set were replayed before (the caller
-   * waits until they are visible).
+   * Before segments `ids` are released: drops from the index every head they
+   * still hold (tombstones whose previous version lies below `horizonLsn`;
+   * sweepRange), on this thread while the lanes are quiet. Resolves to the
+   * ids that may go: a segment with a head that must stay is left out. Only
+   * tombstones are probed: the relocations that moved every live set were
+   * replayed before (the caller waits until they are visible).
    */
-  async sweepBelow(id: number): Promise<number> {
+  async sweep(ids: readonly number[], horizonLsn: number): Promise<number[]> {
     await this.quiesce()
     const store = this.store
     const tables = this.index.tables.slice()
-    let dropped = 0
-    for (let i = store.oldestId; i < id; i++) {
-      const segment = store.segment(i)
-      if (segment !== undefined) dropped += sweepRange(store, i, segment.committedBytes(), tables, 0, 1, false)
+    const swept: number[] = []
+    for (const id of ids) {
+      const segment = store.segment(id)
+      if (segment !== undefined && sweepRange(store, id, segment.committedBytes(), tables, 0, 1, horizonLsn, false) >= 0) swept.push(id)
     }
     this.resume()
-    return dropped
+    return swept
   }
 
   /** Backup full resync: forgets all progress; the log restarts empty at `lsn` (lanes are idle: see reset callers). */

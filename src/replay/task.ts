@@ -6,8 +6,8 @@
 import type { ScanJob } from '../log/log_file.js'
 
 export interface ReplayTask {
-  /** replay: install the ranges' ops; sweep: drop the ranges' heads (segments about to be released). */
-  type: 'replay' | 'sweep'
+  /** Install the ranges' ops. */
+  type: 'replay'
   /** The SegmentStore these segments belong to (workers cache views per store). */
   storeId: number
   segmentBytes: number

@@ -32,6 +32,18 @@
  *      and whenever nothing else was sent for HEARTBEAT_INTERVAL_MS.
  *      A backup makes visible only min(received, safe): a block the primary
  *      may still lose in a crash is held received-but-unconfirmed.
+ *      RELEASE frames (horizon, release-after, then segment ids) name the
+ *      segments the primary released above its horizon (holes: the cleaner
+ *      picks victims by cost-benefit). One goes right after +SYNC with every
+ *      hole the primary has, and one after each cleaning that made holes; a
+ *      backup releases the named segments it holds once its horizon reached
+ *      the frame's and its log is flushed and visible up to release-after,
+ *      and simply records those it never held. A cleaning that releases a
+ *      segment a connected backup has not been sent whole closes that link
+ *      (the backup resyncs). A backup whose log ends below the newest hole
+ *      gets +FULLRESYNC too; during a full resync it adds `RESYNC` to its
+ *      FRESHET.SYNC, and the stream skips the holes (blocks jump to the next
+ *      held segment), which only a loading backup accepts.
  *   4. Backup -> primary: ACK frames with its received, flushed and applied
  *      LSNs and its current replay lag.
  *
@@ -41,7 +53,8 @@
  * FRESHET.SYNC, asks `FRESHET.CHECK <lsn> <checksum>` (answer :1 if the
  * primary's log has that block end with that checksum, else :0), one round
  * trip per step of a binary search over its unconfirmed block ends, for the
- * last block both logs hold. It first checks its confirmed position (what it
+ * last block both logs hold (answer :-1: the primary released the log there;
+ * the backup cuts back to its confirmed LSN and gets +FULLRESYNC). It first checks its confirmed position (what it
  * may have made visible): if the logs disagree there it never continues; it
  * refuses (DIVERGED, logged and in INFO as link_error) and retries at the
  * reconnect interval. Otherwise it cuts its log back to the last common
@@ -56,10 +69,15 @@ export const FRAME_HEADER_BYTES = 8
 export const FRAME_BLOCKS = 1
 export const FRAME_HEARTBEAT = 2
 export const FRAME_ACK = 3
+export const FRAME_RELEASE = 4
 
 /** commitLsn f64, commitTimeMs f64, safeLsn f64, horizonLsn f64, horizonAfterLsn f64 */
 export const HEARTBEAT_PAYLOAD_BYTES = 40
 export const ACK_PAYLOAD_BYTES = 32 // received f64, flushed f64, applied f64, lagMs f64
+/** horizonLsn f64, afterLsn f64, then segment ids (f64 each), at least one */
+export const RELEASE_FIXED_BYTES = 16
+/** A RELEASE frame names at most this many segments (a sender splits longer lists). */
+export const RELEASE_IDS_MAX = 4096
 
 /** Primary sends a heartbeat when nothing else went out for this long. */
 export const HEARTBEAT_INTERVAL_MS = 50
@@ -94,6 +112,16 @@ export function encodeHeartbeat(commitLsn: number, commitTimeMs: number, safeLsn
   b.writeDoubleLE(safeLsn, 24)
   b.writeDoubleLE(horizonLsn, 32)
   b.writeDoubleLE(horizonAfterLsn, 40)
+  return b
+}
+
+export function encodeRelease(horizonLsn: number, afterLsn: number, ids: readonly number[]): Buffer {
+  const payload = RELEASE_FIXED_BYTES + 8 * ids.length
+  const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload)
+  encodeFrameHeader(b, 0, FRAME_RELEASE, payload)
+  b.writeDoubleLE(horizonLsn, 8)
+  b.writeDoubleLE(afterLsn, 16)
+  for (let i = 0; i < ids.length; i++) b.writeDoubleLE(ids[i], 24 + 8 * i)
   return b
 }
 

@@ -19,12 +19,15 @@ import {
 import { DbError } from '../errors.js'
 import type { Segment } from '../log/segment.js'
 import { blockStartEndingAt, type SegmentStore } from '../log/segment_store.js'
-import { FRAME_BLOCKS, FRAME_HEADER_BYTES, FRAME_HEARTBEAT, HEARTBEAT_PAYLOAD_BYTES } from './protocol.js'
+import {
+  FRAME_BLOCKS, FRAME_HEADER_BYTES, FRAME_HEARTBEAT, FRAME_RELEASE, HEARTBEAT_PAYLOAD_BYTES, RELEASE_FIXED_BYTES, RELEASE_IDS_MAX,
+} from './protocol.js'
 
 const S_HEADER = 0
 const S_FIRST_BLOCK_HEADER = 1
 const S_BLOCK_BODY = 2
 const S_HEARTBEAT = 3
+const S_RELEASE = 4
 
 export class LinkError extends DbError {
   constructor(message: string) {
@@ -36,6 +39,8 @@ export interface ReceiverSink {
   /** One validated block, in LSN order. */
   block(startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void
   heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void
+  /** The primary released segments `ids` above its horizon `horizonLsn`, once its log held `afterLsn`. */
+  release(horizonLsn: number, afterLsn: number, ids: number[]): void
 }
 
 export class Receiver {
@@ -50,6 +55,8 @@ export class Receiver {
   private readonly stageView: DataView
   private staged: number
   private payloadBytes: number
+  /** A RELEASE frame's payload, staged (at most RELEASE_FIXED_BYTES + 8 * RELEASE_IDS_MAX bytes). */
+  private releaseStage: Buffer | null
   private segment: Segment | null
   private targetOffset: number
   private progress: number
@@ -69,6 +76,7 @@ export class Receiver {
     this.stageView = new DataView(this.stage.buffer, this.stage.byteOffset, BLOCK_HEADER_BYTES)
     this.staged = 0
     this.payloadBytes = 0
+    this.releaseStage = null
     this.segment = null
     this.targetOffset = 0
     this.progress = 0
@@ -103,6 +111,13 @@ export class Receiver {
           } else if (type === FRAME_HEARTBEAT) {
             if (length !== HEARTBEAT_PAYLOAD_BYTES) throw new LinkError(`HEARTBEAT frame of ${length} bytes`)
             this.state = S_HEARTBEAT
+          } else if (type === FRAME_RELEASE) {
+            if (length <= RELEASE_FIXED_BYTES || length > RELEASE_FIXED_BYTES + 8 * RELEASE_IDS_MAX || (length - RELEASE_FIXED_BYTES) % 8 !== 0) {
+              throw new LinkError(`RELEASE frame of ${length} bytes`)
+            }
+            this.payloadBytes = length
+            if (this.releaseStage === null) this.releaseStage = Buffer.alloc(RELEASE_FIXED_BYTES + 8 * RELEASE_IDS_MAX)
+            this.state = S_RELEASE
           } else {
             throw new LinkError(`unknown frame type ${type}`)
           }
@@ -131,6 +146,19 @@ export class Receiver {
           this.sink.heartbeat(commitLsn, commitTimeMs, safeLsn, horizonLsn, horizonAfterLsn)
           break
         }
+        case S_RELEASE: {
+          const stage = this.releaseStage!
+          const n = Math.min(this.payloadBytes - this.staged, chunk.length - at)
+          chunk.copy(stage, this.staged, at, at + n)
+          this.staged += n
+          at += n
+          if (this.staged < this.payloadBytes) return
+          this.staged = 0
+          this.state = S_HEADER
+          this.framesTotal++
+          this.release(stage)
+          break
+        }
         case S_FIRST_BLOCK_HEADER: {
           at = this.fill(chunk, at, BLOCK_HEADER_BYTES)
           if (this.staged < BLOCK_HEADER_BYTES) return
@@ -140,11 +168,14 @@ export class Receiver {
           // Blocks are contiguous: the primary fills a segment's tail that its next block does
           // not fit with a padding block, so a block starts at our log end, or at the next
           // segment's start only when less than a block header was left in this one.
+          // Past a segment, the stream skips the segments the primary released (holes this backup was
+          // told of in RELEASE frames; only a loading backup is sent a stream with holes).
           const start = blockStartLsn(this.stageView, 0)
           const end = this.store.endLsn
           const nextSegment = this.store.offsetOf(end) === 0 ? end : (this.store.segmentId(end) + 1) * this.store.segmentBytes
-          if (start !== end && !(start === nextSegment && nextSegment - end < BLOCK_HEADER_BYTES)) {
-            throw new LinkError(`block starts at LSN ${start}, expected ${end}${nextSegment - end < BLOCK_HEADER_BYTES ? ` or ${nextSegment}` : ''}`)
+          const nextHeld = this.store.nextHeldId(this.store.segmentId(nextSegment)) * this.store.segmentBytes
+          if (start !== end && !((start === nextSegment || start === nextHeld) && nextSegment - end < BLOCK_HEADER_BYTES)) {
+            throw new LinkError(`block starts at LSN ${start}, expected ${end}${nextSegment - end < BLOCK_HEADER_BYTES ? ` or ${nextHeld}` : ''}`)
           }
           const segment = this.store.segmentFor(start)
           const offset = start - segment.baseLsn
@@ -167,6 +198,24 @@ export class Receiver {
         }
       }
     }
+  }
+
+  /** Checks a staged RELEASE payload and hands it on. */
+  private release(stage: Buffer): void {
+    const horizonLsn = stage.readDoubleLE(0)
+    const afterLsn = stage.readDoubleLE(8)
+    const bytes = this.store.segmentBytes
+    if (!isLsn(horizonLsn) || horizonLsn % bytes !== 0 || !isLsn(afterLsn) || afterLsn < horizonLsn) {
+      throw new LinkError(`RELEASE horizon ${horizonLsn} after ${afterLsn}`)
+    }
+    const ids: number[] = []
+    for (let at = RELEASE_FIXED_BYTES; at < this.payloadBytes; at += 8) {
+      const id = stage.readDoubleLE(at)
+      // A hole lies above the horizon, within the LSNs a log may reach.
+      if (!Number.isSafeInteger(id) || id * bytes <= horizonLsn || id * bytes > LSN_MAX) throw new LinkError(`RELEASE of segment ${id} (horizon LSN ${horizonLsn})`)
+      ids.push(id)
+    }
+    this.sink.release(horizonLsn, afterLsn, ids)
   }
 
   /**

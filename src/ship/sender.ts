@@ -24,7 +24,8 @@ import type { InfoLines, InfoSections } from '../node.js'
 import { nowMs } from '../log/appender.js'
 import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
-  HEARTBEAT_INTERVAL_MS, LINK_TIMEOUT_MS, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND, encodeFrameHeader, encodeHeartbeat,
+  HEARTBEAT_INTERVAL_MS, LINK_TIMEOUT_MS, RELEASE_IDS_MAX, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND,
+  encodeFrameHeader, encodeHeartbeat, encodeRelease,
 } from './protocol.js'
 import { checksumEndingAt } from './agreement.js'
 import { F_BLOCKING } from '../server/commands.js'
@@ -125,6 +126,31 @@ export class ShipSender {
       this.lastSendMs = nowMs()
     }
     this.sendSafe()
+  }
+
+  /**
+   * The cleaner released `ids` above the horizon, once the log held `afterLsn`:
+   * tell the backup, unless one of them is a segment it has not been sent
+   * whole (then its log would skip versions it never saw replaced: it must
+   * resync, and the link closes).
+   */
+  released(ids: readonly number[], afterLsn: number): void {
+    if (this.closed || ids.length === 0) return
+    const store = this.primary.store
+    const sending = store.segmentId(this.cursor)
+    if (ids.some((id) => id >= sending)) {
+      this.close(`the cleaner released a segment this backup has not been sent whole (its log is at LSN ${this.cursor}): it must resync`)
+      return
+    }
+    this.writeRelease(ids, afterLsn)
+  }
+
+  /** RELEASE frames for `ids`, split to RELEASE_IDS_MAX per frame. */
+  writeRelease(ids: readonly number[], afterLsn: number): void {
+    const store = this.primary.store
+    for (let i = 0; i < ids.length; i += RELEASE_IDS_MAX) {
+      this.socket.write(encodeRelease(store.horizonLsn(), Math.min(afterLsn, store.endLsn), ids.slice(i, i + RELEASE_IDS_MAX)))
+    }
   }
 
   heartbeat(now: number): void {
@@ -239,9 +265,18 @@ export class Shipping {
     for (const s of this.senders) s.pump()
   }
 
-  /** The primary's durable LSN advanced (or its horizon moved): tell every backup (the primary's `safe` and `horizon` hooks). */
+  /** The primary's durable LSN advanced: tell every backup (the primary's `safe` hook). */
   sendSafe(always = false): void {
     for (const s of this.senders) s.sendSafe(always)
+  }
+
+  /** The cleaner released segments (the primary's `cleaned` hook): holes in RELEASE frames, the horizon in a heartbeat. */
+  cleaned(holes: readonly number[]): void {
+    const after = this.primary.cleaner.holesAfterLsn
+    for (const s of this.senders) {
+      s.released(holes, after)
+      s.sendSafe(true)
+    }
   }
 
   /** The oldest position whose frames may still sit in a backup's socket buffers (the primary's `shippedFloor` hook). */
@@ -322,7 +357,7 @@ export class Shipping {
         const epoch = argInt(a, 1)
         const fromLsn = argInt(a, 2)
         const listenPort = argInt(a, 3)
-        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0) || a.argc > 5) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port checksum'); return }
+        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0) || a.argc > 6) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port checksum [RESYNC]'); return }
         if (this.senders.filter((x) => !x.closed).length >= BACKUPS_MAX) { out.error('ERR too many backups'); return }
         const p = this.primary
         if (epoch !== 0 && epoch !== p.epoch) {
@@ -331,19 +366,29 @@ export class Shipping {
           return
         }
         const checksum = a.argc > 4 ? argInt(a, 4) : -1
-        const horizon = p.store.horizonLsn()
-        // An empty log that starts at the horizon (checksum 0) needs nothing below it.
+        // A backup in a full resync says so: it loads (-LOADING) and so may skip the holes.
+        const resyncing = a.argc > 5 && argString(a, 5).toUpperCase() === 'RESYNC'
+        const store = p.store
+        const horizon = store.horizonLsn()
+        const contiguous = store.contiguousFromLsn()
+        // An empty log that starts at the horizon (checksum 0) needs nothing below it; past holes only while loading.
         const emptyAtHorizon = fromLsn === horizon && checksum === 0
-        if (horizon > 0 && (fromLsn < horizon || (fromLsn === horizon && !emptyAtHorizon))) {
-          const reason = `its log ends at LSN ${fromLsn}, and the primary released the log below LSN ${horizon} ` +
-            '(the backup is new, or fell further behind than --retain-bytes)'
+        const followsFromStart = emptyAtHorizon && (resyncing || contiguous === horizon)
+        // Otherwise the block ending at from-lsn must be one the primary still holds, with the log after it whole.
+        const resumable = fromLsn > contiguous || (fromLsn === 0 && contiguous === 0)
+        if (!followsFromStart && !resumable) {
+          const reason = contiguous === horizon
+            ? `its log ends at LSN ${fromLsn}, and the primary released the log below LSN ${horizon} ` +
+              '(the backup is new, or fell further behind than --retain-bytes)'
+            : `its log ends at LSN ${fromLsn}, and the primary released segments of its log up to LSN ${contiguous} ` +
+              '(the backup is new, or fell further behind than --retain-bytes)'
           p.options.log(`backup on port ${argString(a, 3)}: full resync from LSN ${horizon}: ${reason}`)
           out.simple(`FULLRESYNC ${p.epoch} ${horizon} ${p.commitLsn()} ${p.store.segmentBytes} ${reason}`)
           s.conn.closing = true
           return
         }
         // Agreement: the primary's log has the block the backup's log ends with (same checksum).
-        const ours = emptyAtHorizon ? 0 : checksumEndingAt(p.store, fromLsn)
+        const ours = followsFromStart ? 0 : checksumEndingAt(p.store, fromLsn)
         if (ours < 0 || (fromLsn > 0 && checksum !== ours)) {
           const what = ours < 0 ? 'which is not a block end of the primary\'s log' : `whose block checksum ${checksum} is not the primary's (${ours})`
           out.error(`DIVERGED backup log ends at LSN ${fromLsn}, ${what}; primary commit LSN ${p.commitLsn()}, durable LSN ${p.durableLsn()}`)
@@ -366,13 +411,15 @@ export class Shipping {
         })
         this.senders.push(sender)
         p.options.log(`backup ${sender.addr} (${argString(a, 3)}) synced from LSN ${fromLsn}`)
+        // Every hole first: the backup releases those it holds, and a loading one skips the rest.
+        if (store.holes.size > 0) sender.writeRelease([...store.holes].sort((x, y) => x - y), p.cleaner.holesAfterLsn)
         // pump() ends with a heartbeat: the backup learns the safe LSN at once.
         sender.pump()
       },
     }
   }
 
-  /** FRESHET.CHECK <lsn> <checksum>: 1 if this log has a block ending at lsn with that checksum. */
+  /** FRESHET.CHECK <lsn> <checksum>: 1 if this log has a block ending at lsn with that checksum; -1 if it released the log there. */
   private checkCommand(): CommandSpec {
     return {
       name: CHECK_COMMAND, arity: 3, flags: 0,
@@ -380,7 +427,11 @@ export class Shipping {
         const lsn = argInt(a, 1)
         const checksum = argInt(a, 2)
         if (!(lsn >= 0) || !(checksum >= 0)) { s.conn.out.error('ERR FRESHET.CHECK lsn checksum'); return }
-        s.conn.out.integer(checksumEndingAt(this.primary.store, lsn) === checksum ? 1 : 0)
+        const store = this.primary.store
+        const contiguous = store.contiguousFromLsn()
+        // -1: released (a hole or below the horizon, or the log after it is not whole): the backup must resync.
+        if (lsn > 0 && lsn <= contiguous) { s.conn.out.integer(-1); return }
+        s.conn.out.integer(checksumEndingAt(store, lsn) === checksum ? 1 : 0)
       },
     }
   }

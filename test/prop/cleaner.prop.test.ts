@@ -42,6 +42,7 @@ import { initHash, keyHash } from '../../src/codec/hash.js'
 import { opBytes } from '../../src/codec/record.js'
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../src/constants.js'
 import { opBytesAt, partitionOf, slotRef, tableSlotCount } from '../../src/index/indirection.js'
+import { slotOfRef } from '../../src/index/ref.js'
 import { LogFiles, segmentIds } from '../../src/log/log_file.js'
 import { readManifest } from '../../src/log/manifest.js'
 import { SegmentStore } from '../../src/log/segment_store.js'
@@ -64,6 +65,14 @@ const KEYS: Buffer[] = [
 ]
 /** Filler keys: overwritten with large values so that the log crosses many segments. */
 const FILL_KEYS: Buffer[] = Array.from({ length: 3 }, (_, i) => Buffer.from(`fill:${i}`))
+/**
+ * Cold keys: large values written now and then and rarely replaced, so that
+ * some segments stay full while others empty: cost-benefit then cleans
+ * segments above the oldest (holes), and deleting a cold key leaves a
+ * tombstone whose older version is still retained (it must be relocated).
+ */
+const COLD_KEYS: Buffer[] = Array.from({ length: 4 }, (_, i) => Buffer.from(`cold:${i}`))
+const COLD_VALUE_BYTES = 120 * 1024
 /** Written (then deleted) only at the end, to push the last tombstones into a cleanable segment. */
 const PAD_KEY = Buffer.from('pad')
 /** Keys whose hashes all fall in one index partition (filled in beforeAll): that table grows and reuses gone slots. */
@@ -71,7 +80,8 @@ const HOT_KEYS: Buffer[] = []
 const HOT_KEY_COUNT = 3_600
 const HOT_PARTITION = 0
 /** Every key a run may write (the hot keys are appended in beforeAll). */
-const ALL_KEYS: Buffer[] = [...KEYS, ...FILL_KEYS]
+const ALL_KEYS: Buffer[] = [...KEYS, ...FILL_KEYS, ...COLD_KEYS]
+const COLD_BASE = KEYS.length + FILL_KEYS.length
 const HOT_BASE = ALL_KEYS.length
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-cleaner-prop-'))
@@ -102,6 +112,7 @@ type Cmd =
   | { t: 'multi', ops: WriteSpec[], slack: number }
   | { t: 'turn' }
   | { t: 'fill', n: number, yielding: boolean }
+  | { t: 'cold', key: number, del: boolean }
   | { t: 'clean', k: number, wait: boolean }
   | { t: 'yield', timer: boolean }
   | { t: 'crash', during: number }
@@ -125,6 +136,7 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   },
   { weight: 3, arbitrary: fc.constant({ t: 'turn' as const }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('fill' as const), n: fc.integer({ min: 1, max: 15 }), yielding: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('cold' as const), key: fc.nat({ max: COLD_KEYS.length - 1 }), del: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('clean' as const), k: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constant(1_000)), wait: fc.boolean() }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('yield' as const), timer: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('crash' as const), during: fc.oneof(fc.constant(-1), fc.nat({ max: 6 })) }) },
@@ -199,7 +211,7 @@ class Run {
     this.written = new Set()
     this.history = []
     this.crashes = 0
-    this.readKeys = new Map([...KEYS, ...FILL_KEYS, PAD_KEY].map((k) => [k.toString('latin1'), k]))
+    this.readKeys = new Map([...KEYS, ...FILL_KEYS, ...COLD_KEYS, PAD_KEY].map((k) => [k.toString('latin1'), k]))
     this.autoClean = autoClean
     this.counter = 0
     this.cleanedBefore = 0
@@ -315,6 +327,10 @@ class Run {
       case 'mset': this.write(cmd.pairs.map((pr) => ({ key: pr.key, del: false, ...pr.v }))); break
       case 'multi': this.write(cmd.ops, cmd.slack); break
       case 'turn': this.primary.endTurn(); break
+      case 'cold':
+        this.write([{ key: COLD_BASE + cmd.key, del: cmd.del, len: cmd.del ? 0 : COLD_VALUE_BYTES, fill: this.counter & 0xff }])
+        this.primary.endTurn()
+        break
       case 'fill':
         if (!cmd.yielding) { this.fill(cmd.n); break }
         // Fillers with event-loop turns between them: a running cleaning scans, syncs and releases meanwhile.
@@ -407,6 +423,16 @@ class Run {
     }
     expect(sets).toBe(this.model.size)
     expect(p.liveBytes).toBe(bytes)
+    // Per-segment live bytes (the cleaner's cost-benefit input) are the heads' sizes by segment.
+    const perSlot = new Map<number, number>()
+    for (const h of heads.values()) {
+      const slot = slotOfRef(h.ref, SEGMENT_BYTES)
+      perSlot.set(slot, (perSlot.get(slot) ?? 0) + h.bytes)
+    }
+    for (let id = p.store.oldestId; id <= p.store.newestId; id++) {
+      const slot = p.store.slotOf(id)
+      expect(p.segmentLive[slot], `live bytes of segment ${id}`).toBe(perSlot.get(slot) ?? 0)
+    }
     expect(p.keyCount()).toBe(this.model.size)
     // (e) the index is bounded by keys ever written; the horizon is real in memory, in the manifest and on disk.
     expect(p.index.slotsUsed()).toBe(heads.size)
@@ -417,13 +443,15 @@ class Run {
 
   checkHorizon(): void {
     const store = this.primary.store
-    if (this.cleaned() > 0) expect(store.horizonLsn()).toBeGreaterThan(this.initialLsn)
-    expect(store.segments.length).toBe(store.newestId - store.oldestId + 1)
+    if (this.cleaned() > 0) expect(store.horizonLsn() > this.initialLsn || store.holes.size > 0).toBe(true)
+    expect(store.segments.length).toBe(store.newestId - store.oldestId + 1 - [...store.holes].filter((h) => h <= store.newestId).length)
     const manifest = readManifest(this.dir, SEGMENT_BYTES)
     expect(manifest).not.toBeNull()
     expect(manifest!.oldest).toBe(store.oldestId)
-    const below = segmentIds(this.dir).filter((id) => id < store.oldestId)
-    expect(below, 'no segment file below the horizon').toEqual([])
+    expect(manifest!.holes, 'the manifest records the holes').toEqual([...store.holes].sort((a, b) => a - b))
+    const gone = segmentIds(this.dir).filter((id) => id < store.oldestId || store.holes.has(id))
+    expect(gone, 'no segment file below the horizon or in a hole').toEqual([])
+    for (const h of store.holes) expect(store.segment(h), `hole ${h} holds no memory`).toBeUndefined()
   }
 
   /** (d): a fresh recovery of the directory into a new store and index equals the model. */

@@ -286,6 +286,7 @@ async function shipAndReplay(run: PrimaryRun, plan: Plan): Promise<BackupRun> {
     const receiver = new Receiver(store, run.primary.epoch, {
       block: (start, end) => { out.received.push([start, end]) },
       heartbeat: () => {},
+      release: () => {},
     })
     const stream = frameStream(run, plan)
     let advanced = 0

@@ -210,7 +210,7 @@ describe('segment manifest', () => {
       expect(result.blockCount).toBe(7)
       expect(fs.existsSync(seg(dir, 2))).toBe(false)
       expect(fs.statSync(seg(dir, 1)).size).toBe(ends[6] - SEGMENT_BYTES)
-      expect(readManifest(dir, SEGMENT_BYTES)).toEqual({ oldest: 0, newest: 1, sealedBytes: [fs.statSync(seg(dir, 0)).size], cutLsn: null })
+      expect(readManifest(dir, SEGMENT_BYTES)).toEqual({ oldest: 0, holes: [], newest: 1, sealedBytes: [fs.statSync(seg(dir, 0)).size], cutLsn: null })
       again.close()
     })
   }

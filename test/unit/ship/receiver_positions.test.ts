@@ -43,7 +43,7 @@ function frame(...blocks: Buffer[]): Buffer {
 
 function receiverOf(store: SegmentStore): { r: Receiver, blocks: Array<[number, number]> } {
   const blocks: Array<[number, number]> = []
-  const r = new Receiver(store, 1, { block: (s, e) => { blocks.push([s, e]) }, heartbeat: () => {} })
+  const r = new Receiver(store, 1, { block: (s, e) => { blocks.push([s, e]) }, heartbeat: () => {}, release: () => {} })
   return { r, blocks }
 }
 
