@@ -293,3 +293,56 @@ test('a backup whose --max-memory cannot hold the primary\'s data stops followin
     disconnect(b)
   }
 }, 120_000)
+
+test('cost-benefit cleaning leaves holes: backups release the same segments; a restarted backup, a new one (full resync past the holes) and a restarted primary hold the same data; deleted keys whose old values stay retained stay deleted', async () => {
+  const cluster = await Cluster.start({ commit: 'local', workers: [2], segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const rng = seededRng('reclamation holes', 0x5eed06)
+  const model: Model = new Map()
+  const c = cluster.primaryClient()
+  // Cold data written once: about 4 MB that fill the oldest segments, which cost-benefit leaves alone.
+  const p = c.pipeline()
+  for (let i = 0; i < 10; i++) { p.set(`doomed:${i}`, `old:${i}`); model.set(`doomed:${i}`, `old:${i}`) }
+  for (let i = 0; i < 280; i++) { p.set(`cold:${i}`, `c${i}:`.padEnd(15_000, 'c')); model.set(`cold:${i}`, `c${i}:`.padEnd(15_000, 'c')) }
+  await p.exec()
+  // Hot churn: segments that empty as they are overwritten; the doomed keys are deleted in the middle of it.
+  await churn(c, rng, model, { ops: 2000, keys: 50, prefix: 'hot:', min: 1500, max: 2500, delShare: 0.1 })
+  const d = c.pipeline()
+  for (let i = 0; i < 10; i++) { d.del(`doomed:${i}`); model.delete(`doomed:${i}`) }
+  await d.exec()
+  await churn(c, rng, model, { ops: 2000, keys: 50, prefix: 'hot:', min: 1500, max: 2500, delShare: 0.1 })
+  disconnect(c)
+  await settle(cluster, model)
+  // The cleaner ran by itself during the churn: the hot segments went, the cold ones stayed.
+
+  expect(await num(cluster, 'primary', 'persistence', 'log_holes'), 'segments above the horizon were released').toBeGreaterThan(0)
+  expect(await num(cluster, 'primary', 'memory', 'cleaner_holes_created')).toBeGreaterThan(0)
+  expect(await num(cluster, 'primary', 'persistence', 'horizon_lsn'), 'the cold oldest segment stays').toBe(0)
+  expect(await num(cluster, 'primary', 'memory', 'cleaner_tombstones_relocated'), 'the doomed keys\' tombstones were kept').toBeGreaterThan(0)
+  await waitFor(async () => (await num(cluster, 0, 'persistence', 'log_holes')) > 0, 20_000, 'the backup to release the holes', 50)
+  expect(cluster.backups[0].stderr()).toMatch(/holes the primary's cleaner made/)
+  await expectModel(cluster.primaryClient(), model, 'primary with holes')
+  await expectModel(cluster.backupClient(0), model, 'backup with holes')
+
+  await cluster.restartBackup(0, 'SIGKILL')
+  await cluster.waitConnectedBackups(1)
+  await settle(cluster, model)
+  expect(await num(cluster, 0, 'persistence', 'log_holes'), 'the restarted backup recovered its holes').toBeGreaterThan(0)
+  await expectModel(cluster.backupClient(0), model, 'backup after restart')
+
+  const fresh = await cluster.addBackup({ workers: 2 })
+  await cluster.waitConnectedBackups(2)
+  await settle(cluster, model)
+  const freshClient = cluster.backupClient(1)
+  expect((await info(freshClient, 'persistence')).get('full_resyncs_total'), 'a new backup resyncs past the holes').toBe('1')
+  expect(Number((await info(freshClient, 'persistence')).get('log_holes')), 'its stream skipped them').toBeGreaterThan(0)
+  expect(fresh.stderr()).toMatch(/full resync from the primary at LSN \d+/)
+  await expectModel(freshClient, model, 'new backup after a full resync past holes')
+
+  await cluster.killPrimary()
+  await cluster.restartPrimary()
+  await cluster.waitConnectedBackups(2)
+  await settle(cluster, model)
+  await expectModel(cluster.primaryClient(), model, 'primary after kill -9 and restart')
+  await expectModel(cluster.backupClient(0), model, 'backup at the end')
+  await expectModel(cluster.backupClient(1), model, 'new backup at the end')
+}, 240_000)

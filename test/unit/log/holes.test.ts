@@ -1,0 +1,245 @@
+/**
+ * Cost-benefit cleaning and holes, in process: a Primary (commit 'local',
+ * 1 MiB segments, --retain-bytes 0) whose oldest segment is full of cold,
+ * live values while the segments after it are nearly empty (overwritten
+ * filler). The cleaner must pick the sparse segments, not the oldest: they
+ * become holes (released above the horizon), recorded in the manifest, their
+ * files and memory gone. A key whose cold value lies in the oldest segment and
+ * whose tombstone lies in a victim must stay deleted: the tombstone is
+ * relocated (dropping it would let recovery find the cold value again), and
+ * goes only once the cold segment is released too.
+ *
+ * Crashes at each step of a hole's release (LogFiles crash points, treated as
+ * kill -9 as in release_crash.test.ts): recovery finishes the release, loses
+ * no acknowledged write and brings no deleted key back.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { initHash, keyHash } from '../../../src/codec/hash.js'
+import { opBytes } from '../../../src/codec/record.js'
+import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../../src/constants.js'
+import { segmentFileName, segmentIds, type CrashStep } from '../../../src/log/log_file.js'
+import { readManifest } from '../../../src/log/manifest.js'
+import { Primary } from '../../../src/primary/primary.js'
+
+const SEGMENT_BYTES = 1024 * 1024
+const COLD_KEYS = 6
+const COLD_VALUE_BYTES = 150 * 1024
+const FILL_VALUE_BYTES = 200 * 1024
+const WAIT_MS_MAX = 30_000
+
+const dirs: string[] = []
+beforeAll(async () => { await initHash() })
+afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }) })
+
+function tempDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-holes-'))
+  dirs.push(d)
+  return d
+}
+
+class Crash extends Error {}
+interface Fault { step: CrashStep, armed: boolean, fired: number }
+interface Node { primary: Primary, log: string[] }
+type Model = Map<string, Buffer>
+
+async function openPrimary(dir: string, fault: Fault | null = null): Promise<Node> {
+  const log: string[] = []
+  const primary = await Primary.open({
+    dir, segmentBytes: SEGMENT_BYTES, commit: 'local', maxMemoryBytes: 2 ** 40, valueBytesMax: SEGMENT_BYTES / 2,
+    retainBytes: 0, recoveryWorkers: 1, log: (line) => { log.push(line) },
+    crashPoint: fault === null ? undefined : (step) => {
+      if (!fault.armed || step !== fault.step) return
+      fault.fired++
+      fault.armed = false
+      throw new Crash(step)
+    },
+  })
+  primary.cleaner.paused = true
+  return { primary, log }
+}
+
+let counter = 0
+function valueOf(length: number): Buffer {
+  const b = Buffer.alloc(length, counter & 0xff)
+  if (length >= 4) b.writeUInt32LE(counter, 0)
+  counter++
+  return b
+}
+
+function write(p: Primary, model: Model, key: string, value: Buffer | null): void {
+  const k = Buffer.from(key)
+  p.beginWrite(opBytes(k.length, value === null ? 0 : value.length), value !== null)
+  try {
+    p.probe(k, 0, k.length)
+    if (value === null) {
+      p.writeProbed(OP_TYPE_DELETE, k, 0, k.length, null, 0, 0, null, 0, 0)
+      model.delete(key)
+    } else {
+      p.writeProbed(OP_TYPE_SET, k, 0, k.length, value, 0, value.length, null, 0, 0)
+      model.set(key, value)
+    }
+  } finally {
+    p.endWrite()
+  }
+  p.endTurn()
+}
+
+const ALL_KEYS = ['doomed', 'fill', 'late', ...Array.from({ length: COLD_KEYS }, (_, i) => `cold:${i}`)]
+
+/**
+ * Segment 0: the cold values and `doomed`; segment 1 opens with doomed's
+ * tombstone; filler (one key, overwritten) takes the log to 7 segments.
+ */
+async function writeLog(p: Primary, model: Model): Promise<void> {
+  write(p, model, 'doomed', valueOf(100))
+  for (let i = 0; i < COLD_KEYS; i++) write(p, model, `cold:${i}`, valueOf(COLD_VALUE_BYTES))
+  expect(p.store.newestId, 'the cold values fill segment 0').toBe(0)
+  write(p, model, 'fill', valueOf(FILL_VALUE_BYTES))
+  expect(p.store.newestId).toBe(1)
+  write(p, model, 'doomed', null)
+  while (p.store.newestId < 7) write(p, model, 'fill', valueOf(FILL_VALUE_BYTES))
+  await p.groupCommit.drain()
+}
+
+async function waitFor(what: string, done: () => boolean): Promise<void> {
+  const t0 = Date.now()
+  while (!done()) {
+    await new Promise((resolve) => setTimeout(resolve, 2))
+    if (Date.now() - t0 > WAIT_MS_MAX) throw new Error(`timed out waiting for ${what}`)
+  }
+}
+
+async function clean(node: Node, n: number): Promise<void> {
+  const p = node.primary
+  await p.groupCommit.drain()
+  const before = p.cleaner.stats.segmentsCleaned
+  const queued = p.cleaner.force(n)
+  expect(queued).toBeGreaterThan(0)
+  await waitFor(`${queued} cleanings`, () => p.cleaner.stats.segmentsCleaned >= before + queued && !p.cleaner.busy() && p.cleaner.queued() === 0)
+  expect(node.log.filter((l) => l.startsWith('cleaner:'))).toEqual([])
+}
+
+function read(p: Primary, key: string): Buffer | null {
+  const k = Buffer.from(key)
+  const ref = p.view.lookup(k, 0, k.length)
+  if (ref === REF_NONE) return null
+  const c = p.view.locate(ref)
+  return Buffer.from(c.u8.subarray(c.valueStart, c.valueStart + c.valueLength))
+}
+
+function hasSlot(p: Primary, key: string): boolean {
+  const k = Buffer.from(key)
+  return p.index.head(p.store, keyHash(k, 0, k.length), k, 0, k.length) !== REF_NONE
+}
+
+/** Reads equal the model; holes are real in memory, in the manifest and on disk. */
+function expectModel(p: Primary, model: Model): void {
+  for (const key of ALL_KEYS) {
+    const got = read(p, key)
+    const want = model.get(key) ?? null
+    expect(got === null ? null : got.toString('hex'), `${key}`).toBe(want === null ? null : want.toString('hex'))
+  }
+  expect(p.keyCount()).toBe(model.size)
+  const manifest = readManifest(p.options.dir, SEGMENT_BYTES)!
+  expect(manifest.oldest).toBe(p.store.oldestId)
+  expect(manifest.holes).toEqual([...p.store.holes].sort((a, b) => a - b))
+  const files = segmentIds(p.options.dir)
+  for (const h of p.store.holes) {
+    expect(files.includes(h), `no file for hole ${h}`).toBe(false)
+    expect(p.store.segment(h), `no memory for hole ${h}`).toBeUndefined()
+  }
+  expect(files.filter((id) => id < p.store.oldestId)).toEqual([])
+}
+
+function segmentFile(dir: string, id: number): string {
+  return path.join(dir, segmentFileName(id))
+}
+
+test('the cleaner picks sparse segments over a full old one: holes, a relocated tombstone, and restart', async () => {
+  const dir = tempDir()
+  const node = await openPrimary(dir)
+  const p = node.primary
+  const model: Model = new Map()
+  await writeLog(p, model)
+  expect(p.cleaner.utilisation(0), 'segment 0 is mostly live').toBeGreaterThan(0.8)
+  expect(p.cleaner.utilisation(1), 'segment 1 is mostly dead').toBeLessThan(0.05)
+
+  await clean(node, 3)
+  expect(p.store.oldestId, 'the full oldest segment stays').toBe(0)
+  expect(p.store.holes.size).toBe(3)
+  expect(p.store.holes.has(1), 'the sparsest, oldest of the sparse went first').toBe(true)
+  expect(p.cleaner.stats.holesCreated).toBe(3)
+  expect(p.cleaner.stats.tombstonesRelocated, 'doomed\'s tombstone is still needed: its cold value is retained').toBe(1)
+  expect(p.cleaner.stats.bytesRelocated, 'nothing of the cold segment was copied').toBeLessThan(FILL_VALUE_BYTES + 1024)
+  expectModel(p, model)
+  expect(hasSlot(p, 'doomed')).toBe(true)
+  const info = new Map(p.infoSections().persistence())
+  expect(info.get('log_holes')).toBe(3)
+
+  // Restart: recovery skips the holes, and doomed stays deleted.
+  await p.close()
+  const again = await openPrimary(dir)
+  expectModel(again.primary, model)
+  expect(again.primary.store.holes.size).toBe(3)
+
+  // Once the cold segment goes too, the tombstone may go: nothing older is retained. Bounded rounds.
+  for (let round = 0; round < 10 && hasSlot(again.primary, 'doomed'); round++) {
+    for (let i = 0; i < 3; i++) write(again.primary, model, 'fill', valueOf(FILL_VALUE_BYTES))
+    await clean(again, 100)
+  }
+  expect(again.primary.store.oldestId, 'the horizon moved past segment 0').toBeGreaterThan(0)
+  expect(hasSlot(again.primary, 'doomed'), 'the tombstone left the index once nothing older was retained').toBe(false)
+  expectModel(again.primary, model)
+  await again.primary.close()
+  const third = await openPrimary(dir)
+  expectModel(third.primary, model)
+  await third.primary.close()
+}, 60_000)
+
+describe('a crash while the cleaner releases a hole', () => {
+  for (const step of ['release:manifest', 'release:deleted'] as const) {
+    test(`at ${step}: recovery finishes the release, loses no acknowledged write, and doomed stays deleted`, async () => {
+      const dir = tempDir()
+      const fault: Fault = { step, armed: false, fired: 0 }
+      const node = await openPrimary(dir, fault)
+      const p = node.primary
+      const model: Model = new Map()
+      await writeLog(p, model)
+      const holeBytes = fs.statSync(segmentFile(dir, 1)).size
+      fault.armed = true
+      expect(p.cleaner.force(1)).toBe(1)
+      // Writes go on while the cleaner runs (one sealed turn each); those durable at the crash are acknowledged.
+      let i = 0
+      await waitFor('the crash', () => {
+        if (fault.fired > 0) return true
+        if (i < 50) write(p, model, 'late', valueOf(10 + i++))
+        return false
+      })
+      expect(node.log.some((l) => l.startsWith('cleaner:'))).toBe(true)
+      await p.groupCommit.drain()
+      const durable = p.groupCommit.durableLsn
+      expect(durable).toBe(p.store.endLsn)
+      p.files.close()
+      expect(readManifest(dir, SEGMENT_BYTES)!.holes).toEqual([1])
+      expect(fs.existsSync(segmentFile(dir, 1))).toBe(step === 'release:manifest')
+
+      const after = await openPrimary(dir)
+      expect(after.primary.recovery.cutReason).toBeNull()
+      expect(after.primary.recovery.releasedBytes).toBe(step === 'release:manifest' ? holeBytes : 0)
+      expect(fs.existsSync(segmentFile(dir, 1))).toBe(false)
+      expect(after.primary.store.oldestId).toBe(0)
+      expectModel(after.primary, model)
+      expect(read(after.primary, 'doomed')).toBeNull()
+      // Cleaning and restarts go on.
+      await clean(after, 2)
+      expectModel(after.primary, model)
+      await after.primary.close()
+      const again = await openPrimary(dir)
+      expectModel(again.primary, model)
+      await again.primary.close()
+    }, 60_000)
+  }
+})
