@@ -2,7 +2,8 @@
  * On-disk format fixtures: log directories written by older freshets must still open, with every
  * key as written: format v1 with no segment manifest (test/fixtures/format/v1/README.md), and
  * segment manifest format 1 from before the cleaner (test/fixtures/format/manifest-v1/README.md),
- * which then keeps working: written past a new segment and cleaned.
+ * which then keeps working: written past a new segment and cleaned, and format 2 from the cleaner that
+ * released only the oldest segment (test/fixtures/format/manifest-v2/README.md), which then gets holes.
  */
 import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +13,7 @@ import { closeClient, connectClient } from '../helpers/clients.js'
 
 const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/format/v1/log', import.meta.url))
 const MANIFEST_V1_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v1/log', import.meta.url))
+const MANIFEST_V2_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v2/log', import.meta.url))
 
 /** The model the fixture generator (test/fixtures/format/make_v1.mjs) wrote. */
 function expected(): Map<string, string> {
@@ -75,5 +77,42 @@ describe('segment manifest format 1 fixture (before the cleaner)', () => {
     await closeClient(c2)
     expect((await again.stop()).code).toBe(0)
     expect(fs.readdirSync(MANIFEST_V1_DIR).sort()).toEqual(['freshet.json', 'manifest.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
+  }, 60_000)
+})
+
+describe('segment manifest format 2 fixture (oldest-first cleaner, no holes)', () => {
+  test('opens at its horizon with every key as written, is cleaned with holes, and reopens', async () => {
+    const copy = copyDir(MANIFEST_V2_DIR)
+    const model = expected()
+    const keys = [...Array.from({ length: 300 }, (_, i) => `k:${i}`), 'ctr']
+    const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+    const c = connectClient(primary.port)
+    expect(primary.stderr).not.toContain('log recovery:')
+    expect(Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]), 'the recorded horizon').toBe(1024 * 1024)
+    const got = await c.mget(...keys)
+    expect(keys.filter((k, i) => got[i] !== (model.get(k) ?? null))).toEqual([])
+    // Overwrite the old keys' values in new segments: the old segments empty, the cleaner releases them.
+    for (let i = 0; i < 600; i++) {
+      const v = `new:${i}:` + 'n'.repeat(9000)
+      await c.set(`n:${i % 40}`, v)
+      model.set(`n:${i % 40}`, v)
+    }
+    const cleanedBefore = Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1])
+    expect(Number(await c.call('FRESHET.CLEAN', '3'))).toBeGreaterThan(0)
+    for (let i = 0; i < 200 && Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1]) < cleanedBefore + 3; i++) await new Promise((r) => setTimeout(r, 25))
+    expect(Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1])).toBeGreaterThanOrEqual(cleanedBefore + 3)
+    expect(Number(/cleaner_holes_created:(\d+)/.exec(await c.info('memory'))![1]), 'the old, live segments stay; newer, emptier ones go').toBeGreaterThan(0)
+    await closeClient(c)
+    expect((await primary.stop()).code).toBe(0)
+    expect(JSON.parse(fs.readFileSync(`${copy}/manifest.json`, 'utf8')).format, 'rewritten in the current format').toBe(3)
+    const again = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+    const c2 = connectClient(again.port)
+    const all = [...model.keys()]
+    const values = await c2.mget(...all)
+    expect(all.filter((k, i) => values[i] !== model.get(k))).toEqual([])
+    expect(await c2.dbsize()).toBe(model.size)
+    await closeClient(c2)
+    expect((await again.stop()).code).toBe(0)
+    expect(fs.readdirSync(MANIFEST_V2_DIR).sort()).toEqual(['freshet.json', 'manifest.json', 'segment-000000000001.log', 'segment-000000000002.log', 'segment-000000000003.log'])
   }, 60_000)
 })
