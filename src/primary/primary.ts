@@ -80,6 +80,11 @@ export interface PrimaryHooks {
   shippedFloor?: () => number
 }
 
+/** Told of every write a command makes (WATCH: server/watches.ts); the cleaner's relocations are not writes. */
+export interface KeyWriteObserver {
+  written(hash: number, key: Uint8Array, keyStart: number, keyLength: number): void
+}
+
 /** A primary whose positions nobody follows (benchmarks, in-process tests). */
 export const NO_HOOKS: PrimaryHooks = { released: () => {}, sealed: () => {}, safe: () => {}, remoteReleased: null }
 
@@ -126,6 +131,8 @@ export class Primary implements ServedNode {
   /** Bytes of ops written by commands (the cleaner's relocations not included). */
   writtenBytesTotal: number
   readonly cleaner: Cleaner
+  /** Told of each command's write to a key (the server's WATCH registry); null: nobody. */
+  keyWrites: KeyWriteObserver | null
   private readonly hooks: PrimaryHooks
   private pHash: number
   private pPartition: number
@@ -147,6 +154,7 @@ export class Primary implements ServedNode {
     this.segmentLive = new Float64Array(store.slotCount)
     this.liveBytes = headBytes(store, index, this.segmentLive)
     this.writtenBytesTotal = 0
+    this.keyWrites = null
     this.hooks = hooks
     this.cleaner = new Cleaner(this, (holes) => { if (hooks.cleaned !== undefined) hooks.cleaned(holes) })
     store.onUnpinned = () => this.cleaner.kick()
@@ -397,6 +405,7 @@ export class Primary implements ServedNode {
     const isLive = type === OP_TYPE_SET
     if (wasLive !== isLive) this.appender.keyCount += isLive ? 1 : -1
     this.pHead = ref
+    if (this.keyWrites !== null) this.keyWrites.written(this.pHash, key, keyStart, keyLength)
     this.appender.commitOp(size)
     this.lastOpLsn = lsn
     this.view.observe(lsn)

@@ -4,6 +4,7 @@
  * state (AUTH, HELLO, CLIENT, QUIT), introspection (INFO, CONFIG, COMMAND).
  * INFO renders the server's own sections and asks the node for the rest.
  */
+import { keyHash } from '../codec/hash.js'
 import { createHash } from 'node:crypto'
 import { argInt, argIs, argString, globMatch, parseMemory, type Args } from './args.js'
 import { type CommandSpec, F_ADMIN, F_BLOCKING, F_MULTI_CONTROL, F_NOAUTH, OK, type Session } from './commands.js'
@@ -89,7 +90,9 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     if (conn.inMulti) { conn.out.error('ERR WATCH inside MULTI is not allowed'); return }
     if (conn.watchedKeys.length + a.argc - 1 > WATCHED_KEYS_MAX) { conn.out.error(`ERR at most ${WATCHED_KEYS_MAX} keys may be watched by one connection`); return }
     const view = s.node.view
-    for (let i = 1; i < a.argc; i++) conn.watch(a.data, a.argStart[i], a.argLength[i], view.versionOf(a.data, a.argStart[i], a.argLength[i]))
+    for (let i = 1; i < a.argc; i++) {
+      conn.watch(a.data, a.argStart[i], a.argLength[i], view.versionOf(a.data, a.argStart[i], a.argLength[i]), keyHash(a.data, a.argStart[i], a.argLength[i]))
+    }
     conn.out.raw(OK)
   } },
   // Queued inside MULTI, like Redis (EXEC unwatches anyway).

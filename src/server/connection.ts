@@ -10,6 +10,7 @@
  * depending on the commit mode) has passed the mark. Replies therefore leave
  * in order, and no client ever observes a write that is not yet committed.
  */
+import type { WatchRegistry } from './watches.js'
 import type { Socket } from 'node:net'
 import { ARGS_MAX, REPLY_BUFFER_BYTES_MAX, UNAUTH_ARGS_MAX, UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX } from '../constants.js'
 import type { Args } from './args.js'
@@ -52,9 +53,18 @@ export class Connection {
   /** The newest command's name and when it ran (CLIENT LIST cmd= and idle=). */
   lastCommand: string
   lastCommandMs: number
-  /** WATCHed keys and the version (ref, REF_NONE if none) each had when watched; EXEC compares. */
+  /**
+   * WATCHed keys and the version (ref, REF_NONE if none) each had when
+   * watched. On a primary, writes mark the connection (watchDirty, through
+   * `watches`); a backup has no writes and compares versions at EXEC.
+   */
   readonly watchedKeys: Buffer[]
   readonly watchedVersions: number[]
+  readonly watchedHashes: number[]
+  /** A watched key was written since WATCH (server/watches.ts). */
+  watchDirty: boolean
+  /** The server's WATCH registry (null: none, as in unit tests). */
+  private readonly watches: WatchRegistry | null
   /** The watched keys (latin1), so watching a key twice keeps one entry without a scan. */
   private readonly watchedSet: Set<string>
   private readonly bulkBytesMax: number
@@ -64,7 +74,7 @@ export class Connection {
    * A connection that must still AUTH (`authed` false) parses with the small
    * UNAUTH_* bounds; authenticate() lifts them to the connection's own.
    */
-  constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number, authed: boolean) {
+  constructor(id: number, socket: Socket, bulkBytesMax: number, queryBytesMax: number, authed: boolean, watches: WatchRegistry | null = null) {
     this.id = id
     this.socket = socket
     this.parser = authed
@@ -94,24 +104,33 @@ export class Connection {
     this.lastCommandMs = this.createdMs
     this.watchedKeys = []
     this.watchedVersions = []
+    this.watchedHashes = []
+    this.watchDirty = false
+    this.watches = watches
     this.watchedSet = new Set()
     this.bulkBytesMax = bulkBytesMax
     this.queryBytesMax = queryBytesMax
   }
 
   /** WATCH of one key (bytes [start, start + length) of `data`) at its current version; a key watched already keeps its first version. */
-  watch(data: Buffer, start: number, length: number, version: number): void {
+  watch(data: Buffer, start: number, length: number, version: number, hash: number): void {
     const name = data.toString('latin1', start, start + length)
     if (this.watchedSet.has(name)) return
     this.watchedSet.add(name)
-    this.watchedKeys.push(Buffer.from(data.subarray(start, start + length)))
+    const key = Buffer.from(data.subarray(start, start + length))
+    this.watchedKeys.push(key)
     this.watchedVersions.push(version)
+    this.watchedHashes.push(hash)
+    if (this.watches !== null) this.watches.add(this, hash, key)
   }
 
   unwatch(): void {
+    if (this.watches !== null && this.watchedHashes.length > 0) this.watches.remove(this, this.watchedHashes)
     this.watchedKeys.length = 0
     this.watchedVersions.length = 0
+    this.watchedHashes.length = 0
     this.watchedSet.clear()
+    this.watchDirty = false
   }
 
   /** Leaves MULTI (EXEC, DISCARD, RESET): the queue, its error flag and the watched keys go. */

@@ -16,6 +16,7 @@ import type { ServedNode } from '../node.js'
 import { type Args, argString, copyArgs } from './args.js'
 import { type CommandSpec, errorReply, Session, F_ADMIN, F_BLOCKING, F_MAY_FREE, F_MULTI_CONTROL, F_NOAUTH, F_OBSERVES_ALL, F_READ, F_WRITE, QUEUED } from './commands.js'
 import { Connection } from './connection.js'
+import { WatchRegistry } from './watches.js'
 import type { CommandRegistry, InfoRegistry } from './registry.js'
 import { MONITOR_OUTPUT_BYTES_MAX, monitorLine } from './monitor.js'
 import { OPS_SAMPLE_INTERVAL_MS, OpsRate } from './ops_rate.js'
@@ -43,6 +44,8 @@ export class RespServer {
   readonly connections: Set<Connection>
   readonly startedMs: number
   private readonly server: net.Server
+  /** WATCH: the node's writes mark watchers (a backup has none: it compares versions at EXEC). */
+  private readonly watches: WatchRegistry
   private readonly held: Set<Connection>
   private readonly dirty: Set<Connection>
   private turnScheduled: boolean
@@ -65,6 +68,8 @@ export class RespServer {
 
   constructor(node: ServedNode, options: ServerOptions, commands: CommandRegistry, info: InfoRegistry) {
     this.node = node
+    this.watches = new WatchRegistry()
+    if (node.writer !== null) node.writer.keyWrites = this.watches
     this.commands = commands
     this.info = info
     this.options = options
@@ -95,6 +100,7 @@ export class RespServer {
    */
   serve(node: ServedNode, commands: CommandRegistry, info: InfoRegistry): void {
     this.node = node
+    if (node.writer !== null) node.writer.keyWrites = this.watches
     this.commands = commands
     this.info = info
   }
@@ -155,7 +161,7 @@ export class RespServer {
       return
     }
     const bulkMax = this.options.valueBytesMax + 1024 * 1024
-    const conn = new Connection(this.nextId++, socket, bulkMax, Math.max(QUERY_BUFFER_BYTES_MAX, 2 * bulkMax), this.options.requirepass === null)
+    const conn = new Connection(this.nextId++, socket, bulkMax, Math.max(QUERY_BUFFER_BYTES_MAX, 2 * bulkMax), this.options.requirepass === null, this.watches)
     conn.session = new Session(this, conn)
     this.connections.add(conn)
     this.connectionsTotal++
@@ -164,6 +170,7 @@ export class RespServer {
     socket.on('error', () => { conn.destroy() })
     socket.on('close', () => {
       conn.closed = true
+      conn.unwatch()
       this.connections.delete(conn)
       this.monitors.delete(conn)
       this.held.delete(conn)
@@ -417,7 +424,8 @@ export class RespServer {
     const conn = s.conn
     const queue = conn.multiQueue
     const aborted = conn.multiError
-    const changed = !aborted && this.watchedKeyChanged(conn)
+    // A primary marks watchers on each write (exact, relocations are not writes); a backup compares versions.
+    const changed = !aborted && (this.node.writer !== null ? conn.watchDirty : this.watchedKeyChanged(conn))
     conn.endTransaction()
     if (aborted) {
       conn.out.error('EXECABORT Transaction discarded because of previous errors.')
@@ -458,10 +466,10 @@ export class RespServer {
   }
 
   /**
-   * Has any key this connection WATCHes got a new version since WATCH (a
-   * write, a delete, by anyone)? The index already knows each key's newest
-   * version, so this is one lookup per watched key. The cleaner's relocation
-   * of a watched version is not a change.
+   * On a backup: has any key this connection WATCHes got a new version since
+   * WATCH (replayed from the primary)? The index already knows each key's
+   * newest version, so this is one lookup per watched key. The cleaner's
+   * relocation of a watched version is not a change (one hop is looked through).
    */
   private watchedKeyChanged(conn: Connection): boolean {
     const view = this.node.view
