@@ -249,6 +249,8 @@ class Sampler {
       return {
         usedMemoryBytes: num(info, 'used_memory'),
         rssBytes: Number.isNaN(rssInfo) ? procRssBytes(this.c.nodes[i].proc.pid) : rssInfo,
+        heapTotalBytes: num(info, 'process_heap_total'),
+        arrayBuffersBytes: num(info, 'process_array_buffers'),
         logBytes: num(info, 'log_bytes'),
         indexBytes: num(info, 'index_bytes'),
         liveBytes: i === 0 ? num(info, 'live_bytes') : NaN,

@@ -20,6 +20,9 @@ const MB = 1e6
 export interface NodeSample {
   usedMemoryBytes: number
   rssBytes: number
+  /** INFO memory process_heap_total and process_array_buffers: where RSS beyond used_memory goes (NaN where absent). */
+  heapTotalBytes: number
+  arrayBuffersBytes: number
   logBytes: number
   indexBytes: number
   /** Primary only (NaN on backups). */
@@ -141,6 +144,15 @@ function maxP99(ph: PhaseResult): number {
   return Math.max(...ph.lag.map((l) => l.p99Ms))
 }
 
+/** Per node: RSS, JS heap total and array buffers at the first and the last sample. */
+function rssGrowth(samples: Sample[]): string {
+  if (samples.length === 0) return '-'
+  const first = samples[0].nodes
+  const last = samples[samples.length - 1].nodes
+  return first.map((n, i) => `${fmtMb(n.rssBytes)} -> ${fmtMb(last[i].rssBytes)} (${fmtMb(n.heapTotalBytes)} -> ${fmtMb(last[i].heapTotalBytes)}; ` +
+    `${fmtMb(n.arrayBuffersBytes)} -> ${fmtMb(last[i].arrayBuffersBytes)})`).join(' / ')
+}
+
 export function reportSoak(ctx: BenchContext, runs: RunResult[], figures: BenchReport['figures']): void {
   ctx.log('')
   ctx.log('| run | phase | target ops/s | achieved ops/s | errors | lag p50 b1/b2 ms | lag p99 b1/b2 ms | cleaned segs | used MB p/b1/b2 | RSS MB p/b1/b2 | disk MB p/b1/b2 | live+index MB | used/(live+index) max |')
@@ -166,6 +178,7 @@ export function reportSoak(ctx: BenchContext, runs: RunResult[], figures: BenchR
   ctx.log(`Steady state = the second half of each phase (medians). Memory is used_memory (log + index); RSS includes the Node.js runtime (idle RSS at start: ${base.idleRssBytes.map(fmtMb).join(' / ')} MB).`)
   ctx.log(`Baseline check: cleaner_segments_cleaned = ${base.cleanerSegmentsCleaned} (${base.cleanerSegmentsCleaned === 0 ? 'no reclamation, as intended' : 'THE CLEANER RAN: the baseline is not reclamation-free'}); reclaim run: ${reclaim.cleanerSegmentsCleaned} segments cleaned, write amplification ${reclaim.writeAmplification}, full resyncs b1/b2 ${reclaim.fullResyncs.slice(1).join('/')}.`)
   ctx.log(`DBSIZE after drain p/b1/b2: baseline ${base.dbsize.join('/')}, reclaim ${reclaim.dbsize.join('/')}.`)
+  ctx.log(`RSS over the reclaim run, first -> last sample, MB (JS heap total; array buffers) p/b1/b2: ${rssGrowth(reclaim.samples)}.`)
   ctx.log('')
   ctx.log('| issue 7 target | phase | measured | target | within? |')
   ctx.log('|---|---|---|---|---|')

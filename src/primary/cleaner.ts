@@ -64,7 +64,7 @@ import type { Segment } from '../log/segment.js'
 import type { Primary } from './primary.js'
 
 /** The cleaner keeps the retained log at or above this share of live bytes (plus slack). */
-export const UTILISATION_TARGET = 3 / 4
+export const UTILISATION_TARGET = 0.8
 /** Segments the retained log may hold beyond live / UTILISATION_TARGET before cleaning starts. */
 export const CLEAN_SLACK_SEGMENTS = 1
 /** Victim bytes scanned per turn when there is no memory pressure (well under a millisecond of work). */

@@ -358,9 +358,12 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
     case 'memory': {
       const lines = server.info.lines('memory')
       const used = Number(lines.find(([k]) => k === 'used_memory')?.[1] ?? 0)
-      const rss = process.memoryUsage.rss()
+      const m = process.memoryUsage()
       return [
-        ...lines, ['used_memory_human', humanBytes(used)], ['used_memory_rss', rss], ['used_memory_rss_human', humanBytes(rss)],
+        ...lines, ['used_memory_human', humanBytes(used)], ['used_memory_rss', m.rss], ['used_memory_rss_human', humanBytes(m.rss)],
+        // Where the rest of RSS goes: the JS heap, and memory outside it (buffers; SharedArrayBuffers count once per process).
+        ['process_heap_used', m.heapUsed], ['process_heap_total', m.heapTotal], ['process_external', m.external],
+        ['process_array_buffers', m.arrayBuffers],
         ['mem_allocator', 'libc'],
       ]
     }
