@@ -224,7 +224,7 @@ export class Cleaner {
 
   /** Must the oldest segment go (the retained log nears the ref window)? */
   private windowForced(): boolean {
-    return this.primary.store.spanBytes() > REF_WINDOW_FORCE_BYTES
+    return this.primary.store.spanBytes() > (this.primary.options.windowForceBytes ?? REF_WINDOW_FORCE_BYTES)
   }
 
   /** Up to `n` victims, best first by cost-benefit (the oldest first when the window forces it), ascending by id. */

@@ -53,6 +53,8 @@ export interface PrimaryOptions {
   retainBytes?: number
   /** A new log directory starts at this LSN (tests of high LSNs). */
   initialLsn?: number
+  /** Tests only: the span past which the cleaner must take the oldest segment (default REF_WINDOW_FORCE_BYTES, 8 GiB). */
+  windowForceBytes?: number
   /** Tests only: LogFiles crash points (throwing there simulates a crash at that step). */
   crashPoint?: (step: CrashStep) => void
   log: (line: string) => void

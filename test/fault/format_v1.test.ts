@@ -26,6 +26,40 @@ function expected(): Map<string, string> {
   return m
 }
 
+/** Opens a copy of a fixture with --retain-bytes 0: every key of expected() as written; then `more` (writes, cleanings) on it. */
+async function openFixture(copy: string, model: Map<string, string>, more: (c: ReturnType<typeof connectClient>) => Promise<void>): Promise<void> {
+  const keys = [...Array.from({ length: 300 }, (_, i) => `k:${i}`), 'ctr']
+  const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const c = connectClient(primary.port)
+  expect(primary.stderr).not.toContain('log recovery:')
+  const got = await c.mget(...keys)
+  expect(keys.filter((k, i) => got[i] !== (model.get(k) ?? null))).toEqual([])
+  await more(c)
+  await closeClient(c)
+  expect((await primary.stop()).code).toBe(0)
+}
+
+/** Reopens the directory: every key of `model` (and nothing else) as written. */
+async function expectReopened(copy: string, model: Map<string, string>): Promise<void> {
+  const again = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+  const c2 = connectClient(again.port)
+  const all = [...model.keys()]
+  const values = await c2.mget(...all)
+  expect(all.filter((k, i) => values[i] !== model.get(k))).toEqual([])
+  expect(await c2.dbsize()).toBe(model.size)
+  await closeClient(c2)
+  expect((await again.stop()).code).toBe(0)
+}
+
+/** Overwrites 40 keys `n` times with 9 KB values (new segments that empty as they go); the model follows. */
+async function overwrite(c: ReturnType<typeof connectClient>, model: Map<string, string>, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const v = `new:${i}:` + 'n'.repeat(9000)
+    await c.set(`n:${i % 40}`, v)
+    model.set(`n:${i % 40}`, v)
+  }
+}
+
 describe('format v1 fixture', () => {
   test('a v1 log directory (no manifest) opens, every key as written, twice', async () => {
     const copy = copyDir(FIXTURE_DIR)
@@ -51,31 +85,14 @@ describe('segment manifest format 1 fixture (before the cleaner)', () => {
   test('opens with every key as written, takes writes into new segments, is cleaned, and reopens', async () => {
     const copy = copyDir(MANIFEST_V1_DIR)
     const model = expected()
-    const keys = [...Array.from({ length: 300 }, (_, i) => `k:${i}`), 'ctr']
-    const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
-    const c = connectClient(primary.port)
-    expect(primary.stderr).not.toContain('log recovery:')
-    const got = await c.mget(...keys)
-    expect(keys.filter((k, i) => got[i] !== (model.get(k) ?? null))).toEqual([])
-    // Enough new writes for new segments, then cleaning releases the old ones.
-    for (let i = 0; i < 400; i++) {
-      const v = `new:${i}:` + 'n'.repeat(9000)
-      await c.set(`n:${i % 40}`, v)
-      model.set(`n:${i % 40}`, v)
-    }
-    expect(Number(await c.call('FRESHET.CLEAN', '3'))).toBeGreaterThan(0)
-    for (let i = 0; i < 200 && Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]) === 0; i++) await new Promise((r) => setTimeout(r, 25))
-    expect(Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]), 'segments from the old log were released').toBeGreaterThan(0)
-    await closeClient(c)
-    expect((await primary.stop()).code).toBe(0)
-    const again = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
-    const c2 = connectClient(again.port)
-    const all = [...model.keys()]
-    const values = await c2.mget(...all)
-    expect(all.filter((k, i) => values[i] !== model.get(k))).toEqual([])
-    expect(await c2.dbsize()).toBe(model.size)
-    await closeClient(c2)
-    expect((await again.stop()).code).toBe(0)
+    await openFixture(copy, model, async (c) => {
+      // Enough new writes for new segments, then cleaning releases the old ones.
+      await overwrite(c, model, 400)
+      expect(Number(await c.call('FRESHET.CLEAN', '3'))).toBeGreaterThan(0)
+      for (let i = 0; i < 200 && Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1]) < 3; i++) await new Promise((r) => setTimeout(r, 25))
+      expect(Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1]), 'segments were released').toBeGreaterThanOrEqual(3)
+    })
+    await expectReopened(copy, model)
     expect(fs.readdirSync(MANIFEST_V1_DIR).sort()).toEqual(['freshet.json', 'manifest.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
   }, 60_000)
 })
@@ -84,35 +101,17 @@ describe('segment manifest format 2 fixture (oldest-first cleaner, no holes)', (
   test('opens at its horizon with every key as written, is cleaned with holes, and reopens', async () => {
     const copy = copyDir(MANIFEST_V2_DIR)
     const model = expected()
-    const keys = [...Array.from({ length: 300 }, (_, i) => `k:${i}`), 'ctr']
-    const primary = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
-    const c = connectClient(primary.port)
-    expect(primary.stderr).not.toContain('log recovery:')
-    expect(Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]), 'the recorded horizon').toBe(1024 * 1024)
-    const got = await c.mget(...keys)
-    expect(keys.filter((k, i) => got[i] !== (model.get(k) ?? null))).toEqual([])
-    // Overwrite the old keys' values in new segments: the old segments empty, the cleaner releases them.
-    for (let i = 0; i < 600; i++) {
-      const v = `new:${i}:` + 'n'.repeat(9000)
-      await c.set(`n:${i % 40}`, v)
-      model.set(`n:${i % 40}`, v)
-    }
-    const cleanedBefore = Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1])
-    expect(Number(await c.call('FRESHET.CLEAN', '3'))).toBeGreaterThan(0)
-    for (let i = 0; i < 200 && Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1]) < cleanedBefore + 3; i++) await new Promise((r) => setTimeout(r, 25))
-    expect(Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1])).toBeGreaterThanOrEqual(cleanedBefore + 3)
-    expect(Number(/cleaner_holes_created:(\d+)/.exec(await c.info('memory'))![1]), 'the old, live segments stay; newer, emptier ones go').toBeGreaterThan(0)
-    await closeClient(c)
-    expect((await primary.stop()).code).toBe(0)
+    await openFixture(copy, model, async (c) => {
+      expect(Number(/horizon_lsn:(\d+)/.exec(await c.info('persistence'))![1]), 'the recorded horizon').toBe(1024 * 1024)
+      // Overwrite new keys in new segments: those empty, the cleaner releases them and leaves the old, live ones.
+      await overwrite(c, model, 600)
+      expect(Number(await c.call('FRESHET.CLEAN', '3'))).toBeGreaterThan(0)
+      for (let i = 0; i < 200 && Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1]) < 3; i++) await new Promise((r) => setTimeout(r, 25))
+      expect(Number(/cleaner_segments_cleaned:(\d+)/.exec(await c.info('memory'))![1])).toBeGreaterThanOrEqual(3)
+      expect(Number(/cleaner_holes_created:(\d+)/.exec(await c.info('memory'))![1]), 'the old, live segments stay; newer, emptier ones go').toBeGreaterThan(0)
+    })
     expect(JSON.parse(fs.readFileSync(`${copy}/manifest.json`, 'utf8')).format, 'rewritten in the current format').toBe(3)
-    const again = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb', args: ['--retain-bytes', '0'] })
-    const c2 = connectClient(again.port)
-    const all = [...model.keys()]
-    const values = await c2.mget(...all)
-    expect(all.filter((k, i) => values[i] !== model.get(k))).toEqual([])
-    expect(await c2.dbsize()).toBe(model.size)
-    await closeClient(c2)
-    expect((await again.stop()).code).toBe(0)
+    await expectReopened(copy, model)
     expect(fs.readdirSync(MANIFEST_V2_DIR).sort()).toEqual(['freshet.json', 'manifest.json', 'segment-000000000001.log', 'segment-000000000002.log', 'segment-000000000003.log'])
   }, 60_000)
 })

@@ -14,60 +14,23 @@
  * no acknowledged write and brings no deleted key back.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { initHash, keyHash } from '../../../src/codec/hash.js'
 import { opBytes } from '../../../src/codec/record.js'
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../../src/constants.js'
-import { segmentFileName, segmentIds, type CrashStep } from '../../../src/log/log_file.js'
+import { segmentFileName, segmentIds } from '../../../src/log/log_file.js'
 import { readManifest } from '../../../src/log/manifest.js'
-import { Primary } from '../../../src/primary/primary.js'
+import type { Primary } from '../../../src/primary/primary.js'
+import { SEGMENT_BYTES, openPrimary, tempDir, valueOf, waitFor, type Fault, type Node } from '../../helpers/in_process.js'
 
-const SEGMENT_BYTES = 1024 * 1024
 const COLD_KEYS = 6
 const COLD_VALUE_BYTES = 150 * 1024
 const FILL_VALUE_BYTES = 200 * 1024
-const WAIT_MS_MAX = 30_000
 
-const dirs: string[] = []
 beforeAll(async () => { await initHash() })
-afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }) })
 
-function tempDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-holes-'))
-  dirs.push(d)
-  return d
-}
-
-class Crash extends Error {}
-interface Fault { step: CrashStep, armed: boolean, fired: number }
-interface Node { primary: Primary, log: string[] }
 type Model = Map<string, Buffer>
-
-async function openPrimary(dir: string, fault: Fault | null = null): Promise<Node> {
-  const log: string[] = []
-  const primary = await Primary.open({
-    dir, segmentBytes: SEGMENT_BYTES, commit: 'local', maxMemoryBytes: 2 ** 40, valueBytesMax: SEGMENT_BYTES / 2,
-    retainBytes: 0, recoveryWorkers: 1, log: (line) => { log.push(line) },
-    crashPoint: fault === null ? undefined : (step) => {
-      if (!fault.armed || step !== fault.step) return
-      fault.fired++
-      fault.armed = false
-      throw new Crash(step)
-    },
-  })
-  primary.cleaner.paused = true
-  return { primary, log }
-}
-
-let counter = 0
-function valueOf(length: number): Buffer {
-  const b = Buffer.alloc(length, counter & 0xff)
-  if (length >= 4) b.writeUInt32LE(counter, 0)
-  counter++
-  return b
-}
 
 function write(p: Primary, model: Model, key: string, value: Buffer | null): void {
   const k = Buffer.from(key)
@@ -87,7 +50,7 @@ function write(p: Primary, model: Model, key: string, value: Buffer | null): voi
   p.endTurn()
 }
 
-const ALL_KEYS = ['doomed', 'fill', 'late', ...Array.from({ length: COLD_KEYS }, (_, i) => `cold:${i}`)]
+const ALL_KEYS = ['doomed', 'fill', 'late', ...Array.from({ length: COLD_KEYS + 1 }, (_, i) => `cold:${i}`)]
 
 /**
  * Segment 0: the cold values and `doomed`; segment 1 opens with doomed's
@@ -102,14 +65,6 @@ async function writeLog(p: Primary, model: Model): Promise<void> {
   write(p, model, 'doomed', null)
   while (p.store.newestId < 7) write(p, model, 'fill', valueOf(FILL_VALUE_BYTES))
   await p.groupCommit.drain()
-}
-
-async function waitFor(what: string, done: () => boolean): Promise<void> {
-  const t0 = Date.now()
-  while (!done()) {
-    await new Promise((resolve) => setTimeout(resolve, 2))
-    if (Date.now() - t0 > WAIT_MS_MAX) throw new Error(`timed out waiting for ${what}`)
-  }
 }
 
 async function clean(node: Node, n: number): Promise<void> {
@@ -159,7 +114,7 @@ function segmentFile(dir: string, id: number): string {
 }
 
 test('the cleaner picks sparse segments over a full old one: holes, a relocated tombstone, and restart', async () => {
-  const dir = tempDir()
+  const dir = tempDir('freshet-holes-')
   const node = await openPrimary(dir)
   const p = node.primary
   const model: Model = new Map()
@@ -202,9 +157,9 @@ test('the cleaner picks sparse segments over a full old one: holes, a relocated 
 describe('a crash while the cleaner releases a hole', () => {
   for (const step of ['release:manifest', 'release:deleted'] as const) {
     test(`at ${step}: recovery finishes the release, loses no acknowledged write, and doomed stays deleted`, async () => {
-      const dir = tempDir()
-      const fault: Fault = { step, armed: false, fired: 0 }
-      const node = await openPrimary(dir, fault)
+      const dir = tempDir('freshet-holes-')
+      const fault: Fault = { step, armed: false, once: true, fired: 0 }
+      const node = await openPrimary(dir, { fault })
       const p = node.primary
       const model: Model = new Map()
       await writeLog(p, model)
@@ -243,3 +198,31 @@ describe('a crash while the cleaner releases a hole', () => {
     }, 60_000)
   }
 })
+
+test('once the retained log spans the ref window\'s bound, the oldest segment goes whatever it scores', async () => {
+  const dir = tempDir('freshet-holes-')
+  // The bound at 8 segments instead of 8 GiB: the same code path, reached with 8 MB of writes.
+  const node = await openPrimary(dir, { commit: 'async', paused: false, windowForceBytes: 8 * SEGMENT_BYTES })
+  const p = node.primary
+  const log = node.log
+  const model: Model = new Map()
+  // Segment 0 over 90 % live: cost-benefit alone never takes it (VICTIM_UTILISATION_MAX).
+  for (let i = 0; i < 7; i++) write(p, model, `cold:${i}`, valueOf(138 * 1024))
+  expect(p.store.newestId).toBe(0)
+  expect(p.cleaner.utilisation(0)).toBeGreaterThan(0.9)
+  // The cleaner runs by itself now: churn until the span passed the bound and the cold segment went (bounded).
+  for (let i = 0; i < 400 && p.store.oldestId === 0; i++) {
+    write(p, model, 'fill', valueOf(FILL_VALUE_BYTES))
+    if (i % 8 === 7) await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  await waitFor('the cleaner to settle', () => !p.cleaner.busy())
+  expect(p.store.oldestId, 'the full, cold oldest segment was cleaned').toBeGreaterThan(0)
+  expect(p.store.spanBytes(), 'the span stays near the bound').toBeLessThanOrEqual(12 * SEGMENT_BYTES)
+  expect(p.cleaner.stats.holesCreated, 'sparse segments went first, as holes').toBeGreaterThan(0)
+  expect(log.filter((l) => l.startsWith('cleaner:'))).toEqual([])
+  expectModel(p, model)
+  await p.close()
+  const again = await openPrimary(dir)
+  expectModel(again.primary, model)
+  await again.primary.close()
+}, 60_000)

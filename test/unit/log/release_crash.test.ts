@@ -16,9 +16,8 @@
  * keeps cleaning and restarting.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { initHash, keyHash } from '../../../src/codec/hash.js'
 import { opBytes } from '../../../src/codec/record.js'
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../../src/constants.js'
@@ -26,53 +25,20 @@ import { opBytesAt, slotRef, tableSlotCount } from '../../../src/index/indirecti
 import { refPosition, slotOfSegment } from '../../../src/index/ref.js'
 import { segmentFileName, segmentIds, type CrashStep } from '../../../src/log/log_file.js'
 import { readManifest } from '../../../src/log/manifest.js'
-import { Primary } from '../../../src/primary/primary.js'
+import type { Primary } from '../../../src/primary/primary.js'
+import { Crash, SEGMENT_BYTES, openPrimary as openInProcess, tempDir as tempDirOf, valueOf, waitFor, type Fault, type Node } from '../../helpers/in_process.js'
 
-const SEGMENT_BYTES = 1024 * 1024
 const FILL_VALUE_BYTES = 200 * 1024
 const KEYS_PER_KIND = 20
-/** Bound on every wait for the cleaner or the disk. */
-const WAIT_MS_MAX = 30_000
-
-const dirs: string[] = []
 
 beforeAll(async () => { await initHash() })
-afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }) })
 
 function tempDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'freshet-release-crash-'))
-  dirs.push(d)
-  return d
+  return tempDirOf('freshet-release-crash-')
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-class Crash extends Error {}
-
-/** A crash point that throws at `step` while `armed()` says so (recovery passes 'release:deleted' too). */
-interface Fault { step: CrashStep, armed: boolean, once: boolean, fired: number }
-
-interface Node {
-  primary: Primary
-  log: string[]
-}
-
-async function openPrimary(dir: string, fault: Fault | null = null): Promise<Node> {
-  const log: string[] = []
-  const primary = await Primary.open({
-    dir, segmentBytes: SEGMENT_BYTES, commit: 'local', maxMemoryBytes: 2 ** 40, valueBytesMax: SEGMENT_BYTES / 2,
-    retainBytes: 0, recoveryWorkers: 1, log: (line) => { log.push(line) },
-    crashPoint: fault === null ? undefined : (step) => {
-      if (!fault.armed || step !== fault.step) return
-      fault.fired++
-      if (fault.once) fault.armed = false
-      throw new Crash(step)
-    },
-  })
-  primary.cleaner.paused = true
-  return { primary, log }
+function openPrimary(dir: string, fault: Fault | null = null): Promise<Node> {
+  return openInProcess(dir, { fault })
 }
 
 /** The acknowledged state: key -> value (absent: deleted or never written). */
@@ -94,14 +60,6 @@ function write(p: Primary, model: Model, key: string, value: Buffer | null): voi
   } finally {
     p.endWrite()
   }
-}
-
-let counter = 0
-function valueOf(length: number): Buffer {
-  const b = Buffer.alloc(length, counter & 0xff)
-  if (length >= 4) b.writeUInt32LE(counter, 0)
-  counter++
-  return b
 }
 
 /** Every key the tests write, for absence checks. */
@@ -133,15 +91,6 @@ async function writeLog(p: Primary, model: Model): Promise<void> {
   p.endTurn()
   while (p.store.newestId < 5) { write(p, model, 'fill', valueOf(FILL_VALUE_BYTES)); p.endTurn() }
   await p.groupCommit.drain()
-}
-
-async function waitFor(what: string, done: () => boolean, between: () => void = () => {}): Promise<void> {
-  const t0 = Date.now()
-  while (!done()) {
-    between()
-    await sleep(1)
-    if (Date.now() - t0 > WAIT_MS_MAX) throw new Error(`timed out waiting for ${what}`)
-  }
 }
 
 /** Forces `n` cleanings and waits until they are done; no cleaner error may be logged. */
@@ -403,7 +352,7 @@ test('close() while a cleaning is under way: once close() has resolved, the dire
   const files = segmentIds(dir).map((id) => [id, fs.statSync(segmentFile(dir, id)).size])
   // Bounded watch: a closed primary must not move the horizon, delete files or write any more.
   for (let i = 0; i < 40; i++) {
-    await sleep(25)
+    await new Promise((resolve) => setTimeout(resolve, 25))
     expect(readManifest(dir, SEGMENT_BYTES)).toEqual(manifest)
     expect(segmentIds(dir).map((id) => [id, fs.statSync(segmentFile(dir, id)).size])).toEqual(files)
   }
