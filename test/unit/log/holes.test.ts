@@ -215,9 +215,9 @@ test('once the retained log spans the ref window\'s bound, the oldest segment go
     write(p, model, 'fill', valueOf(FILL_VALUE_BYTES))
     if (i % 8 === 7) await new Promise((resolve) => setTimeout(resolve, 5))
   }
-  await waitFor('the cleaner to settle', () => !p.cleaner.busy())
   expect(p.store.oldestId, 'the full, cold oldest segment was cleaned').toBeGreaterThan(0)
-  expect(p.store.spanBytes(), 'the span stays near the bound').toBeLessThanOrEqual(12 * SEGMENT_BYTES)
+  // The writes may have outrun the cleaner (it works in slices): once it catches up the span is back near the bound.
+  await waitFor('the span to come back near the bound', () => !p.cleaner.busy() && p.store.spanBytes() <= 12 * SEGMENT_BYTES)
   expect(p.cleaner.stats.holesCreated, 'sparse segments went first, as holes').toBeGreaterThan(0)
   expect(log.filter((l) => l.startsWith('cleaner:'))).toEqual([])
   expectModel(p, model)
