@@ -25,6 +25,7 @@ import net from 'node:net'
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
 import { initHash } from '../codec/hash.js'
 import type { Index } from '../index/indirection.js'
+import { BLOCK_HEADER_BYTES } from '../constants.js'
 import { nowMs } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles } from '../log/log_file.js'
@@ -76,6 +77,10 @@ const RECONNECT_MS_MIN = 50
 const RECONNECT_MS_MAX = 1000
 /** The confirmed LSN goes to disk at most this often (an older value is always safe). */
 const CONFIRMED_PERSIST_MS = 1000
+/** Bytes of one read of the replication link (Node's own default read size). */
+const LINK_READ_BYTES = 64 * 1024
+/** The link pauses with this much room left in the pending ring: one read holds fewer blocks (each is longer than its header). */
+const PENDING_ROOM_PER_READ = Math.ceil(LINK_READ_BYTES / BLOCK_HEADER_BYTES)
 
 
 export class Backup implements ServedNode, ReceiverSink {
@@ -132,6 +137,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private readonly pending: PendingBlocks
   private ackScheduled: boolean
   private readonly ackBuf: Buffer
+  /** Every read of the link lands here (LINK_READ_BYTES). */
+  private readonly linkReadBuf: Buffer
   private readonly waiters: BlockedWaits
   private readonly timer: NodeJS.Timeout
   private closed: boolean
@@ -188,6 +195,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.pending = new PendingBlocks()
     this.ackScheduled = false
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
+    this.linkReadBuf = Buffer.alloc(LINK_READ_BYTES)
     this.waiters = new BlockedWaits()
     this.closed = false
     this.listenPort = options.listenPort
@@ -327,7 +335,12 @@ export class Backup implements ServedNode, ReceiverSink {
   private connect(): void {
     if (this.closed || this.overMemory) return
     const o = this.options
-    const socket = net.connect({ host: o.primaryHost, port: o.primaryPort, noDelay: true })
+    // Link reads land in one reused buffer (nothing allocated per read): the receiver copies every
+    // byte out (into the stage or a segment) before the callback returns, and keeps no reference.
+    const socket: net.Socket = net.connect({
+      host: o.primaryHost, port: o.primaryPort, noDelay: true,
+      onread: { buffer: this.linkReadBuf, callback: (n: number) => { this.onLinkData(socket, n); return !socket.isPaused() } },
+    })
     this.socket = socket
     this.lastFrameMs = nowMs()
     this.handshake = Buffer.alloc(0)
@@ -350,7 +363,6 @@ export class Backup implements ServedNode, ReceiverSink {
       socket.write(hello)
       this.lastFrameMs = nowMs()
     })
-    socket.on('data', (chunk: Buffer) => this.onLinkData(socket, chunk))
     socket.on('error', () => { /* 'close' follows and reconnects */ })
     socket.on('close', () => this.linkClosed(socket))
   }
@@ -371,8 +383,9 @@ export class Backup implements ServedNode, ReceiverSink {
     this.socket?.destroy()
   }
 
-  private onLinkData(socket: net.Socket, chunk: Buffer): void {
+  private onLinkData(socket: net.Socket, n: number): void {
     if (this.socket !== socket) return
+    let chunk = this.linkReadBuf.subarray(0, n)
     this.lastFrameMs = nowMs()
     if (this.handshake !== null) {
       chunk = this.readHandshake(chunk)
@@ -390,7 +403,7 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.store.endLsn > before) {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
-      if (this.pending.count >= PENDING_BLOCKS_MAX - 1024 && !socket.isPaused()) socket.pause()
+      if (this.pending.count >= PENDING_BLOCKS_MAX - PENDING_ROOM_PER_READ && !socket.isPaused()) socket.pause()
       const max = this.options.maxMemoryBytes ?? Number.MAX_SAFE_INTEGER
       if (failure === null && this.usedMemoryBytes() > max) {
         failure = new Error(`the primary's data does not fit in this backup's --max-memory ${max} bytes ` +

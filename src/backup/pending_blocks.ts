@@ -8,7 +8,7 @@
 import { assert } from '../assert.js'
 
 /** Blocks received but not yet visible, at most. */
-export const PENDING_BLOCKS_MAX = 1 << 20
+export const PENDING_BLOCKS_MAX = 1 << 16
 
 export class PendingBlocks {
   readonly end: Float64Array
