@@ -1,6 +1,6 @@
 /**
- * Piscina entry for replay workers: turns a task descriptor into views (cached
- * per segment, created once) and runs the shared apply code over the range;
+ * Piscina entry for replay workers: turns a task descriptor into views (made
+ * per task, kept by no one after it) and runs the shared apply code over the range;
  * at recovery it also scans segment files (read + validate) in parallel.
  * The worker owns the partitions of its task's lane for the task's duration:
  * the scheduler never runs two tasks of one lane at once.
@@ -14,40 +14,21 @@ import type { ReplayResult, ReplayTask, WorkerTask } from '../src/replay/task.js
 // Checksums (recovery scans) need the wasm hasher; load it once per worker.
 await initHash()
 
-const log: LogSegments = { segmentBytes: 0, u8: [], dv: [] }
-/** Buffers by slot, as last viewed; a released segment's buffer is dropped here so its memory can go. */
-const buffers: Array<SharedArrayBuffer | undefined> = []
-let viewedStoreId = 0
-let viewedLayout = -1
-
-/** Views of the task's segments by slot, created once per segment; views of released segments dropped. */
-function viewSegments(task: ReplayTask): void {
-  if (viewedStoreId !== task.storeId) {
-    viewedStoreId = task.storeId
-    viewedLayout = -1
-    log.segmentBytes = task.segmentBytes
-    log.u8.length = 0
-    log.dv.length = 0
-    buffers.length = 0
-  }
-  if (viewedLayout === task.layoutVersion) return
-  viewedLayout = task.layoutVersion
-  const keep = new Set<number>()
+/**
+ * Views of the task's segments by slot, made for this task only: a worker
+ * keeps no segment's buffer between tasks, so a segment the main thread
+ * released (and dropped) is not held alive here until this isolate's next
+ * full GC (which, in a worker that allocates little, may be minutes away).
+ * A few dozen small objects per task, none per record.
+ */
+function viewSegments(task: ReplayTask): LogSegments {
+  const log: LogSegments = { segmentBytes: task.segmentBytes, u8: [], dv: [] }
   for (let i = 0; i < task.slots.length; i++) {
-    const slot = task.slots[i]
     const sab = task.buffers[i]
-    keep.add(slot)
-    if (buffers[slot] === sab) continue
-    buffers[slot] = sab
-    log.u8[slot] = new Uint8Array(sab)
-    log.dv[slot] = new DataView(sab)
+    log.u8[task.slots[i]] = new Uint8Array(sab)
+    log.dv[task.slots[i]] = new DataView(sab)
   }
-  for (let slot = 0; slot < buffers.length; slot++) {
-    if (buffers[slot] === undefined || keep.has(slot)) continue
-    buffers[slot] = undefined
-    delete log.u8[slot]
-    delete log.dv[slot]
-  }
+  return log
 }
 
 export default function run(task: WorkerTask): ReplayResult | ScanResult {
@@ -56,7 +37,7 @@ export default function run(task: WorkerTask): ReplayResult | ScanResult {
 
 function replay(task: ReplayTask): ReplayResult {
   const t0 = performance.now()
-  viewSegments(task)
+  const log = viewSegments(task)
   const tables: Int32Array[] = []
   const before: Int32Array[] = []
   for (let p = 0; p < task.tables.length; p++) {

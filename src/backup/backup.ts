@@ -302,7 +302,8 @@ export class Backup implements ServedNode, ReceiverSink {
       ],
       memory: () => [
         ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
-        ['log_bytes', this.store.retainedBytes()], ['segment_pool_bytes', this.store.pooledBytes()], ['index_bytes', this.index.memoryBytes()],
+        ['log_bytes', this.store.retainedBytes()], ['segment_pool_bytes', this.store.pooledBytes()],
+          ['segment_buffers_allocated', this.store.buffersAllocated], ['segment_buffers_dropped', this.store.buffersDropped], ['index_bytes', this.index.memoryBytes()],
         ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal], ...snapshotInfo(this.store), ['pinned_bytes', this.pinnedBytes()],
       ],
       stats: () => {

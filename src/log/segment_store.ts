@@ -23,13 +23,17 @@ import type { LogSegments } from '../index/indirection.js'
 let nextStoreId = 1
 
 /**
- * Released segments kept for reuse, at most this many. The cleaner's steady
- * cycle releases a segment and the tail takes a new one (a backup releases as
- * soon as it may, so also about one at a time), so reusing the buffers keeps
- * memory (and RSS) flat instead of leaving garbage buffers for the GC to find
- * some day. Pooled bytes count in used_memory.
+ * Released segments kept for reuse, at most this many. The tail takes a new
+ * segment about as often as the cleaner releases one, so reusing the buffers
+ * keeps memory (and RSS) flat. A buffer left to the GC is not returned soon:
+ * a SharedArrayBuffer goes only once every isolate that saw it (replay
+ * workers too) has collected its handle, and the soak measured backups'
+ * RSS growing by ~13 MB a minute while they dropped a pooled-out buffer every
+ * few seconds. Backups release in bursts (the holes of a few cleanings become
+ * releasable together, up to BATCH_SEGMENTS_MAX at a time under pressure), so
+ * the pool holds a burst and two more. Pooled bytes count in used_memory.
  */
-export const SEGMENT_POOL_MAX = 2
+export const SEGMENT_POOL_MAX = 6
 
 export class SegmentStore implements LogSegments {
   /** Unique per store in this process: replay workers key their cached segment views by it. */
@@ -70,6 +74,10 @@ export class SegmentStore implements LogSegments {
   onUnpinned: (() => void) | null
   /** Released segments' buffers, oldest first, with the log end at their release. */
   private readonly pool: Array<{ segment: Segment, releasedAt: number }>
+  /** Segment buffers allocated since the store opened (not taken from the pool). */
+  buffersAllocated: number
+  /** Released segment buffers left to the GC (the pool was full). */
+  buffersDropped: number
 
   constructor(segmentBytes: number, startLsn = 0) {
     assert(Number.isInteger(Math.log2(segmentBytes)) && segmentBytes <= REF_SPAN_BYTES, 'segment size is a power of two within the ref ring')
@@ -93,6 +101,8 @@ export class SegmentStore implements LogSegments {
     this.pins = new Map()
     this.onUnpinned = null
     this.pool = []
+    this.buffersAllocated = 0
+    this.buffersDropped = 0
   }
 
   /** Pins the log for a snapshot at `lsn` (ref-counted; see view/snapshot.ts). */
@@ -185,7 +195,10 @@ export class SegmentStore implements LogSegments {
   /** A zeroed segment `id`: a pooled buffer if one may be reused, else a new one. */
   private newSegment(id: number): Segment {
     const pooled = this.pool.length > 0 && this.reusable(this.pool[0].releasedAt) ? this.pool.shift()!.segment : null
-    if (pooled === null) return Segment.create(id, this.segmentBytes)
+    if (pooled === null) {
+      this.buffersAllocated++
+      return Segment.create(id, this.segmentBytes)
+    }
     pooled.u8.fill(0)
     const segment = new Segment({ id, sizeBytes: this.segmentBytes, data: pooled.data, ctrl: pooled.ctrlBuffer })
     // Nothing reads this buffer now (released, then taken off the pool): a plain reset of its control word.
@@ -274,6 +287,7 @@ export class SegmentStore implements LogSegments {
     delete this.u8[slot]
     delete this.dv[slot]
     if (this.pool.length < SEGMENT_POOL_MAX) this.pool.push({ segment: s, releasedAt: this.endLsn })
+    else this.buffersDropped++
     this.retainedCount--
     return true
   }

@@ -225,6 +225,7 @@ export class Primary implements ServedNode {
         return [
           ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
           ['live_bytes', this.liveBytes], ['log_bytes', held], ['segment_pool_bytes', this.store.pooledBytes()],
+          ['segment_buffers_allocated', this.store.buffersAllocated], ['segment_buffers_dropped', this.store.buffersDropped],
           ['index_bytes', this.index.memoryBytes()],
           ['index_keys', this.index.slotsUsed()],
           ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],

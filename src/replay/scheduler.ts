@@ -227,7 +227,7 @@ export class ReplayScheduler {
       buffers.push(s.data)
     }
     const task: ReplayTask = {
-      type: 'replay', storeId: store.id, segmentBytes: store.segmentBytes, layoutVersion: store.layoutVersion, slots, buffers, ranges,
+      type: 'replay', segmentBytes: store.segmentBytes, slots, buffers, ranges,
       lane, laneCount: this.laneCount, tables,
     }
     this.laneBusy[lane] = true

@@ -8,11 +8,7 @@ import type { ScanJob } from '../log/log_file.js'
 export interface ReplayTask {
   /** Install the ranges' ops. */
   type: 'replay'
-  /** The SegmentStore these segments belong to (workers cache views per store). */
-  storeId: number
   segmentBytes: number
-  /** The store's layout version: a worker whose views are of this version skips the two lists below. */
-  layoutVersion: number
   /** Every retained segment's slot and buffer (keys of older versions may live in any of them). */
   slots: number[]
   buffers: SharedArrayBuffer[]
