@@ -359,7 +359,9 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
     const mem = parseInfo(await c.clients[0].call('INFO', 'memory'))
     const fullResyncs: number[] = []
     const dbsize: number[] = []
+    const buffersDropped: number[] = []
     for (let i = 0; i < c.clients.length; i++) {
+      buffersDropped.push(num(parseInfo(await c.clients[i].call('INFO', 'memory')), 'segment_buffers_dropped'))
       fullResyncs.push(i === 0 ? 0 : num(parseInfo(await c.clients[i].call('INFO', 'persistence')), 'full_resyncs_total'))
       dbsize.push(Number(await c.clients[i].call('DBSIZE')))
     }
@@ -373,6 +375,7 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
       cleanerSegmentsCleaned: num(mem, 'cleaner_segments_cleaned'),
       writeAmplification: mem.get('write_amplification') ?? '',
       fullResyncs,
+      buffersDropped,
       dbsize,
       samples: sampler.samples,
       markers: sampler.markers.filter((m) => !m.label.endsWith('drain')),

@@ -69,6 +69,8 @@ export interface RunResult {
   cleanerSegmentsCleaned: number
   writeAmplification: string
   fullResyncs: number[]
+  /** Released segment buffers each node left to the GC (its pool was full), p/b1/b2. */
+  buffersDropped: number[]
   dbsize: number[]
   samples: Sample[]
   markers: Array<{ tS: number, label: string }>
@@ -176,7 +178,7 @@ export function reportSoak(ctx: BenchContext, runs: RunResult[], figures: BenchR
   const reclaim = runs.find((r) => r.kind === 'reclaim')!
   ctx.log('')
   ctx.log(`Steady state = the second half of each phase (medians). Memory is used_memory (log + index); RSS includes the Node.js runtime (idle RSS at start: ${base.idleRssBytes.map(fmtMb).join(' / ')} MB).`)
-  ctx.log(`Baseline check: cleaner_segments_cleaned = ${base.cleanerSegmentsCleaned} (${base.cleanerSegmentsCleaned === 0 ? 'no reclamation, as intended' : 'THE CLEANER RAN: the baseline is not reclamation-free'}); reclaim run: ${reclaim.cleanerSegmentsCleaned} segments cleaned, write amplification ${reclaim.writeAmplification}, full resyncs b1/b2 ${reclaim.fullResyncs.slice(1).join('/')}.`)
+  ctx.log(`Baseline check: cleaner_segments_cleaned = ${base.cleanerSegmentsCleaned} (${base.cleanerSegmentsCleaned === 0 ? 'no reclamation, as intended' : 'THE CLEANER RAN: the baseline is not reclamation-free'}); reclaim run: ${reclaim.cleanerSegmentsCleaned} segments cleaned, write amplification ${reclaim.writeAmplification}, full resyncs b1/b2 ${reclaim.fullResyncs.slice(1).join('/')}, segment buffers left to the GC p/b1/b2 ${reclaim.buffersDropped.join('/')}.`)
   ctx.log(`DBSIZE after drain p/b1/b2: baseline ${base.dbsize.join('/')}, reclaim ${reclaim.dbsize.join('/')}.`)
   ctx.log(`RSS over the reclaim run, first -> last sample, MB (JS heap total; array buffers) p/b1/b2: ${rssGrowth(reclaim.samples)}.`)
   ctx.log('')
