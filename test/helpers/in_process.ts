@@ -9,6 +9,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll } from 'vitest'
+import { opBytes } from '../../src/codec/record.js'
+import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../src/constants.js'
 import type { CrashStep } from '../../src/log/log_file.js'
 import { Primary, type CommitMode } from '../../src/primary/primary.js'
 
@@ -67,5 +69,31 @@ export async function waitFor(what: string, done: () => boolean, between: () => 
     between()
     await new Promise((resolve) => setTimeout(resolve, 1))
     if (Date.now() - t0 > limitMs) throw new Error(`timed out waiting for ${what}`)
+  }
+}
+
+/** The acknowledged state: key -> value (absent: deleted or never written). */
+export type Model = Map<string, Buffer>
+
+/**
+ * SET `key` to `value` (DEL for null, which writes nothing for an absent key,
+ * as the DEL command does) through the primary's write path, and in the model.
+ * The caller ends the turn (one block per turn).
+ */
+export function writeKey(p: Primary, model: Model, key: string, value: Buffer | null): void {
+  const k = Buffer.from(key)
+  p.beginWrite(opBytes(k.length, value === null ? 0 : value.length), value !== null)
+  try {
+    const head = p.probe(k, 0, k.length)
+    if (value === null) {
+      if (head === REF_NONE || !p.view.isSet(head)) return
+      p.writeProbed(OP_TYPE_DELETE, k, 0, k.length, null, 0, 0, null, 0, 0)
+      model.delete(key)
+    } else {
+      p.writeProbed(OP_TYPE_SET, k, 0, k.length, value, 0, value.length, null, 0, 0)
+      model.set(key, value)
+    }
+  } finally {
+    p.endWrite()
   }
 }

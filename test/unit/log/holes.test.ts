@@ -17,12 +17,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { beforeAll, describe, expect, test } from 'vitest'
 import { initHash, keyHash } from '../../../src/codec/hash.js'
-import { opBytes } from '../../../src/codec/record.js'
-import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../../src/constants.js'
+import { REF_NONE } from '../../../src/constants.js'
 import { segmentFileName, segmentIds } from '../../../src/log/log_file.js'
 import { readManifest } from '../../../src/log/manifest.js'
 import type { Primary } from '../../../src/primary/primary.js'
-import { SEGMENT_BYTES, openPrimary, tempDir, valueOf, waitFor, type Fault, type Node } from '../../helpers/in_process.js'
+import { SEGMENT_BYTES, openPrimary, tempDir, valueOf, waitFor, type Fault, type Model, type Node, writeKey } from '../../helpers/in_process.js'
 
 const COLD_KEYS = 6
 const COLD_VALUE_BYTES = 150 * 1024
@@ -30,23 +29,10 @@ const FILL_VALUE_BYTES = 200 * 1024
 
 beforeAll(async () => { await initHash() })
 
-type Model = Map<string, Buffer>
 
+/** One key written in a turn of its own (a block). */
 function write(p: Primary, model: Model, key: string, value: Buffer | null): void {
-  const k = Buffer.from(key)
-  p.beginWrite(opBytes(k.length, value === null ? 0 : value.length), value !== null)
-  try {
-    p.probe(k, 0, k.length)
-    if (value === null) {
-      p.writeProbed(OP_TYPE_DELETE, k, 0, k.length, null, 0, 0, null, 0, 0)
-      model.delete(key)
-    } else {
-      p.writeProbed(OP_TYPE_SET, k, 0, k.length, value, 0, value.length, null, 0, 0)
-      model.set(key, value)
-    }
-  } finally {
-    p.endWrite()
-  }
+  writeKey(p, model, key, value)
   p.endTurn()
 }
 
@@ -109,6 +95,15 @@ function expectModel(p: Primary, model: Model): void {
   expect(files.filter((id) => id < p.store.oldestId)).toEqual([])
 }
 
+/** `p` holds the model; closed and opened again from its directory, it still does. */
+async function closeAndReopen(p: Primary, dir: string, model: Model): Promise<void> {
+  expectModel(p, model)
+  await p.close()
+  const again = await openPrimary(dir)
+  expectModel(again.primary, model)
+  await again.primary.close()
+}
+
 function segmentFile(dir: string, id: number): string {
   return path.join(dir, segmentFileName(id))
 }
@@ -147,11 +142,7 @@ test('the cleaner picks sparse segments over a full old one: holes, a relocated 
   }
   expect(again.primary.store.oldestId, 'the horizon moved past segment 0').toBeGreaterThan(0)
   expect(hasSlot(again.primary, 'doomed'), 'the tombstone left the index once nothing older was retained').toBe(false)
-  expectModel(again.primary, model)
-  await again.primary.close()
-  const third = await openPrimary(dir)
-  expectModel(third.primary, model)
-  await third.primary.close()
+  await closeAndReopen(again.primary, dir, model)
 }, 60_000)
 
 describe('a crash while the cleaner releases a hole', () => {
@@ -190,11 +181,7 @@ describe('a crash while the cleaner releases a hole', () => {
       expect(read(after.primary, 'doomed')).toBeNull()
       // Cleaning and restarts go on.
       await clean(after, 2)
-      expectModel(after.primary, model)
-      await after.primary.close()
-      const again = await openPrimary(dir)
-      expectModel(again.primary, model)
-      await again.primary.close()
+      await closeAndReopen(after.primary, dir, model)
     }, 60_000)
   }
 })
@@ -220,9 +207,5 @@ test('once the retained log spans the ref window\'s bound, the oldest segment go
   await waitFor('the span to come back near the bound', () => !p.cleaner.busy() && p.store.spanBytes() <= 12 * SEGMENT_BYTES)
   expect(p.cleaner.stats.holesCreated, 'sparse segments went first, as holes').toBeGreaterThan(0)
   expect(log.filter((l) => l.startsWith('cleaner:'))).toEqual([])
-  expectModel(p, model)
-  await p.close()
-  const again = await openPrimary(dir)
-  expectModel(again.primary, model)
-  await again.primary.close()
+  await closeAndReopen(p, dir, model)
 }, 60_000)

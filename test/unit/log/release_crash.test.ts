@@ -19,14 +19,13 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { beforeAll, describe, expect, test } from 'vitest'
 import { initHash, keyHash } from '../../../src/codec/hash.js'
-import { opBytes } from '../../../src/codec/record.js'
-import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../../src/constants.js'
+import { REF_NONE } from '../../../src/constants.js'
 import { opBytesAt, slotRef, tableSlotCount } from '../../../src/index/indirection.js'
 import { refPosition, slotOfSegment } from '../../../src/index/ref.js'
 import { segmentFileName, segmentIds, type CrashStep } from '../../../src/log/log_file.js'
 import { readManifest } from '../../../src/log/manifest.js'
 import type { Primary } from '../../../src/primary/primary.js'
-import { Crash, SEGMENT_BYTES, openPrimary as openInProcess, tempDir as tempDirOf, valueOf, waitFor, type Fault, type Node } from '../../helpers/in_process.js'
+import { Crash, SEGMENT_BYTES, openPrimary as openInProcess, tempDir as tempDirOf, valueOf, waitFor, type Fault, type Model, type Node, writeKey } from '../../helpers/in_process.js'
 
 const FILL_VALUE_BYTES = 200 * 1024
 const KEYS_PER_KIND = 20
@@ -41,26 +40,7 @@ function openPrimary(dir: string, fault: Fault | null = null): Promise<Node> {
   return openInProcess(dir, { fault })
 }
 
-/** The acknowledged state: key -> value (absent: deleted or never written). */
-type Model = Map<string, Buffer>
-
-function write(p: Primary, model: Model, key: string, value: Buffer | null): void {
-  const k = Buffer.from(key)
-  p.beginWrite(opBytes(k.length, value === null ? 0 : value.length), value !== null)
-  try {
-    const head = p.probe(k, 0, k.length)
-    if (value === null) {
-      if (head === REF_NONE || !p.view.isSet(head)) return
-      p.writeProbed(OP_TYPE_DELETE, k, 0, k.length, null, 0, 0, null, 0, 0)
-      model.delete(key)
-    } else {
-      p.writeProbed(OP_TYPE_SET, k, 0, k.length, value, 0, value.length, null, 0, 0)
-      model.set(key, value)
-    }
-  } finally {
-    p.endWrite()
-  }
-}
+const write = writeKey
 
 /** Every key the tests write, for absence checks. */
 const ALL_KEYS: string[] = []
