@@ -34,14 +34,6 @@ let nextStoreId = 1
  * the pool holds a burst and two more. Pooled bytes count in used_memory.
  */
 export const SEGMENT_POOL_MAX = 6
-/**
- * The pool's floor: every POOL_TRIM_WINDOW new segments, buffers that sat in
- * the pool the whole window (its low-water mark above this) were not needed
- * and go to the GC. A burst fills the pool; steady churn, which releases as
- * many as it takes, would otherwise keep the burst's buffers forever.
- */
-export const SEGMENT_POOL_KEEP = 1
-export const POOL_TRIM_WINDOW = 32
 
 export class SegmentStore implements LogSegments {
   /** Unique per store in this process: replay workers key their cached segment views by it. */
@@ -84,11 +76,8 @@ export class SegmentStore implements LogSegments {
   private readonly pool: Array<{ segment: Segment, releasedAt: number }>
   /** Segment buffers allocated since the store opened (not taken from the pool). */
   buffersAllocated: number
-  /** Released segment buffers left to the GC (the pool was full, or they sat unused a whole trim window). */
+  /** Released segment buffers left to the GC (the pool was full). */
   buffersDropped: number
-  /** The pool's low-water mark over the current trim window, and new segments taken in it. */
-  private poolLow: number
-  private poolWindow: number
 
   constructor(segmentBytes: number, startLsn = 0) {
     assert(Number.isInteger(Math.log2(segmentBytes)) && segmentBytes <= REF_SPAN_BYTES, 'segment size is a power of two within the ref ring')
@@ -114,8 +103,6 @@ export class SegmentStore implements LogSegments {
     this.pool = []
     this.buffersAllocated = 0
     this.buffersDropped = 0
-    this.poolLow = 0
-    this.poolWindow = 0
   }
 
   /** Pins the log for a snapshot at `lsn` (ref-counted; see view/snapshot.ts). */
@@ -208,7 +195,6 @@ export class SegmentStore implements LogSegments {
   /** A zeroed segment `id`: a pooled buffer if one may be reused, else a new one. */
   private newSegment(id: number): Segment {
     const pooled = this.pool.length > 0 && this.reusable(this.pool[0].releasedAt) ? this.pool.shift()!.segment : null
-    this.trimPool()
     if (pooled === null) {
       this.buffersAllocated++
       return Segment.create(id, this.segmentBytes)
@@ -218,18 +204,6 @@ export class SegmentStore implements LogSegments {
     // Nothing reads this buffer now (released, then taken off the pool): a plain reset of its control word.
     segment.publish(0)
     return segment
-  }
-
-  /** Drops the buffers the last POOL_TRIM_WINDOW new segments did not need (the newest released first). */
-  private trimPool(): void {
-    if (this.pool.length < this.poolLow) this.poolLow = this.pool.length
-    if (++this.poolWindow < POOL_TRIM_WINDOW) return
-    for (let excess = this.poolLow - SEGMENT_POOL_KEEP; excess > 0; excess--) {
-      this.pool.pop()
-      this.buffersDropped++
-    }
-    this.poolLow = this.pool.length
-    this.poolWindow = 0
   }
 
   /** Bytes of released segment buffers kept for reuse. */
