@@ -20,8 +20,6 @@ import { REF_SPAN_BYTES, REF_WINDOW_BYTES } from '../index/ref.js'
 import { Segment } from './segment.js'
 import type { LogSegments } from '../index/indirection.js'
 
-let nextStoreId = 1
-
 /**
  * Released segments kept for reuse, at most this many. The tail takes a new
  * segment about as often as the cleaner releases one, so reusing the buffers
@@ -36,8 +34,6 @@ let nextStoreId = 1
 export const SEGMENT_POOL_MAX = 6
 
 export class SegmentStore implements LogSegments {
-  /** Unique per store in this process: replay workers key their cached segment views by it. */
-  readonly id: number
   readonly segmentBytes: number
   readonly slotCount: number
   /** Segments by slot (undefined: free). */
@@ -58,8 +54,6 @@ export class SegmentStore implements LogSegments {
   readonly holes: Set<number>
   /** Segments held (retained, not holes). */
   private retainedCount: number
-  /** Bumped whenever a segment is created or released (replay workers resync their views). */
-  layoutVersion: number
   /** Called when a segment is created. */
   onSegmentCreated: ((segment: Segment) => void) | null
   /**
@@ -82,7 +76,6 @@ export class SegmentStore implements LogSegments {
   constructor(segmentBytes: number, startLsn = 0) {
     assert(Number.isInteger(Math.log2(segmentBytes)) && segmentBytes <= REF_SPAN_BYTES, 'segment size is a power of two within the ref ring')
     assert(startLsn % segmentBytes === 0, 'a log starts at a segment boundary')
-    this.id = nextStoreId++
     this.segmentBytes = segmentBytes
     this.slotCount = REF_SPAN_BYTES / segmentBytes
     // Filled by slot as segments are created (sparse: tiny test segments mean millions of slots).
@@ -94,7 +87,6 @@ export class SegmentStore implements LogSegments {
     this.newestId = this.oldestId - 1
     this.holes = new Set()
     this.retainedCount = 0
-    this.layoutVersion = 0
     this.onSegmentCreated = null
     this.reusable = () => true
     this.retainedCache = null
@@ -218,7 +210,6 @@ export class SegmentStore implements LogSegments {
     this.dv[slot] = segment.dv
     this.newestId = Math.max(this.newestId, segment.id)
     this.retainedCount++
-    this.layoutVersion++
     this.retainedCache = null
     if (this.onSegmentCreated !== null) this.onSegmentCreated(segment)
   }
@@ -300,7 +291,6 @@ export class SegmentStore implements LogSegments {
     }
     if (this.newestId < this.oldestId - 1) this.newestId = this.oldestId - 1
     if (this.endLsn < this.horizonLsn()) this.endLsn = this.horizonLsn()
-    this.layoutVersion++
     this.retainedCache = null
   }
 
@@ -321,7 +311,6 @@ export class SegmentStore implements LogSegments {
     this.holes.clear()
     this.retainedCount = 0
     this.endLsn = lsn
-    this.layoutVersion++
     this.retainedCache = null
   }
 
