@@ -356,12 +356,12 @@ async function runCluster(ctx: BenchContext, kind: RunKind, p: Params, targetPer
     sampler.enter('end', null)
     await sampler.stop()
     await sampler.take()
-    const mem = parseInfo(await c.clients[0].call('INFO', 'memory'))
+    const mems = await Promise.all(c.clients.map(async (cl) => parseInfo(await cl.call('INFO', 'memory'))))
+    const mem = mems[0]
     const fullResyncs: number[] = []
     const dbsize: number[] = []
-    const buffersDropped: number[] = []
+    const buffersDropped = mems.map((m) => num(m, 'segment_buffers_dropped'))
     for (let i = 0; i < c.clients.length; i++) {
-      buffersDropped.push(num(parseInfo(await c.clients[i].call('INFO', 'memory')), 'segment_buffers_dropped'))
       fullResyncs.push(i === 0 ? 0 : num(parseInfo(await c.clients[i].call('INFO', 'persistence')), 'full_resyncs_total'))
       dbsize.push(Number(await c.clients[i].call('DBSIZE')))
     }
