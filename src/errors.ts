@@ -19,6 +19,8 @@ export type DbErrorCode =
   | 'TIMEOUT'
   | 'INVALID_OPTION'
   | 'CLOSED'
+  | 'NOREPLICAS'
+  | 'READONLY'
 
 export class DbError extends Error {
   override name = 'DbError'

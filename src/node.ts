@@ -31,6 +31,10 @@ export interface ServedNode {
   resetStats(): void
   /** Why reads cannot be served yet (a backup loading a full resync), or null: commands that touch data get -LOADING. */
   loading(): string | null
+  /** How long a reply may be held for its commit (0: no bound); past it, it is answered heldReplyError() instead. */
+  heldReplyBoundMs(): number
+  /** The error (`CODE message`) a reply held past heldReplyBoundMs() gets. */
+  heldReplyError(): string
 }
 
 /** One INFO section's lines, in order: `key:value`. */

@@ -48,6 +48,9 @@ import { blockCommitTimeMs, blockKeyCount, blockLength } from '../codec/record.j
 import { clearResyncMarker, readConfirmedLsn, readResyncMarker, writeConfirmedLsn, writeResyncMarker } from './confirmed.js'
 import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
 import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
+import { currentEpoch, formatHistory, historyUpTo, parseHistory, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
+import type { PromotedLog } from '../primary/primary.js'
+import { dbError } from '../errors.js'
 
 export interface BackupOptions {
   dir: string
@@ -61,6 +64,14 @@ export interface BackupOptions {
   acceptLogDamage?: boolean
   /** Memory for log + index; past it the backup stops following and says why. Default: no bound. */
   maxMemoryBytes?: number
+  /**
+   * The new primary's history parts from this backup's below what it may
+   * have shown (a failover took back writes it had made visible): this
+   * backup has cut its log at the common point and closed; the node must
+   * open it again (the index is rebuilt from the cut log). Without it, the
+   * backup refuses to follow (DIVERGED) as before.
+   */
+  reopen?: (reason: string) => void
   log: (line: string) => void
 }
 
@@ -100,6 +111,12 @@ export class Backup implements ServedNode, ReceiverSink {
   lagWindowUs: RecordableHistogram
   lastWindow: { p50Ms: number, p99Ms: number, maxMs: number, count: number }
   epoch: number
+  /** The epochs of this backup's log (log/epochs.ts), adopted from its primary at each handshake; empty until one is known. */
+  history: EpochHistory
+  /** Log cuts that took back what this backup had made visible (a failover's loss window; INFO log_cuts_visible_total). */
+  visibleCutsTotal: number
+  /** Set while this backup is closed for a reopen (a cut below what it had shown): reads get -LOADING. */
+  reopening: string | null
   linkUp: boolean
   primaryCommitLsn: number
   lastLagMs: number
@@ -133,6 +150,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private socket: net.Socket | null
   private handshake: Buffer | null
   private reconnectMs: number
+  /** The pending reconnect (repoint() cancels it and connects at once). */
+  private reconnectTimer: NodeJS.Timeout | null
   private lastFrameMs: number
   private readonly pending: PendingBlocks
   private ackScheduled: boolean
@@ -151,6 +170,11 @@ export class Backup implements ServedNode, ReceiverSink {
     this.files = files
     this.recovery = recovery
     this.epoch = recovery.lastEpoch
+    // A log from before epoch histories has had one primary: its blocks' epoch from LSN 0.
+    this.history = readEpochs(options.dir) ?? (recovery.blockCount > 0 ? [{ epoch: Math.max(1, recovery.lastEpoch), startLsn: 0 }] : [])
+    if (this.history.length > 0) this.epoch = currentEpoch(this.history)
+    this.visibleCutsTotal = 0
+    this.reopening = null
     this.confirmedLsn = confirmedLsn
     this.primarySafeLsn = confirmedLsn
     this.persistedConfirmedLsn = confirmedLsn
@@ -191,6 +215,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.socket = null
     this.handshake = null
     this.reconnectMs = RECONNECT_MS_MIN
+    this.reconnectTimer = null
     this.lastFrameMs = 0
     this.pending = new PendingBlocks()
     this.ackScheduled = false
@@ -238,12 +263,15 @@ export class Backup implements ServedNode, ReceiverSink {
   }
 
   // ---- ServedNode ----
+  heldReplyBoundMs(): number { return 0 }
+  heldReplyError(): string { return '' }
   releasedLsn(): number { return Number.MAX_SAFE_INTEGER }
   waitLsn(): number { return -1 }
   endTurn(): void {}
   keyCount(): number { return this.visibleKeyCount }
 
   loading(): string | null {
+    if (this.reopening !== null) return `freshet is loading the dataset in memory (${this.reopening})`
     const r = this.resync
     if (r === null || r.doneMs > 0 || (r.targetLsn >= 0 && this.appliedLsn() >= r.targetLsn)) return null
     return `freshet is loading the dataset in memory (full resync from the primary: ${this.appliedLsn() - r.fromLsn} of ${r.targetLsn - r.fromLsn} bytes)`
@@ -287,7 +315,7 @@ export class Backup implements ServedNode, ReceiverSink {
   infoSections(): InfoSections {
     return {
       replication: () => [
-        ['role', 'backup'], ['epoch', this.epoch], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
+        ['role', 'backup'], ['epoch', this.epoch], ['epoch_history', formatHistory(this.history)], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
         ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
         ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
         ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
@@ -321,7 +349,7 @@ export class Backup implements ServedNode, ReceiverSink {
           ['replay_lag_window_max_ms', this.lastWindow.maxMs.toFixed(3)],
           ['replay_lag_window_samples', this.lastWindow.count],
           ['link_frames_total', this.receiver.framesTotal], ['link_bytes_total', this.receiver.bytesTotal],
-          ['log_cuts_total', this.logCutsTotal], ['log_cut_ops_total', this.logCutOpsTotal],
+          ['log_cuts_total', this.logCutsTotal], ['log_cut_ops_total', this.logCutOpsTotal], ['log_cuts_visible_total', this.visibleCutsTotal],
         ]
       },
     }
@@ -333,6 +361,15 @@ export class Backup implements ServedNode, ReceiverSink {
   }
 
   // ---- link ----
+  private scheduleConnect(delayMs: number): void {
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null
+      this.connect()
+    }, delayMs)
+    this.reconnectTimer.unref()
+  }
+
   private connect(): void {
     if (this.closed || this.overMemory) return
     const o = this.options
@@ -355,9 +392,12 @@ export class Backup implements ServedNode, ReceiverSink {
       const end = this.store.endLsn
       // An empty log that starts at its horizon (after a full resync reset) has no block to name: checksum 0.
       const checksum = end === this.store.horizonLsn() ? 0 : checksumEndingAt(this.store, end)
-      const args = [SYNC_COMMAND.toUpperCase(), String(this.epoch), String(end), String(this.listenPort), String(checksum)]
+      const history = historyUpTo(this.history, end)
+      const args = [SYNC_COMMAND.toUpperCase(), String(history.length > 0 ? currentEpoch(history) : 0), String(end), String(this.listenPort), String(checksum)]
       // Loading (a full resync): the primary may skip the segments it released (holes).
       if (this.loading() !== null) args.push('RESYNC')
+      // The primary finds where our logs part from the two histories (a CUT answer), in this one round trip.
+      if (history.length > 0) args.push('HISTORY', formatHistory(history))
       hello += resp(args)
     }
     socket.on('connect', () => {
@@ -376,7 +416,7 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.closed) return
     const delay = this.reconnectMs
     this.reconnectMs = Math.min(RECONNECT_MS_MAX, this.reconnectMs * 2)
-    setTimeout(() => this.connect(), delay).unref()
+    this.scheduleConnect(delay)
   }
 
   private dropLink(reason: string): void {
@@ -443,6 +483,11 @@ export class Backup implements ServedNode, ReceiverSink {
       }
       const line = buf.toString('utf8', 0, nl).replace(/\r$/, '')
       buf = buf.subarray(nl + 1)
+      if (line.startsWith('-CUT ')) {
+        this.handshake = null
+        this.cutAt(line.slice(1))
+        return Buffer.alloc(0)
+      }
       if (line.startsWith('-')) {
         this.options.log(`primary refused the link: ${line.slice(1)}`)
         this.linkError = line.slice(1)
@@ -476,7 +521,7 @@ export class Backup implements ServedNode, ReceiverSink {
           !Number.isSafeInteger(c) || c < h || !(Number(epoch) >= 1)) {
           this.options.log(`primary answered a malformed full resync (${line.slice(0, 200)}); retrying`)
           this.reconnectMs = RECONNECT_MS_MAX
-          setTimeout(() => this.connect(), this.reconnectMs).unref()
+          this.scheduleConnect(this.reconnectMs)
           return Buffer.alloc(0)
         }
         this.fullResync(Number(epoch), h, c, why.join(' ')).then(() => this.connect(), (err: unknown) => {
@@ -486,7 +531,7 @@ export class Backup implements ServedNode, ReceiverSink {
         return Buffer.alloc(0)
       }
       if (line.startsWith('+SYNC ')) {
-        const [, epoch, commit, segmentBytes] = line.split(' ')
+        const [, epoch, commit, segmentBytes, historyText] = line.split(' ')
         const e = Number(epoch)
         if (Number(segmentBytes) !== this.store.segmentBytes) {
           this.options.log(`primary's segment size is ${segmentBytes} bytes, this backup's --segment-size is ${this.store.segmentBytes}: they must match; not following`)
@@ -494,7 +539,20 @@ export class Backup implements ServedNode, ReceiverSink {
           this.handshake = null
           return Buffer.alloc(0)
         }
-        if (this.epoch !== 0 && e !== this.epoch) { this.dropLink(`primary answered epoch ${e}, expected ${this.epoch}`); return Buffer.alloc(0) }
+        const theirs = historyText === undefined ? null : parseHistory(historyText)
+        const ours = this.history.length > 0 ? currentEpoch(this.history) : 0
+        if (theirs === null ? (this.epoch !== 0 && e !== this.epoch) : (currentEpoch(theirs) !== e || e < ours)) {
+          // Never follow a primary of a lower epoch than our own (it was fenced, or is about to be).
+          this.linkError = `EPOCH primary answered epoch ${e}, this backup is at epoch ${ours || this.epoch}; not following it`
+          this.reconnectMs = RECONNECT_MS_MAX
+          this.dropLink(this.linkError)
+          return Buffer.alloc(0)
+        }
+        // Adopt the primary's history (our log is a prefix of its log now), durably, before any block of a new epoch arrives.
+        if (theirs !== null && formatHistory(theirs) !== formatHistory(this.history)) {
+          writeEpochs(this.options.dir, theirs)
+          this.history = theirs
+        }
         this.epoch = e
         this.receiver.reset(e)
         // Only this link's heartbeats confirm anything past what is already confirmed.
@@ -552,6 +610,120 @@ export class Backup implements ServedNode, ReceiverSink {
     this.maybeRelease()
   }
 
+  // ---- failover ----
+  /**
+   * `-CUT <lsn> <epoch> <why>`: the primary's epoch history leaves ours at
+   * `lsn`. Past what we may have shown, the tail is cut as a divergence cut;
+   * at or below it, a failover took back writes we made visible: the cut
+   * is made, logged as such, and the node reopens this backup (the index is
+   * rebuilt from the cut log), or, without that, we refuse as DIVERGED.
+   */
+  private cutAt(text: string): void {
+    const [, lsnText, epochText] = text.split(' ')
+    const lsn = Number(lsnText)
+    const socket = this.socket
+    this.socket = null
+    socket?.destroy()
+    const blockEnd = lsn === this.store.horizonLsn() || blockStartEndingAt(this.store, lsn) >= 0
+    if (!Number.isSafeInteger(lsn) || lsn > this.store.endLsn || lsn < this.store.horizonLsn() || !blockEnd || !(Number(epochText) >= 1)) {
+      this.options.log(`primary answered a malformed or unusable cut (${text.slice(0, 200)}); searching for the common block instead`)
+      this.startProbe()
+      this.reconnectMs = RECONNECT_MS_MIN
+      this.scheduleConnect(this.reconnectMs)
+      return
+    }
+    this.options.log(`the primary's epoch history (epoch ${epochText}) leaves this backup's at LSN ${lsn}: ${text.split(' ').slice(3).join(' ')}`)
+    if (lsn >= this.confirmedLsn) {
+      this.cutTail(lsn, 1).then(() => this.connect(), (err: unknown) => this.cutFailed(err))
+      return
+    }
+    const reopen = this.options.reopen
+    if (reopen === undefined || this.loading() !== null) {
+      this.linkError = `DIVERGED the primary's history leaves this backup's at LSN ${lsn}, below what this backup may have shown (confirmed LSN ${this.confirmedLsn}); not following`
+      this.options.log(this.linkError)
+      this.reconnectMs = RECONNECT_MS_MAX
+      this.scheduleConnect(this.reconnectMs)
+      return
+    }
+    this.cutVisible(lsn).then(() => reopen(`log cut at LSN ${lsn} (the new primary's history)`), (err: unknown) => this.cutFailed(err))
+    this.failWaiters(`the log is being cut at LSN ${lsn}`)
+  }
+
+  /** Cuts below the confirmed LSN: the log (memory and files) and the confirmed position; the caller reopens this backup. */
+  private async cutVisible(lsn: number): Promise<void> {
+    this.closed = true
+    this.reopening = `rebuilding the index after a failover cut at LSN ${lsn}`
+    clearInterval(this.timer)
+    await this.groupCommit.drain()
+    await this.scheduler.close()
+    const from = this.confirmedLsn
+    const to = this.store.endLsn
+    const { blocks, ops, bytes } = cutLogTail(this.store, this.files, lsn)
+    writeConfirmedLsn(this.options.dir, lsn)
+    this.persistedConfirmedLsn = lsn
+    this.files.close()
+    this.visibleCutsTotal++
+    this.options.log(`FAILOVER CUT: cut log LSN ${lsn}..${to} (${blocks} blocks, ${ops} ops, ${bytes} bytes on disk), of which LSN ${lsn}..${from} had been visible here: ` +
+      'the new primary does not have it (writes the old primary had not made safe on the new one); rebuilding the index from the cut log')
+  }
+
+  private cutFailed(err: unknown): void {
+    this.options.log(`FATAL: cutting the log tail failed: ${String(err)}`)
+    process.exit(70)
+  }
+
+  /**
+   * REPLICAOF NO ONE: stops following, makes durable and visible everything
+   * received (a sync backup's log holds every write its primary acknowledged),
+   * appends a new epoch to the history durably, and hands the log, index and
+   * files over to the primary this node becomes (Primary.adopt). The backup
+   * is closed afterwards; nothing of it runs.
+   */
+  async promote(): Promise<PromotedLog> {
+    const loading = this.loading()
+    if (loading !== null) throw dbError('NOT_PRIMARY', `cannot be promoted while loading: ${loading}`)
+    if (this.closed) throw dbError('CLOSED', 'this backup is closed')
+    this.closed = true
+    clearInterval(this.timer)
+    const socket = this.socket
+    this.socket = null
+    this.linkUp = false
+    socket?.destroy()
+    this.probe = null
+    await this.groupCommit.drain()
+    const end = this.store.endLsn
+    // Everything received is now flushed: show it all (confirmation waited for the old primary's safe LSN).
+    if (this.confirmedLsn < end) this.confirmedLsn = end
+    await this.scheduler.replayTo(end)
+    await this.scheduler.close()
+    // WAITLSN waits end here: answered if this log reached them, else an error (nothing more will arrive as a backup).
+    this.failWaiters(`promoted to primary at LSN ${end}`)
+    const history = [...historyUpTo(this.history, end)]
+    const next = Math.max(this.epoch, history.length > 0 ? currentEpoch(history) : 0, 1) + 1
+    if (history.length === 0) history.push({ epoch: next - 1, startLsn: 0 })
+    history.push({ epoch: next, startLsn: end })
+    writeEpochs(this.options.dir, history)
+    this.history = history
+    this.epoch = next
+    return { store: this.store, index: this.index, files: this.files, recovery: this.recovery, keyCount: this.visibleKeyCount, history }
+  }
+
+  /** REPLICAOF host port: follow another primary from where this log is (the handshake finds any divergence). */
+  repoint(host: string, port: number): void {
+    this.options.primaryHost = host
+    this.options.primaryPort = port
+    this.probe = null
+    this.linkError = ''
+    this.reconnectMs = RECONNECT_MS_MIN
+    if (this.socket !== null) {
+      // linkClosed() reconnects (to the new primary) at once.
+      this.dropLink(`repointed to ${host}:${port}`)
+    } else if (this.reconnectTimer !== null) {
+      // Waiting to reconnect (to the old primary): go now. Otherwise a cut or reset in progress connects when done.
+      this.scheduleConnect(0)
+    }
+  }
+
   // ---- divergence ----
   /** The primary refused our log end: search for the last block both logs hold (divergence.ts). */
   private startProbe(): void {
@@ -580,10 +752,7 @@ export class Backup implements ServedNode, ReceiverSink {
     // Taken off the link first: linkClosed() ignores this socket, the cut reconnects.
     this.socket = null
     socket.destroy()
-    this.cutTail(outcome.lsn, rounds).then(() => this.connect(), (err: unknown) => {
-      this.options.log(`FATAL: cutting the unconfirmed log tail failed: ${String(err)}`)
-      process.exit(70)
-    })
+    this.cutTail(outcome.lsn, rounds).then(() => this.connect(), (err: unknown) => this.cutFailed(err))
   }
 
   /** Cuts the received-but-unconfirmed tail after `lsn` (nothing past the confirmed LSN is installed). */
@@ -797,6 +966,15 @@ export class Backup implements ServedNode, ReceiverSink {
         this.waiters.park(s, lsn, 0, timeoutMs, () => this.checkWaiters(nowMs()))
       },
     }
+  }
+
+  private failWaiters(why: string): void {
+    const applied = this.appliedLsn()
+    this.waiters.settle(Number.POSITIVE_INFINITY, (w) => {
+      if (applied < w.target) return false
+      w.session.conn.out.integer(applied)
+      return true
+    }, (w) => w.session.conn.out.error(`TIMEOUT applied_lsn ${applied} is ${w.target - applied} bytes behind LSN ${w.target}: ${why}`))
   }
 
   private checkWaiters(now: number): void {

@@ -8,8 +8,9 @@ import { CLIENTS_MAX_DEFAULT, HOST_DEFAULT, PORT_DEFAULT } from '../constants.js
 import { DbError } from '../errors.js'
 import { COMMIT_MODES, type CommitMode } from '../primary/primary.js'
 import { backupRequirepass, defaultDir, defaultMaxMemory, parseBytes, parseCount, parseHostPort, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
-import { startPrimary } from './run_primary.js'
-import { startBackup } from './run_backup.js'
+import { RunningNode, type NodeRunOptions } from './run_node.js'
+import { runFailover } from './failover.js'
+import { SYNC_TIMEOUT_MS_DEFAULT } from '../primary/primary.js'
 import os from 'node:os'
 import { runDemo } from './demo.js'
 import { runLag } from './lag.js'
@@ -38,62 +39,85 @@ function flag(o: Record<string, unknown>, name: string): boolean {
 const program = new Command()
 program.name('freshet').description('a replicated in-memory key-value database: the log is the database').version('0.1.0')
 
-program.command('primary')
+/** Flags of both roles: a node runs as either, and changes role at run time (REPLICAOF). */
+function nodeFlags(c: Command): Command {
+  return c
+    .option('--host <host>', 'address to bind', HOST_DEFAULT)
+    .option('--dir <dir>', 'log directory (default: ./freshet-<port>)')
+    .option('--requirepass <password>', 'password clients must AUTH with')
+    .option('--segment-size <size>', 'log segment size (a power of two; the same on every node)', '8mb')
+    .option('--max-memory <size>', 'memory for log + index: the cleaner keeps the log within it; writes get -OOM only when the live data does not fit (default: 75% of RAM)')
+    .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
+    .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
+    .addOption(new Option('--commit <mode>', 'when a write is acknowledged (as a primary, or once promoted)').choices(COMMIT_MODES as string[]).default('local'))
+    .option('--sync-backups <n>', 'backups that must flush/apply a write in remote-* modes', '1')
+    .option('--sync-timeout <ms>', 'remote-* modes: a write waits at most this long for its sync backups, then gets -NOREPLICAS; writes are refused at once while they have been missing that long', String(SYNC_TIMEOUT_MS_DEFAULT))
+    .option('--retain-bytes <size>', 'log kept behind the tail for backups that reconnect; one further behind gets a full resync', '8mb')
+    .option('--workers <n>', 'replay worker threads (as a backup; default: min(4, cores))')
+    .option('--primaryauth <password>', 'the password of the primary it follows')
+    .addOption(new Option('--initial-lsn <lsn>', 'a new log directory starts at this LSN (a segment boundary; for tests)').hideHelp())
+}
+
+function nodeOptions(o: Record<string, string | undefined>, port: number, requirepass: string | null): NodeRunOptions {
+  const segmentBytes = parseSegmentBytes(o.segmentSize!)
+  return {
+    host: o.host!, port, dir: o.dir ?? defaultDir(port), requirepass, segmentBytes,
+    maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
+    maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
+    valueBytesMax: valueBytesMaxFor(segmentBytes), acceptLogDamage: flag(o, 'acceptLogDamage'),
+    commit: o.commit as CommitMode, syncBackups: parseCount(o.syncBackups!, '--sync-backups', 0, 64),
+    syncTimeoutMs: parseCount(o.syncTimeout!, '--sync-timeout', 1, 3_600_000),
+    retainBytes: parseBytes(o.retainBytes!, '--retain-bytes', true),
+    initialLsn: o.initialLsn !== undefined ? parseCount(o.initialLsn, '--initial-lsn', 0, 2 ** 52) : 0,
+    workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
+    primaryAuth: o.primaryauth ?? null, log,
+  }
+}
+
+nodeFlags(program.command('primary')
   .description('run a primary')
-  .option('--host <host>', 'address to bind', HOST_DEFAULT)
-  .option('--port <port>', 'port for clients and backups', String(PORT_DEFAULT))
-  .option('--dir <dir>', 'log directory (default: ./freshet-<port>)')
-  .addOption(new Option('--commit <mode>', 'when a write is acknowledged').choices(COMMIT_MODES as string[]).default('local'))
-  .option('--sync-backups <n>', 'backups that must flush/apply a write in remote-* modes', '1')
-  .option('--requirepass <password>', 'password clients (and backups) must AUTH with')
-  .option('--segment-size <size>', 'log segment size (a power of two; the cleaner reclaims memory a segment at a time)', '8mb')
-  .option('--max-memory <size>', 'memory for log + index: the cleaner keeps the log within it; writes get -OOM only when the live data does not fit (default: 75% of RAM)')
-  .option('--retain-bytes <size>', 'log kept behind the tail for backups that reconnect; one further behind gets a full resync', '8mb')
-  .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
-  .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
-  .addOption(new Option('--initial-lsn <lsn>', 'a new log directory starts at this LSN (a segment boundary; for tests)').hideHelp())
+  .option('--port <port>', 'port for clients and backups', String(PORT_DEFAULT)))
   .action(async (o: Record<string, string | undefined>) => {
     const port = parsePort(o.port!)
-    const segmentBytes = parseSegmentBytes(o.segmentSize!)
-    const running = await startPrimary({
-      retainBytes: parseBytes(o.retainBytes!, '--retain-bytes', true),
-      initialLsn: o.initialLsn !== undefined ? parseCount(o.initialLsn, '--initial-lsn', 0, 2 ** 52) : 0,
-      host: o.host!, port, dir: o.dir ?? defaultDir(port), commit: o.commit as CommitMode,
-      syncBackups: parseCount(o.syncBackups!, '--sync-backups', 0, 64),
-      requirepass: o.requirepass ?? null, segmentBytes,
-      maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
-      maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
-      valueBytesMax: valueBytesMaxFor(segmentBytes), acceptLogDamage: flag(o, 'acceptLogDamage'), log,
-    })
-    onSignals(running.stop)
+    const running = await RunningNode.start(nodeOptions(o, port, o.requirepass ?? null), null)
+    onSignals(() => running.stop())
   })
 
-program.command('backup')
-  .description('run a backup that follows a primary and serves reads')
+nodeFlags(program.command('backup')
+  .description('run a backup that follows a primary and serves reads (REPLICAOF NO ONE promotes it)')
   .requiredOption('--primary <host:port>', 'the primary to follow')
-  .option('--host <host>', 'address to bind', HOST_DEFAULT)
-  .option('--port <port>', 'port for clients', String(PORT_DEFAULT + 1))
-  .option('--dir <dir>', 'log directory (default: ./freshet-<port>)')
-  .option('--workers <n>', 'replay worker threads (default: min(4, cores))')
-  .option('--primaryauth <password>', 'the primary\'s --requirepass')
-  .option('--requirepass <password>', 'password clients must AUTH with on this backup (default: the --primaryauth password; "" for none)')
-  .option('--segment-size <size>', 'log segment size (must match the primary)', '8mb')
-  .option('--max-memory <size>', 'memory for log + index; if the primary\'s data does not fit, the backup stops following and says so (default: 75% of RAM)')
-  .option('--max-clients <n>', 'maximum client connections', String(CLIENTS_MAX_DEFAULT))
-  .option('--accept-log-damage', 'start even if the log is damaged: cut it at the first damage and log exactly what was cut (default: refuse to start, LOG_DAMAGED)')
+  .option('--port <port>', 'port for clients', String(PORT_DEFAULT + 1)))
   .action(async (o: Record<string, string | undefined>) => {
     const port = parsePort(o.port!)
     const primary = parseHostPort(o.primary!, '--primary')
-    const segmentBytes = parseSegmentBytes(o.segmentSize!)
-    const running = await startBackup({
-      host: o.host!, port, dir: o.dir ?? defaultDir(port), primaryHost: primary.host, primaryPort: primary.port,
-      primaryAuth: o.primaryauth ?? null, requirepass: backupRequirepass(o.requirepass, o.primaryauth),
-      workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
-      segmentBytes, maxClients: parseCount(o.maxClients!, '--max-clients', 1, 1_000_000),
-      maxMemoryBytes: o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(),
-      valueBytesMax: valueBytesMaxFor(segmentBytes), acceptLogDamage: flag(o, 'acceptLogDamage'), log,
+    const running = await RunningNode.start(nodeOptions(o, port, backupRequirepass(o.requirepass, o.primaryauth)), primary)
+    onSignals(() => running.stop())
+  })
+
+program.command('failover')
+  .description('promote the most advanced backup, fence the old primary, repoint the other nodes')
+  .argument('<addresses...>', 'HOST:PORT of every node (the old primary too, if it may still run)')
+  .option('--password <password>', 'AUTH password')
+  .option('--max-lag-bytes <size>', 'refuse a candidate further behind the newest commit LSN than this', '64mb')
+  .option('--timeout <ms>', 'how long each node has to answer', '1000')
+  .option('--writable-timeout <ms>', 'how long to wait for the new primary\'s sync backups', '10000')
+  .option('--json', 'print the result as one JSON line at the end')
+  .action(async (addresses: string[], o: Record<string, string | boolean | undefined>) => {
+    const result = await runFailover({
+      addresses, password: typeof o.password === 'string' ? o.password : null,
+      maxLagBytes: parseBytes(String(o.maxLagBytes), '--max-lag-bytes', true),
+      timeoutMs: parseCount(String(o.timeout), '--timeout', 1, 600_000),
+      writableTimeoutMs: parseCount(String(o.writableTimeout), '--writable-timeout', 0, 600_000),
+      out: (line) => process.stdout.write(line + '\n'),
+    }).catch((err: unknown) => {
+      if (err instanceof DbError && err.code === 'NOT_PRIMARY') {
+        log(`failover refused: ${err.message}`)
+        process.exit(3)
+      }
+      throw err
     })
-    onSignals(running.stop)
+    if (o.json === true) process.stdout.write(JSON.stringify(result) + '\n')
+    process.exit(0)
   })
 
 program.command('lag')

@@ -30,6 +30,7 @@ import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
 import type { InfoSections, ServedNode } from '../node.js'
 import { F_ADMIN, type CommandSpec } from '../server/commands.js'
 import { argInt } from '../server/args.js'
+import { currentEpoch, openEpochs, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
 
 export type CommitMode = 'async' | 'local' | 'remote-flush' | 'remote-apply'
 export const COMMIT_MODES: readonly CommitMode[] = ['async', 'local', 'remote-flush', 'remote-apply']
@@ -57,7 +58,28 @@ export interface PrimaryOptions {
   windowForceBytes?: number
   /** Tests only: LogFiles crash points (throwing there simulates a crash at that step). */
   crashPoint?: (step: CrashStep) => void
+  /**
+   * remote-* modes: a reply held this long for missing sync backups gets
+   * -NOREPLICAS instead, and while fewer sync backups than required have been
+   * connected for this long new writes are refused with -NOREPLICAS at once
+   * (--sync-timeout; default SYNC_TIMEOUT_MS_DEFAULT).
+   */
+  syncTimeoutMs?: number
   log: (line: string) => void
+}
+
+export const SYNC_TIMEOUT_MS_DEFAULT = 5000
+
+/** What a node that stops being a backup hands over to the primary it becomes (Backup.promote). */
+export interface PromotedLog {
+  store: SegmentStore
+  index: Index
+  files: LogFiles
+  recovery: RecoveryReport
+  /** Live keys at the log end (the newest block's count). */
+  keyCount: number
+  /** The history with the new epoch appended (already durable). */
+  history: EpochHistory
 }
 
 
@@ -80,6 +102,8 @@ export interface PrimaryHooks {
   retainFloor?: () => number
   /** The oldest LSN whose shipped frames may still be queued on a socket (a released buffer is reused only past it). */
   shippedFloor?: () => number
+  /** remote-* modes: why writes are refused now (sync backups missing for longer than --sync-timeout), or null. */
+  syncShortage?: () => string | null
 }
 
 /** Told of every write a command makes (WATCH: server/watches.ts); the cleaner's relocations are not writes. */
@@ -123,6 +147,15 @@ export class Primary implements ServedNode {
   readonly view: ReadView
   readonly recovery: RecoveryReport
   epoch: number
+  /** Every epoch this log has seen (log/epochs.ts); the last is `epoch`. */
+  history: EpochHistory
+  /**
+   * Set once this node learns of a higher epoch (another node was promoted):
+   * it acknowledges nothing more (released positions freeze, writes get
+   * -READONLY), so two primaries never both acknowledge a write.
+   */
+  fenced: string | null
+  private fencedReleasedLsn: number
   /** LSN of the newest op written; a reply produced now waits until released > this. */
   lastOpLsn: number
   writesTotal: number
@@ -141,14 +174,17 @@ export class Primary implements ServedNode {
   private pSlot: number
   private pHead: number
 
-  private constructor(options: PrimaryOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, hooks: PrimaryHooks) {
+  private constructor(options: PrimaryOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, hooks: PrimaryHooks, history: EpochHistory, keyCount: number) {
     this.options = options
     this.store = store
     this.index = index
     this.files = files
     this.recovery = recovery
-    this.epoch = Math.max(1, recovery.lastEpoch)
-    this.appender = new Appender(store, this.epoch, recovery.keyCount)
+    this.history = history
+    this.epoch = currentEpoch(history)
+    this.fenced = null
+    this.fencedReleasedLsn = 0
+    this.appender = new Appender(store, this.epoch, keyCount)
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => this.fatal(err))
     this.view = new ReadView(store, index, VISIBLE_ALL)
     this.lastOpLsn = -1
@@ -183,11 +219,48 @@ export class Primary implements ServedNode {
     const { index, report, scheduler } = await recoverInto(files, store, options.recoveryWorkers ?? Math.min(4, os.cpus().length))
     if (scheduler !== null) await scheduler.close()
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
-    return new Primary(options, store, index, files, report, hooks)
+    const history = openEpochs(options.dir, report.lastEpoch)
+    // A log from before epoch histories gets one now (the directory's format moves forward on open).
+    if (readEpochs(options.dir) === null) writeEpochs(options.dir, history)
+    return new Primary(options, store, index, files, report, hooks, history, report.keyCount)
+  }
+
+  /**
+   * The primary a promoted backup becomes: its log, index and files, at the
+   * new epoch its history already names (Backup.promote made that durable and
+   * everything it held visible).
+   */
+  static adopt(options: PrimaryOptions, log: PromotedLog, hooks: PrimaryHooks): Primary {
+    if (options.retainBytes === undefined) options.retainBytes = RETAIN_BYTES_DEFAULT
+    return new Primary(options, log.store, log.index, log.files, log.recovery, hooks, log.history, log.keyCount)
+  }
+
+  /**
+   * Stops acknowledging anything (a higher epoch exists): what was released
+   * stays released, nothing new is; writes get -READONLY. Never undone in
+   * this process: the node rejoins as a backup (REPLICAOF) or restarts.
+   */
+  fence(reason: string): void {
+    if (this.fenced !== null) return
+    this.fencedReleasedLsn = this.releasedLsn()
+    this.fenced = reason
+    this.options.log(`FENCED: ${reason}; acknowledging nothing more past LSN ${this.fencedReleasedLsn} (writes get -READONLY)`)
+  }
+
+  /** How long a reply may wait for its commit before it gets heldReplyError() instead (0: no bound). */
+  heldReplyBoundMs(): number {
+    if (this.fenced !== null || isRemoteMode(this.options.commit)) return this.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT
+    return 0
+  }
+
+  heldReplyError(): string {
+    if (this.fenced !== null) return `READONLY this node was a primary and is fenced (${this.fenced}): the write's outcome is unknown`
+    return `NOREPLICAS Not enough good replicas to write: no ${this.options.commit === 'remote-flush' ? 'flush' : 'apply'} by the required sync backups within --sync-timeout ${this.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT} ms (the write's outcome is unknown)`
   }
 
   /** Replies for ops at positions below this may leave. */
   releasedLsn(): number {
+    if (this.fenced !== null) return this.fencedReleasedLsn
     if (this.options.commit === 'async') return this.store.endLsn
     const durable = this.groupCommit.durableLsn
     const remote = this.hooks.remoteReleased
@@ -333,6 +406,9 @@ export class Primary implements ServedNode {
    * ops in one block. Throws DbError OOM / TXN_TOO_LARGE / LOG_FULL.
    */
   beginWrite(boundBytes: number, checkMemory = true): void {
+    if (this.fenced !== null) throw dbError('READONLY', `You can't write against a fenced primary (${this.fenced}).`)
+    const shortage = this.hooks.syncShortage?.() ?? null
+    if (shortage !== null) throw dbError('NOREPLICAS', shortage)
     if (checkMemory && this.outOfMemory(boundBytes)) {
       throw dbError('OOM', OOM_MESSAGE)
     }
@@ -439,5 +515,11 @@ export class Primary implements ServedNode {
     this.appender.seal()
     await this.groupCommit.drain()
     this.files.close()
+  }
+
+  /** Ends the primary role in this process (REPLICAOF): the log is sealed and flushed, the files closed; nothing more is written. */
+  async stepDown(reason: string): Promise<void> {
+    this.fence(reason)
+    await this.close()
   }
 }

@@ -353,7 +353,7 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
     case 'clients':
       return [
         ['connected_clients', server.connections.size], ['maxclients', server.options.maxClients],
-        ['blocked_clients', server.blockedClients()], ['tracking_clients', 0], ['monitors', server.monitors.size],
+        ['blocked_clients', server.blockedClients()], ['held_clients', server.heldClients()], ['held_replies_expired_total', server.heldRepliesExpired], ['tracking_clients', 0], ['monitors', server.monitors.size],
       ]
     case 'memory': {
       const lines = server.info.lines('memory')

@@ -341,7 +341,7 @@ export { OK, QUEUED }
 /** Maps a DbError from a write's bound or execution to its RESP error line. */
 export function errorReply(err: unknown): string {
   if (err instanceof DbError) {
-    if (err.code === 'OOM') return `OOM ${err.message}`
+    if (err.code === 'OOM' || err.code === 'NOREPLICAS' || err.code === 'READONLY') return `${err.code} ${err.message}`
     return `ERR ${err.message}`
   }
   throw err

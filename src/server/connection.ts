@@ -38,6 +38,8 @@ export class Connection {
   sendable: number
   markEnd: number[]
   markLsn: number[]
+  /** When each mark was made (ms): a reply held longer than its node's bound gets an error instead (expireHeld). */
+  markMs: number[]
   /** Set while a blocking command (WAIT, WAITLSN) waits; input processing stops. */
   blocked: boolean
   closing: boolean
@@ -92,6 +94,7 @@ export class Connection {
     this.sendable = 0
     this.markEnd = []
     this.markLsn = []
+    this.markMs = []
     this.blocked = false
     this.closing = false
     this.closed = false
@@ -165,6 +168,7 @@ export class Connection {
     }
     this.markEnd.push(end)
     this.markLsn.push(waitLsn)
+    this.markMs.push(Date.now())
   }
 
   hasHeld(): boolean {
@@ -179,6 +183,35 @@ export class Connection {
     this.sendable = this.markEnd[n - 1]
     this.markEnd.splice(0, n)
     this.markLsn.splice(0, n)
+    this.markMs.splice(0, n)
+  }
+
+  /**
+   * Replaces every held reply marked at or before `beforeMs` with the error
+   * `text` (one error per reply, so a pipelining client stays in step) and
+   * makes them sendable. Returns how many replies were replaced.
+   */
+  expireHeld(beforeMs: number, text: string): number {
+    let n = 0
+    while (n < this.markMs.length && this.markMs[n] <= beforeMs) n++
+    if (n === 0) return 0
+    const out = this.out
+    const from = this.sendable
+    const to = this.markEnd[n - 1]
+    const count = countReplies(out.buf, from, to)
+    const rest = Buffer.from(out.buf.subarray(to, out.length))
+    out.length = from
+    for (let i = 0; i < count; i++) out.error(text)
+    const shift = out.length - to
+    out.ensure(rest.length)
+    rest.copy(out.buf, out.length)
+    out.length += rest.length
+    this.sendable = out.length - rest.length
+    this.markEnd.splice(0, n)
+    this.markLsn.splice(0, n)
+    this.markMs.splice(0, n)
+    for (let i = 0; i < this.markEnd.length; i++) this.markEnd[i] += shift
+    return count
   }
 
   /** Sends what may be sent. Returns false if the connection was cut for exceeding its reply bound. */
@@ -214,4 +247,38 @@ export class Connection {
     this.closed = true
     this.socket.destroy()
   }
+}
+
+/**
+ * Top-level replies in buf[from, to): a bounded walk of RESP2/RESP3 reply
+ * framing (our own output, so well formed; every step moves forward).
+ */
+export function countReplies(buf: Buffer, from: number, to: number): number {
+  let count = 0
+  let at = from
+  // Elements still owed by the open aggregates (each nested one first takes its parent's slot).
+  let owed = 0
+  while (at < to) {
+    const type = buf[at]
+    const nl = buf.indexOf(10, at)
+    if (nl < 0 || nl >= to) break
+    const len = Number(buf.toString('latin1', at + 1, nl - 1))
+    at = nl + 1
+    if (owed === 0) count++
+    else owed--
+    switch (type) {
+      case 0x24: case 0x21: case 0x3d: // $ bulk, ! bulk error, = verbatim: a length-prefixed payload
+        if (len >= 0) at += len + 2
+        break
+      case 0x2a: case 0x7e: case 0x3e: // * array, ~ set, > push
+        if (len > 0) owed += len
+        break
+      case 0x25: // % map: two elements an entry
+        if (len > 0) owed += 2 * len
+        break
+      default: // + - : , # _ ( one line
+        break
+    }
+  }
+  return count
 }

@@ -55,6 +55,8 @@ export class RespServer {
   rejectedConnections: number
   /** Unexpected exceptions caught at a connection's boundary (each logged with its stack). */
   internalErrors: number
+  /** Replies answered with the node's held-reply error because their commit took longer than its bound (INFO held_replies_expired_total). */
+  heldRepliesExpired: number
   port: number
   /** Connections in MONITOR mode: each command is echoed to them as it arrives. */
   readonly monitors: Set<Connection>
@@ -83,11 +85,15 @@ export class RespServer {
     this.connectionsTotal = 0
     this.rejectedConnections = 0
     this.internalErrors = 0
+    this.heldRepliesExpired = 0
     this.port = options.port
     this.monitors = new Set()
     this.runId = randomBytes(20).toString('hex')
     this.opsRate = new OpsRate(Date.now())
-    this.sampler = setInterval(() => this.opsRate.sample(this.commandsTotal, Date.now()), OPS_SAMPLE_INTERVAL_MS)
+    this.sampler = setInterval(() => {
+      this.opsRate.sample(this.commandsTotal, Date.now())
+      this.expireHeld()
+    }, OPS_SAMPLE_INTERVAL_MS)
     this.sampler.unref()
     this.closedListener = null
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket))
@@ -119,6 +125,44 @@ export class RespServer {
 
   instantaneousOps(): number {
     return this.opsRate.perSecond()
+  }
+
+  /** Connections whose replies wait for their commit (INFO held_clients). */
+  heldClients(): number {
+    return this.held.size
+  }
+
+  /**
+   * A client never waits forever: replies held longer than the node's bound
+   * (remote-* modes without their sync backups, a fenced primary) are
+   * answered with its error instead, in order, one per reply.
+   */
+  private expireHeld(): void {
+    if (this.held.size === 0) return
+    const boundMs = this.node.heldReplyBoundMs()
+    if (boundMs <= 0) return
+    const before = Date.now() - boundMs
+    let text: string | null = null
+    for (const c of this.held) {
+      if (c.markMs.length === 0 || c.markMs[0] > before) continue
+      text ??= this.node.heldReplyError()
+      this.heldRepliesExpired += c.expireHeld(before, text)
+      if (!c.hasHeld()) this.held.delete(c)
+      this.dirty.add(c)
+    }
+    for (const c of this.dirty) this.flushConnection(c)
+    this.dirty.clear()
+  }
+
+  /** Answers every held reply with `text` now (a primary stepping down: what it holds will never be acknowledged). */
+  failHeld(text: string): void {
+    for (const c of this.held) {
+      this.heldRepliesExpired += c.expireHeld(Number.POSITIVE_INFINITY, text)
+      this.dirty.add(c)
+    }
+    this.held.clear()
+    for (const c of this.dirty) this.flushConnection(c)
+    this.dirty.clear()
   }
 
   /** Connections parked by a blocking command (INFO blocked_clients). */

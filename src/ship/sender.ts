@@ -28,7 +28,9 @@ import {
   encodeFrameHeader, encodeHeartbeat, encodeRelease,
 } from './protocol.js'
 import { checksumEndingAt } from './agreement.js'
-import { F_BLOCKING } from '../server/commands.js'
+import { commonPoint, currentEpoch, formatHistory, historyUpTo, parseHistory, type EpochHistory } from '../log/epochs.js'
+import { SYNC_TIMEOUT_MS_DEFAULT } from '../primary/primary.js'
+import { F_ADMIN, F_BLOCKING } from '../server/commands.js'
 
 const ACK_FRAME_BYTES = FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES
 
@@ -246,6 +248,10 @@ export class Shipping {
   /** remote-* modes: the highest position the required backups reached (what was released stays released). */
   private remoteReleasedMax: number
   private readonly positions: number[]
+  /** remote-* modes: since when fewer than syncBackups backups are connected (0: enough are). */
+  private shortSinceMs: number
+  /** Writes refused with -NOREPLICAS up front (INFO writes_refused_noreplicas_total). */
+  refusedTotal: number
 
   constructor(primary: Primary, syncBackups: number, hooks: ShippingHooks) {
     this.primary = primary
@@ -256,6 +262,8 @@ export class Shipping {
     this.waiters = new BlockedWaits()
     this.remoteReleasedMax = 0
     this.positions = []
+    this.shortSinceMs = nowMs()
+    this.refusedTotal = 0
     this.timer = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS / 2)
     this.timer.unref()
   }
@@ -313,9 +321,49 @@ export class Shipping {
   }
 
 
-  /** The primary's replication commands: the handshake, the agreement check, WAIT. */
+  /** Backups past their handshake and still connected. */
+  connectedCount(): number {
+    let n = 0
+    for (const s of this.senders) if (!s.closed) n++
+    return n
+  }
+
+  /**
+   * The primary's `syncShortage` hook: in remote-* modes, once fewer backups
+   * than --sync-backups have been connected for --sync-timeout, writes are
+   * refused at once (as Redis's min-replicas-to-write refuses), instead of
+   * each waiting out the timeout.
+   */
+  syncShortage(): string | null {
+    if (!isRemoteMode(this.primary.options.commit) || this.syncBackups === 0) return null
+    const connected = this.connectedCount()
+    if (connected >= this.syncBackups) { this.shortSinceMs = 0; return null }
+    const now = nowMs()
+    if (this.shortSinceMs === 0) this.shortSinceMs = now
+    const timeoutMs = this.primary.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT
+    if (now - this.shortSinceMs < timeoutMs) return null
+    this.refusedTotal++
+    return `Not enough good replicas to write: ${connected} of ${this.syncBackups} sync backups connected for ${Math.round(now - this.shortSinceMs)} ms (--sync-timeout ${timeoutMs} ms)`
+  }
+
+  /** The primary's replication commands: the handshake, the agreement check, WAIT, FRESHET.FENCE. */
   commands(): CommandSpec[] {
-    return [this.syncCommand(), this.checkCommand(), this.waitCommand()]
+    return [this.syncCommand(), this.checkCommand(), this.waitCommand(), this.fenceCommand()]
+  }
+
+  /** FRESHET.FENCE <epoch>: another node is (or is about to be) the primary of `epoch`; this one stops acknowledging. */
+  private fenceCommand(): CommandSpec {
+    return {
+      name: 'freshet.fence', arity: 2, flags: F_ADMIN,
+      run: (s, a) => {
+        const epoch = argInt(a, 1)
+        const p = this.primary
+        if (!(epoch >= 1)) { s.conn.out.error('ERR FRESHET.FENCE epoch'); return }
+        if (epoch <= p.epoch) { s.conn.out.error(`EPOCH epoch ${epoch} is not above this primary's epoch ${p.epoch}`); return }
+        p.fence(`told of epoch ${epoch} by ${s.conn.addr}`)
+        s.conn.out.simple('OK')
+      },
+    }
   }
 
   infoSections(): InfoSections {
@@ -357,17 +405,47 @@ export class Shipping {
         const epoch = argInt(a, 1)
         const fromLsn = argInt(a, 2)
         const listenPort = argInt(a, 3)
-        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0) || a.argc > 6) { out.error('ERR FRESHET.SYNC epoch from-lsn listen-port checksum [RESYNC]'); return }
-        if (this.senders.filter((x) => !x.closed).length >= BACKUPS_MAX) { out.error('ERR too many backups'); return }
+        const usage = 'ERR FRESHET.SYNC epoch from-lsn listen-port checksum [RESYNC] [HISTORY epoch:lsn,...]'
+        if (!(epoch >= 0) || !(fromLsn >= 0) || !(listenPort >= 0) || a.argc > 8) { out.error(usage); return }
+        if (this.connectedCount() >= BACKUPS_MAX) { out.error('ERR too many backups'); return }
         const p = this.primary
-        if (epoch !== 0 && epoch !== p.epoch) {
-          out.error(`EPOCH backup is at epoch ${epoch}, primary at epoch ${p.epoch}`)
-          s.conn.closing = true
-          return
-        }
         const checksum = a.argc > 4 ? argInt(a, 4) : -1
         // A backup in a full resync says so: it loads (-LOADING) and so may skip the holes.
-        const resyncing = a.argc > 5 && argString(a, 5).toUpperCase() === 'RESYNC'
+        let resyncing = false
+        let theirs: EpochHistory | null = null
+        for (let i = 5; i < a.argc; i++) {
+          const word = argString(a, i).toUpperCase()
+          if (word === 'RESYNC') resyncing = true
+          else if (word === 'HISTORY' && i + 1 < a.argc && (theirs = parseHistory(argString(a, i + 1))) !== null) i++
+          else { out.error(usage); return }
+        }
+        const refuse = (text: string): void => {
+          out.error(text)
+          s.conn.closing = true
+        }
+        if (p.fenced !== null) { refuse(`EPOCH this primary (epoch ${p.epoch}) is fenced: ${p.fenced}`); return }
+        if (theirs === null) {
+          // A backup from before epoch histories: the same epoch or none.
+          if (epoch !== 0 && epoch !== p.epoch) { refuse(`EPOCH backup is at epoch ${epoch}, primary at epoch ${p.epoch}`); return }
+        } else {
+          const theirEpoch = currentEpoch(theirs)
+          if (theirEpoch > p.epoch) {
+            // Someone was promoted past this primary: it must not acknowledge another write.
+            p.fence(`a backup (port ${listenPort}) follows epoch ${theirEpoch}, above this primary's epoch ${p.epoch}`)
+            refuse(`EPOCH backup is at epoch ${theirEpoch}, above this primary's epoch ${p.epoch}: this primary is fenced`)
+            return
+          }
+          const point = commonPoint(p.history, p.commitLsn(), historyUpTo(theirs, fromLsn), fromLsn)
+          if (point >= 0 && point < fromLsn) {
+            // The histories part at `point`: the backup cuts its log there and resumes (one round trip, no search).
+            refuse(`CUT ${point} ${p.epoch} the backup's log (to LSN ${fromLsn}, epoch ${theirEpoch}) leaves this primary's history at LSN ${point}`)
+            return
+          }
+          if (point < 0 && fromLsn > p.store.horizonLsn()) {
+            refuse(`CUT ${p.store.horizonLsn()} ${p.epoch} the backup's epoch history (${formatHistory(theirs)}) shares no epoch with this primary's (${formatHistory(p.history)})`)
+            return
+          }
+        }
         const store = p.store
         const horizon = store.horizonLsn()
         const contiguous = store.contiguousFromLsn()
@@ -395,7 +473,7 @@ export class Shipping {
           s.conn.closing = true
           return
         }
-        out.simple(`SYNC ${p.epoch} ${p.commitLsn()} ${p.store.segmentBytes}`)
+        out.simple(`SYNC ${p.epoch} ${p.commitLsn()} ${p.store.segmentBytes} ${formatHistory(p.history)}`)
         const conn = s.conn
         conn.sendable = conn.out.length
         conn.markEnd.length = 0
@@ -456,11 +534,20 @@ export class Shipping {
     const p = this.primary
     const commit = p.commitLsn()
     const lines: Array<[string, string | number]> = [
-      ['role', 'primary'], ['epoch', p.epoch], ['commit_lsn', commit], ['durable_lsn', p.durableLsn()],
-      ['connected_backups', this.senders.length],
+      ['role', 'primary'], ['epoch', p.epoch], ['epoch_history', formatHistory(p.history)], ['fenced', p.fenced === null ? 0 : 1],
+      ['commit_lsn', commit], ['durable_lsn', p.durableLsn()], ['released_lsn', p.releasedLsn()],
+      ['connected_backups', this.senders.length], ['commit_mode', p.options.commit], ['sync_backups', this.syncBackups],
+      ['sync_timeout_ms', p.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT],
+      ['sync_short_ms', this.shortSinceMs > 0 && isRemoteMode(p.options.commit) && this.connectedCount() < this.syncBackups ? Math.round(nowMs() - this.shortSinceMs) : 0],
+      ['writes_refused_noreplicas_total', this.refusedTotal],
     ]
     this.senders.forEach((s, i) => {
       lines.push([`backup${i}`, `addr=${s.addr},flushed_lsn=${s.flushedLsn},applied_lsn=${s.appliedLsn},lag_bytes=${Math.max(0, commit - s.appliedLsn)},lag_ms=${s.lagMs.toFixed(3)}`])
+    })
+    // Redis's per-replica lines (Sentinel-aware tools and client libraries read them).
+    this.senders.forEach((s, i) => {
+      const host = s.addr.slice(0, s.addr.lastIndexOf(':')).replace(/^::ffff:/, '')
+      lines.push([`slave${i}`, `ip=${host},port=${s.listenPort},state=online,offset=${s.flushedLsn},lag=${Math.floor((nowMs() - s.lastAckMs) / 1000)}`])
     })
     return lines
   }

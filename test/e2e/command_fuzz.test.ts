@@ -21,7 +21,7 @@ const BATCH_COMMANDS = 60
  * Never drawn: they end, hand over or log out the connection (RESET: later large arguments would then meet
  * the pre-AUTH bounds), or wait without bound; MULTI/EXEC wrap whole batches instead.
  */
-const EXCLUDED = new Set(['multi', 'exec', 'discard', 'quit', 'reset', 'freshet.sync', 'wait', 'waitlsn', 'shutdown', 'monitor', 'sync', 'psync', 'replicaof', 'slaveof', 'debug'])
+const EXCLUDED = new Set(['multi', 'exec', 'discard', 'quit', 'reset', 'freshet.sync', 'wait', 'waitlsn', 'shutdown', 'monitor', 'sync', 'psync', 'replicaof', 'slaveof', 'freshet.promote', 'freshet.fence', 'debug'])
 
 const PATTERNS = ['[', '[^', '[a-', '[]', ']', '\\', '*', '?', '*************x', '*a*a*a*a*a*a*a*a*a*b', '[[[[[[[[', '(', ')', '(a|b)*c', '.*', '^$', '{1,2}', '+', '\\\\[', 'max*', '*]', '[\\]']
 const NUMBERS = ['0', '1', '-1', '2', '100', '9223372036854775807', '-9223372036854775808', '9223372036854775808', '1e400', '-1e400', 'nan', 'inf', '-inf', '-0', '+1', '0x10', ' 1', '1.5', '', '00', '4294967296', '99999999999999999999999']

@@ -157,7 +157,7 @@ describe('a fake backup against a real primary', () => {
 
   test('a valid handshake gets +SYNC <epoch> <commit-lsn> and whole, checksummed blocks', async () => {
     const { s, line, rest } = await syncLink(cluster.primary.port, password, 0, 0)
-    expect(line).toBe(`+SYNC 1 ${commitLsn} ${SEGMENT_BYTES}`)
+    expect(line).toBe(`+SYNC 1 ${commitLsn} ${SEGMENT_BYTES} 1:0`)
     let blocksBytes = 0
     let blocks = 0
     const parse = (): boolean => {
@@ -205,7 +205,7 @@ describe('a fake backup against a real primary', () => {
       const primaryReplication = await cluster.primaryReplication()
       const commit = Number(primaryReplication.get('commit_lsn'))
       const { s, line } = await syncLink(cluster.primary.port, password, 1, 0)
-      expect(line, name).toBe(`+SYNC 1 ${commit} ${SEGMENT_BYTES}`)
+      expect(line, name).toBe(`+SYNC 1 ${commit} ${SEGMENT_BYTES} 1:0`)
       // A valid ACK first: accepted, the link stays up and shows as a backup.
       s.write(ack(commit, commit, commit, 0))
       await waitFor(async () => (await cluster.primaryReplication()).get('connected_backups') === '2', 15_000, `${name}: fake backup listed`)
