@@ -493,7 +493,8 @@ export class Backup implements ServedNode, ReceiverSink {
         this.linkError = line.slice(1)
         if (this.probe === null && line.startsWith('-DIVERGED')) this.startProbe()
         else this.probe = null
-        this.reconnectMs = RECONNECT_MS_MIN
+        // A primary of another epoch will not change its mind soon: retry slowly (REPLICAOF repoints at once).
+        this.reconnectMs = line.startsWith('-EPOCH') ? RECONNECT_MS_MAX : RECONNECT_MS_MIN
         this.socket?.destroy()
         this.handshake = null
         return Buffer.alloc(0)

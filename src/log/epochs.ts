@@ -121,13 +121,10 @@ export function historyUpTo(h: EpochHistory, endLsn: number): EpochHistory {
  * point (two nodes promoted to the same epoch would otherwise agree here).
  */
 export function commonPoint(a: EpochHistory, aEnd: number, b: EpochHistory, bEnd: number): number {
-  let i = 0
+  // The first epochs need only be the same epoch: a history may begin where its log did.
+  if (a[0].epoch !== b[0].epoch) return -1
+  let i = 1
   while (i < a.length && i < b.length && a[i].epoch === b[i].epoch && a[i].startLsn === b[i].startLsn) i++
-  if (i === 0) {
-    // The same first epoch with different starts is still one log (a history begins where the log did): compare from there.
-    if (a[0].epoch !== b[0].epoch) return -1
-    i = 1
-  }
   const aLeft = i < a.length ? a[i].startLsn : aEnd
   const bLeft = i < b.length ? b[i].startLsn : bEnd
   return Math.min(aLeft, bLeft, aEnd, bEnd)
