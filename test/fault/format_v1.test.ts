@@ -10,10 +10,12 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, test } from 'vitest'
 import { copyDir, startPrimary } from '../helpers/primary.js'
 import { closeClient, connectClient } from '../helpers/clients.js'
+import { readEpochs } from '../../src/log/epochs.js'
 
 const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/format/v1/log', import.meta.url))
 const MANIFEST_V1_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v1/log', import.meta.url))
 const MANIFEST_V2_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v2/log', import.meta.url))
+const EPOCHS_V1_DIR = fileURLToPath(new URL('../fixtures/format/epochs-v1/log', import.meta.url))
 
 /** The model the fixture generator (test/fixtures/format/make_v1.mjs) wrote. */
 function expected(): Map<string, string> {
@@ -76,6 +78,8 @@ describe('format v1 fixture', () => {
       await closeClient(c)
       expect((await primary.stop()).code).toBe(0)
     }
+    // A log from before epoch histories had one primary: it gets the history of one epoch from LSN 0.
+    expect(readEpochs(copy)).toEqual([{ epoch: 1, startLsn: 0 }])
     // The fixture itself is never written to.
     expect(fs.readdirSync(FIXTURE_DIR).sort()).toEqual(['freshet.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
   })
@@ -113,5 +117,26 @@ describe('segment manifest format 2 fixture (oldest-first cleaner, no holes)', (
     expect(JSON.parse(fs.readFileSync(`${copy}/manifest.json`, 'utf8')).format, 'rewritten in the current format').toBe(3)
     await expectReopened(copy, model)
     expect(fs.readdirSync(MANIFEST_V2_DIR).sort()).toEqual(['freshet.json', 'manifest.json', 'segment-000000000001.log', 'segment-000000000002.log', 'segment-000000000003.log'])
+  }, 60_000)
+})
+
+describe('epoch history format 1 fixture (a promoted backup)', () => {
+  test('opens as a primary of epoch 2 with its history and every key as written, and reopens', async () => {
+    const copy = copyDir(EPOCHS_V1_DIR)
+    const model = expected()
+    model.set('after', 'promotion')
+    model.set('ctr', '43')
+    await openFixture(copy, new Map([...model].filter(([k]) => k.startsWith('k:') || k === 'ctr')), async (c) => {
+      const replication = await c.info('replication')
+      expect(/^epoch:(\d+)/m.exec(replication)![1]).toBe('2')
+      expect(/^epoch_history:(\S+)/m.exec(replication)![1]).toBe('1:0,2:2514848')
+      expect(await c.get('after')).toBe('promotion')
+      // Writes go on in epoch 2.
+      expect(await c.incr('ctr')).toBe(44)
+      model.set('ctr', '44')
+    })
+    await expectReopened(copy, model)
+    expect(readEpochs(copy)).toEqual([{ epoch: 1, startLsn: 0 }, { epoch: 2, startLsn: 2514848 }])
+    expect(fs.readdirSync(EPOCHS_V1_DIR).sort()).toEqual(['epochs.json', 'freshet.json', 'manifest.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
   }, 60_000)
 })
