@@ -13,6 +13,11 @@
  * version or a later one the writer sent (acknowledged or not), never an
  * older one (or is absent after a later DEL the writer sent); a key whose last
  * acknowledged write was a DEL is absent or holds a later version.
+ *
+ * A reader on the backup records, during the load and up to the crash, the
+ * newest version of each key the backup served. The restarted primary (before
+ * anything new is written) must hold each of them or a later version: a
+ * backup never serves what a primary crash takes back.
  */
 import type { Redis } from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
@@ -69,6 +74,37 @@ async function writeLoad(client: Redis, w: Writer, rng: Rng, stop: () => boolean
   }
 }
 
+/** Reads random keys of the writers on the backup until stopped; records per key the newest version served. */
+async function readLoad(client: Redis, writers: Writer[], rng: Rng, stop: () => boolean, served: Map<string, number>): Promise<void> {
+  for (let i = 0; i < 100_000 && !stop(); i++) {
+    const w = rng.pick(writers)
+    const keys = Array.from({ length: 20 }, () => `${w.prefix}:${rng.int(0, KEYS_PER_WRITER - 1)}`)
+    let got: Array<string | null>
+    try {
+      got = await client.mget(...keys)
+    } catch {
+      return
+    }
+    got.forEach((v, j) => {
+      if (v === null) return
+      const version = Number(/:v(\d+):/.exec(v)![1])
+      if (version > (served.get(keys[j]) ?? -1)) served.set(keys[j], version)
+    })
+  }
+}
+
+/** Every version the backup served is in `state` (or a later version of its key, or a later DEL). */
+function checkServed(state: Map<string, string | null>, served: Map<string, number>, writers: Writer[], where: string): void {
+  const byPrefix = new Map(writers.map((w) => [w.prefix, w]))
+  for (const [key, version] of served) {
+    const v = state.get(key)
+    const have = v === undefined || v === null ? -1 : Number(/:v(\d+):/.exec(Buffer.from(v, 'hex').toString())![1])
+    const w = byPrefix.get(key.split(':')[0])!
+    const ok = have >= version || (have === -1 && w.sentDelVersion[Number(key.split(':')[1])] > version)
+    expect(ok, `${where}: the backup served ${key} at v${version}; the restarted primary holds v${have}`).toBe(true)
+  }
+}
+
 /** Every acknowledged write is in `state` (or a later write of the same key). */
 function checkAcked(state: Map<string, string | null>, writers: Writer[], where: string): void {
   for (const w of writers) {
@@ -114,11 +150,17 @@ async function crashCycles(commit: 'local' | 'remote-flush', seed: number, clean
   for (let i = 0; i < 3; i++) {
     writers.push({ prefix: `w${i}`, ackedVersion: new Array<number>(KEYS_PER_WRITER).fill(-1), ackedDel: new Array<boolean>(KEYS_PER_WRITER).fill(false), sentDelVersion: new Array<number>(KEYS_PER_WRITER).fill(-1), nextVersion: 0 })
   }
+  const readRng = seededRng(`primary crash ${commit} reader`, seed + 1)
+  let servedTotal = 0
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     const active = writers.slice(0, rng.int(1, writers.length))
     let stopped = false
     const clients = active.map(() => cluster.primaryClient())
     const loads = active.map((w, i) => writeLoad(clients[i], w, rng, () => stopped))
+    const served = new Map<string, number>()
+    const reader = cluster.backupClient(0)
+    clients.push(reader)
+    loads.push(readLoad(reader, writers, readRng, () => stopped, served))
     if (cleaning) {
       const cc = cluster.primaryClient()
       clients.push(cc)
@@ -131,8 +173,11 @@ async function crashCycles(commit: 'local' | 'remote-flush', seed: number, clean
     for (const c of clients) disconnect(c)
 
     await cluster.restartPrimary()
-    // New writes after the restart (in remote-flush they wait for the backup to rejoin).
     const pc = cluster.primaryClient()
+    // What the backup served before the restart is on the restarted primary (nothing written since).
+    checkServed(await digest(pc), served, writers, `cycle ${cycle} served`)
+    servedTotal += served.size
+    // New writes after the restart (in remote-flush they wait for the backup to rejoin).
     const after = active[0]
     const p = pc.pipeline()
     const sent: Array<[number, number]> = []
@@ -160,7 +205,8 @@ async function crashCycles(commit: 'local' | 'remote-flush', seed: number, clean
     disconnect(bc)
   }
   const cuts = (cluster.backups[0].stderr().match(/DIVERGED: cut unconfirmed log/g) ?? []).length
-  process.stderr.write(`[primary crash ${commit}] ${CYCLES} cycles, ${cuts} unconfirmed tails cut\n`)
+  process.stderr.write(`[primary crash ${commit}] ${CYCLES} cycles, ${cuts} unconfirmed tails cut, ${servedTotal} served versions checked\n`)
+  expect(servedTotal, 'the backup served reads during the load').toBeGreaterThan(0)
   if (cleaning) {
     // The cleaner did run across the crashes: the primary released segments, and so did the backup.
     const pc = cluster.primaryClient()
