@@ -3,7 +3,7 @@
  *
  *   --quick   small parameters, all benches in under a minute (CI: keeps benches from rotting)
  *   --full    the real numbers (minutes)
- *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak
+ *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak, failover
  *   --json    also write every figure, the machine and the hashes to FILE
  *
  * Prints the machine, then one short summary and a result hash per bench.
@@ -22,6 +22,7 @@ import * as cluster from './cluster.bench.js'
 import * as resync from './resync.bench.js'
 import * as history from './history.bench.js'
 import * as soak from './soak.bench.js'
+import * as failover from './failover.bench.js'
 
 const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise<BenchReport> }> = [
   { name: 'append', run: append.run },
@@ -32,6 +33,7 @@ const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise
   { name: 'resync', run: resync.run },
   { name: 'history', run: history.run },
   { name: 'soak', run: soak.run },
+  { name: 'failover', run: failover.run },
 ]
 
 interface Cli {

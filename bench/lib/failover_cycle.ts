@@ -57,8 +57,14 @@ export interface CycleResult {
   lost: number
   incrBackwards: number
   tornMulti: number
-  /** Replies the old primary gave OK after it was stopped and resumed (must be 0). */
-  ackedAfterResume: number
+  /**
+   * Writes a stopped old primary acknowledged once resumed, before its fence
+   * ran: only ACKs its backups had sent before the failover (so those writes
+   * are on the new primary too; `lost` counts them like every other).
+   */
+  ackedOnResume: number
+  /** Writes it acknowledged once fenced (must be 0). */
+  ackedAfterFence: number
   detectToPromotedMs: number
   promotedToWriteMs: number
   rtoMs: number
@@ -253,16 +259,22 @@ export class FailoverRing {
     }
     if (!wrote) throw new Error('the new primary accepted no write')
     const writeAt = performance.now()
-    let ackedAfterResume = 0
+    let ackedOnResume = 0
+    let ackedAfterFence = 0
     if (crash === 'stop') {
-      // Resumed, the old primary must acknowledge nothing more: its writers' pending commands get errors.
-      const before = writers.reduce((n, w) => n + w.acked, 0)
+      // Resumed, the old primary runs the queued fence and acknowledges nothing more: pending commands get errors.
+      const ackedNow = (): number => writers.reduce((n, w) => n + w.acked, 0)
+      const before = ackedNow()
       oldNode.child!.kill('SIGCONT')
       await waitUntil('the resumed old primary fenced', 20_000, async () => (await info(oldNode.port)).get('fenced') === '1')
+      // Replies released before the fence (in the turn it ran) are on their way: let them arrive.
+      await new Promise((r) => setTimeout(r, 100))
+      const fencedAt = ackedNow()
+      ackedOnResume = fencedAt - before
       await new Promise((r) => setTimeout(r, o.syncTimeoutMs + 300))
       for (const w of writers) w.stopped = true
       await withTimeout(Promise.all(running), 30_000, 'writers to finish')
-      ackedAfterResume = writers.reduce((n, w) => n + w.acked, 0) - before
+      ackedAfterFence = ackedNow() - fencedAt
     } else {
       for (const w of writers) w.stopped = true
       await withTimeout(Promise.all(running), 30_000, 'writers to finish')
@@ -292,7 +304,7 @@ export class FailoverRing {
     this.primary = next
     const acked = writers.reduce((n, w) => n + w.acked, 0)
     return {
-      cycle: index, crash, acked, ...check, ackedAfterResume,
+      cycle: index, crash, acked, ...check, ackedOnResume, ackedAfterFence,
       detectToPromotedMs: promotedAt - crashAt, promotedToWriteMs: writeAt - promotedAt, rtoMs: writeAt - crashAt,
       failoverToolMs: result.totalMs, rejoinMs, digestsEqual,
     }
@@ -329,6 +341,29 @@ export class FailoverRing {
       c.close()
     }
     return { lost, incrBackwards, tornMulti, lostExamples }
+  }
+
+  /** A new, empty backup of the current primary: ms from its start until it has caught up (the rejoin's alternative). */
+  async freshBackupMs(): Promise<number> {
+    const primaryPort = this.nodes[this.primary].port
+    const n: RingNode = { port: await freePort(), dir: path.join(this.root, `fresh-${Date.now()}`), child: null, lines: [] }
+    this.nodes.push(n)
+    const i = this.nodes.length - 1
+    const started = performance.now()
+    try {
+      await this.startNode(i, primaryPort)
+      const commit = Number((await info(primaryPort)).get('commit_lsn'))
+      await waitUntil('the new backup caught up', 300_000, async () => {
+        const r = await info(n.port)
+        return r.get('link') === 'up' && Number(r.get('applied_lsn')) >= commit
+      })
+      return performance.now() - started
+    } finally {
+      n.child?.kill('SIGKILL')
+      if (n.child !== null && n.child.exitCode === null) await new Promise((r) => n.child!.once('exit', r))
+      this.nodes.pop()
+      fs.rmSync(n.dir, { recursive: true, force: true })
+    }
   }
 
   /** A node's recent output (for failure messages). */

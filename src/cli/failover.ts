@@ -4,8 +4,11 @@
  *
  *   1. survey: INFO replication of every node, each bounded by --timeout
  *      (a stopped process accepts the connection but never answers);
- *   2. pick the backup with the highest flushed LSN (then received), never
- *      one further behind the newest commit LSN anyone reports than
+ *   2. pick the backup with the highest received LSN (then flushed): promotion
+ *      makes all it received durable, and with the old primary gone no
+ *      backup can come to hold (and ack) more than that, so every write the
+ *      old primary could still acknowledge is on the candidate; never one
+ *      further behind the newest commit LSN anyone reports than
  *      --max-lag-bytes, nor one still loading;
  *   3. fence the old primary (FRESHET.FENCE with the new epoch), also when it
  *      does not answer: the command waits in its socket and runs first if it
@@ -98,12 +101,12 @@ export async function runFailover(o: FailoverOptions): Promise<FailoverResult> {
     }
     const newest = Math.max(0, ...primaries.map((n) => num(n, 'commit_lsn')), ...nodes.map((n) => num(n, 'primary_commit_lsn')))
     const candidates = nodes.filter((n) => n.info?.get('freshet_role') === 'backup' && n.info.get('loading') !== '1')
-      .sort((a, b) => num(b, 'flushed_lsn') - num(a, 'flushed_lsn') || num(b, 'received_lsn') - num(a, 'received_lsn'))
+      .sort((a, b) => num(b, 'received_lsn') - num(a, 'received_lsn') || num(b, 'flushed_lsn') - num(a, 'flushed_lsn'))
     const best = candidates[0]
     if (best === undefined) throw dbError('NOT_PRIMARY', 'no safe candidate: no backup answered (or every one is loading a full resync)')
-    const behind = newest - num(best, 'flushed_lsn')
+    const behind = newest - num(best, 'received_lsn')
     if (behind > o.maxLagBytes) {
-      throw dbError('NOT_PRIMARY', `no safe candidate: the most advanced backup ${best.addr} has flushed LSN ${num(best, 'flushed_lsn')}, ${behind} bytes behind the newest commit LSN ${newest} (--max-lag-bytes ${o.maxLagBytes})`)
+      throw dbError('NOT_PRIMARY', `no safe candidate: the most advanced backup ${best.addr} has received LSN ${num(best, 'received_lsn')}, ${behind} bytes behind the newest commit LSN ${newest} (--max-lag-bytes ${o.maxLagBytes})`)
     }
     const surveyMs = performance.now() - t0
     const epoch = Math.max(...nodes.map((n) => num(n, 'epoch'))) + 1

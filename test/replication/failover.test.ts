@@ -23,7 +23,7 @@ function expectClean(r: CycleResult, ring: FailoverRing): void {
   expect(r.lost, what).toBe(0)
   expect(r.incrBackwards, what).toBe(0)
   expect(r.tornMulti, what).toBe(0)
-  expect(r.ackedAfterResume, what).toBe(0)
+  expect(r.ackedAfterFence, what).toBe(0)
   expect(r.digestsEqual, what).toBe(true)
 }
 
