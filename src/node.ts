@@ -10,16 +10,42 @@
  * advanced, a block was sealed) are passed to its constructor and wired at
  * the composition root (cli/run_primary.ts, cli/run_backup.ts).
  */
-import type { Primary } from './primary/primary.js'
 import type { ReadView } from './view/read_view.js'
 
 export type NodeRole = 'primary' | 'backup'
+
+/** Told of every write a command makes (WATCH: server/watches.ts); the cleaner's relocations are not writes. */
+export interface KeyWriteObserver {
+  written(hash: number, key: Uint8Array, keyStart: number, keyLength: number): void
+}
+
+/**
+ * What write commands use of a node that takes writes (the primary): reserve
+ * room, probe a key, write its new version, and the block positions WAIT and
+ * LSN report. The primary implements it; nothing here knows the primary.
+ */
+export interface NodeWriter {
+  /** --max-memory, which CONFIG SET maxmemory changes at run time. */
+  readonly options: { maxMemoryBytes: number }
+  keyWrites: KeyWriteObserver | null
+  beginWrite(boundBytes: number, checkMemory?: boolean): void
+  endWrite(): void
+  outOfMemory(boundBytes: number): boolean
+  probe(key: Uint8Array, keyStart: number, keyLength: number): number
+  writeProbed(
+    type: number, key: Uint8Array, keyStart: number, keyLength: number,
+    v1: Uint8Array | null, v1Start: number, v1Length: number,
+    v2: Uint8Array | null, v2Start: number, v2Length: number,
+  ): number
+  lastOpBlockStart(): number
+  blockEndOf(blockStart: number): number
+}
 
 export interface ServedNode {
   readonly role: NodeRole
   readonly view: ReadView
   /** The primary itself, or null on a backup. */
-  readonly writer: Primary | null
+  readonly writer: NodeWriter | null
   /** Replies that observed positions below this may leave. */
   releasedLsn(): number
   /** The newest op written (a reply that observed everything, DBSIZE or SCAN, waits for it). */

@@ -8,7 +8,7 @@
 import { applyRange } from '../src/replay/apply.js'
 import { initHash } from '../src/codec/hash.js'
 import type { LogSegments } from '../src/index/indirection.js'
-import { scanSegment, type ScanResult } from '../src/log/log_file.js'
+import { scanSegment, type ScanResult } from '../src/log/segment_scan.js'
 import type { ReplayResult, ReplayTask, WorkerTask } from '../src/replay/task.js'
 
 // Checksums (recovery scans) need the wasm hasher; load it once per worker.

@@ -33,9 +33,6 @@ import { SegmentStore } from '../log/segment_store.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { ReplayScheduler } from '../replay/scheduler.js'
 import type { CommandSpec } from '../server/commands.js'
-import { BlockedWaits } from '../server/blocked_waits.js'
-import { F_BLOCKING } from '../server/commands.js'
-import { argInt } from '../server/args.js'
 import type { InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot, snapshotInfo } from '../view/snapshot.js'
@@ -48,6 +45,8 @@ import { blockCommitTimeMs, blockKeyCount, blockLength } from '../codec/record.j
 import { clearResyncMarker, readConfirmedLsn, readResyncMarker, writeConfirmedLsn, writeResyncMarker } from './confirmed.js'
 import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
 import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
+import { Releases } from './releases.js'
+import { LsnWaits } from './wait_lsn.js'
 import { currentEpoch, formatHistory, historyUpTo, parseHistory, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
 import type { PromotedLog } from '../primary/primary.js'
 import { dbError } from '../errors.js'
@@ -130,20 +129,13 @@ export class Backup implements ServedNode, ReceiverSink {
   linkError: string
   logCutsTotal: number
   logCutOpsTotal: number
-  /** The primary's horizon and the LSN this backup must hold before releasing below it (heartbeats). */
-  primaryHorizonLsn: number
-  primaryHorizonAfterLsn: number
-  segmentsReleasedTotal: number
-  /** Holes the primary named (RELEASE frames) that this backup still holds, oldest first: released once it may (maybeRelease). */
-  private readonly pendingHoles: Array<{ horizonLsn: number, afterLsn: number, ids: number[] }>
-  private pendingHoleCount: number
+  /** What the primary's cleaner released, followed here (releases.ts). */
+  readonly releases: Releases
   fullResyncsTotal: number
   /** The current or last full resync; reads get -LOADING until `targetLsn` is visible. */
   resync: FullResync | null
-  private releasing: boolean
   /** The primary's data did not fit --max-memory: the backup stopped following (linkError says so). */
   private overMemory: boolean
-  private lastReleaseLogMs: number
   private persistedConfirmedLsn: number
   private lastPersistMs: number
   private probe: DivergenceProbe | null
@@ -158,7 +150,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private readonly ackBuf: Buffer
   /** Every read of the link lands here (LINK_READ_BYTES). */
   private readonly linkReadBuf: Buffer
-  private readonly waiters: BlockedWaits
+  /** WAITLSN's parked connections (wait_lsn.ts). */
+  private readonly waits: LsnWaits
   private readonly timer: NodeJS.Timeout
   private closed: boolean
   private listenPort: number
@@ -182,16 +175,9 @@ export class Backup implements ServedNode, ReceiverSink {
     this.linkError = ''
     this.logCutsTotal = 0
     this.logCutOpsTotal = 0
-    this.primaryHorizonLsn = store.horizonLsn()
-    this.primaryHorizonAfterLsn = store.horizonLsn()
-    this.segmentsReleasedTotal = 0
-    this.pendingHoles = []
-    this.pendingHoleCount = 0
     this.fullResyncsTotal = 0
     this.resync = null
-    this.releasing = false
     this.overMemory = false
-    this.lastReleaseLogMs = 0
     this.probe = null
     this.view = new ReadView(store, index, confirmedLsn)
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => {
@@ -204,6 +190,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.scheduler.onVisible = (lsn) => this.visible(lsn)
     this.scheduler.onError = onError
     this.receiver = new Receiver(store, this.epoch, this)
+    this.releases = new Releases(store, files, this.scheduler, () => Math.min(this.groupCommit.durableLsn, this.view.visibleLsn), options.log)
     this.lagHistogramUs = createHistogram()
     this.lagWindowUs = createHistogram()
     this.lastWindow = { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
@@ -221,7 +208,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.ackScheduled = false
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
     this.linkReadBuf = Buffer.alloc(LINK_READ_BYTES)
-    this.waiters = new BlockedWaits()
+    this.waits = new LsnWaits(this)
     this.closed = false
     this.listenPort = options.listenPort
     this.groupCommit.onDurable = () => this.scheduleAck()
@@ -277,12 +264,6 @@ export class Backup implements ServedNode, ReceiverSink {
     return `freshet is loading the dataset in memory (full resync from the primary: ${this.appliedLsn() - r.fromLsn} of ${r.targetLsn - r.fromLsn} bytes)`
   }
 
-  /** Bytes of segments whose release (the primary moved its horizon past them) waits for an open snapshot. */
-  private pinnedBytes(): number {
-    if (this.store.oldestPin() >= this.primaryHorizonAfterLsn || this.primaryHorizonLsn <= this.store.horizonLsn()) return 0
-    return this.primaryHorizonLsn - this.store.horizonLsn()
-  }
-
   /** A snapshot at the visible LSN: consistent across releases until closed (view/snapshot.ts). */
   snapshot(): Snapshot {
     return Snapshot.open(this.store, this.index, this.view.visibleLsn)
@@ -332,7 +313,7 @@ export class Backup implements ServedNode, ReceiverSink {
         ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
         ['log_bytes', this.store.retainedBytes()], ['segment_pool_bytes', this.store.pooledBytes()],
           ['segment_buffers_allocated', this.store.buffersAllocated], ['segment_buffers_dropped', this.store.buffersDropped], ['index_bytes', this.index.memoryBytes()],
-        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.segmentsReleasedTotal], ...snapshotInfo(this.store), ['pinned_bytes', this.pinnedBytes()],
+        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.releases.segmentsReleasedTotal], ...snapshotInfo(this.store), ['pinned_bytes', this.releases.pinnedBytes()],
       ],
       stats: () => {
         const h = this.lagHistogramUs
@@ -357,7 +338,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   /** The backup's own commands (WAITLSN). */
   commands(): CommandSpec[] {
-    return [this.waitLsnCommand()]
+    return [this.waits.command()]
   }
 
   // ---- link ----
@@ -581,34 +562,14 @@ export class Backup implements ServedNode, ReceiverSink {
 
   heartbeat(commitLsn: number, _commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {
     if (commitLsn > this.primaryCommitLsn) this.primaryCommitLsn = commitLsn
-    if (horizonLsn > this.primaryHorizonLsn) {
-      this.primaryHorizonLsn = horizonLsn
-      this.primaryHorizonAfterLsn = horizonAfterLsn
-    }
+    this.releases.horizon(horizonLsn, horizonAfterLsn)
     // confirm() (after the chunk) makes it visible, whole blocks only; a bad value confirms nothing.
     if (Number.isSafeInteger(safeLsn) && safeLsn > this.primarySafeLsn) this.primarySafeLsn = safeLsn
   }
 
-  /**
-   * The primary released segments `ids` above its horizon (a RELEASE frame).
-   * Those this backup never held (past its log: a full resync skips them)
-   * are recorded as holes at once; those it holds wait in pendingHoles until
-   * it may release them too. Bounded: a primary holds at most a ref window of
-   * segments, so more pending ids than slots is a broken link.
-   */
+  /** A RELEASE frame (releases.ts): segments the primary released above its horizon. */
   release(horizonLsn: number, afterLsn: number, ids: number[]): void {
-    const store = this.store
-    const ahead = ids.filter((id) => id > store.newestId && !store.holes.has(id))
-    if (ahead.length > 0) {
-      this.files.releaseHoles(ahead)
-      store.releaseHoles(ahead)
-    }
-    const held = ids.filter((id) => id <= store.newestId && !store.released(id))
-    if (held.length === 0) return
-    if (this.pendingHoleCount + held.length > store.slotCount) throw new LinkError(`RELEASE frames name more segments than a log holds (${this.pendingHoleCount + held.length})`)
-    this.pendingHoles.push({ horizonLsn, afterLsn, ids: held })
-    this.pendingHoleCount += held.length
-    this.maybeRelease()
+    this.releases.named(horizonLsn, afterLsn, ids)
   }
 
   // ---- failover ----
@@ -647,7 +608,7 @@ export class Backup implements ServedNode, ReceiverSink {
       return
     }
     this.cutVisible(lsn).then(() => reopen(`log cut at LSN ${lsn} (the new primary's history)`), (err: unknown) => this.cutFailed(err))
-    this.failWaiters(`the log is being cut at LSN ${lsn}`)
+    this.waits.fail(`the log is being cut at LSN ${lsn}`)
   }
 
   /** Cuts below the confirmed LSN: the log (memory and files) and the confirmed position; the caller reopens this backup. */
@@ -698,7 +659,7 @@ export class Backup implements ServedNode, ReceiverSink {
     await this.scheduler.replayTo(end)
     await this.scheduler.close()
     // WAITLSN waits end here: answered if this log reached them, else an error (nothing more will arrive as a backup).
-    this.failWaiters(`promoted to primary at LSN ${end}`)
+    this.waits.fail(`promoted to primary at LSN ${end}`)
     const history = [...historyUpTo(this.history, end)]
     const next = Math.max(this.epoch, history.length > 0 ? currentEpoch(history) : 0, 1) + 1
     if (history.length === 0) history.push({ epoch: next - 1, startLsn: 0 })
@@ -792,10 +753,10 @@ export class Backup implements ServedNode, ReceiverSink {
       this.lagWindowUs.record(us)
     }
     if (this.socket !== null && this.socket.isPaused() && this.pending.count < PENDING_BLOCKS_MAX / 2) this.socket.resume()
-    if (this.waiters.size > 0) this.checkWaiters(now)
+    if (this.waits.size > 0) this.waits.check()
     this.scheduleAck()
     // As soon as the relocations that moved the primary's horizon are visible (a segment at a time, like the primary).
-    this.maybeRelease()
+    this.releases.maybeRelease()
   }
 
   private scheduleAck(): void {
@@ -823,85 +784,8 @@ export class Backup implements ServedNode, ReceiverSink {
     // A handshake or divergence check that gets no answer is bounded too.
     if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
-    if (this.waiters.size > 0) this.checkWaiters(now)
-    this.maybeRelease()
-  }
-
-  // ---- reclamation ----
-  /**
-   * Releases the segments below the primary's horizon once this backup holds
-   * (flushed and visible) the relocations that moved it: the same segments
-   * the primary released. Their remaining heads (tombstones) leave the index
-   * first (ReplayScheduler.sweepBelow), then the manifest moves the horizon
-   * and the files go (LogFiles.releaseBelow), then the memory.
-   */
-  private maybeRelease(): void {
-    if (this.releasing) return
-    const h = this.primaryHorizonLsn
-    if (h > this.store.horizonLsn()) {
-      if (this.mayRelease(this.primaryHorizonAfterLsn)) this.releaseBelow(h)
-      return
-    }
-    const next = this.pendingHoles[0]
-    // A hole waits for the horizon the primary had when it made it (tombstones follow the same rule there).
-    if (next !== undefined && next.horizonLsn <= this.store.horizonLsn() && this.mayRelease(next.afterLsn)) this.releaseHoles()
-  }
-
-  /** Does this backup hold (flushed and visible), with no snapshot below, the relocations that ended at `afterLsn`? */
-  private mayRelease(afterLsn: number): boolean {
-    return this.groupCommit.durableLsn >= afterLsn && this.view.visibleLsn >= afterLsn && this.store.oldestPin() >= afterLsn
-  }
-
-  private releaseBelow(h: number): void {
-    const id = h / this.store.segmentBytes
-    this.releasing = true
-    this.scheduler.sweep(this.heldBelow(id), h).then(() => {
-      this.releasing = false
-      const before = this.store.oldestId
-      this.files.releaseBelow(id)
-      this.segmentsReleasedTotal += this.store.releaseBelow(id)
-      this.logRelease(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h}; ${this.segmentsReleasedTotal} released since start)`)
-      this.maybeRelease()
-    }, (err: unknown) => this.releaseFailed(err))
-  }
-
-  /** Retained segment ids below `id`. */
-  private heldBelow(id: number): number[] {
-    const ids: number[] = []
-    for (let i = this.store.oldestId; i < id; i++) if (this.store.segment(i) !== undefined) ids.push(i)
-    return ids
-  }
-
-  /** Releases the oldest pending holes (those still held), as the primary did. */
-  private releaseHoles(): void {
-    const batch = this.pendingHoles.shift()!
-    this.pendingHoleCount -= batch.ids.length
-    const ids = batch.ids.filter((id) => this.store.segment(id) !== undefined)
-    if (ids.length === 0) { this.maybeRelease(); return }
-    this.releasing = true
-    this.scheduler.sweep(ids, this.store.horizonLsn()).then((swept) => {
-      this.releasing = false
-      if (swept.length > 0) {
-        this.files.releaseHoles(swept)
-        this.segmentsReleasedTotal += this.store.releaseHoles(swept)
-        this.logRelease(`released segments ${swept.join(',')} (holes the primary's cleaner made; ${this.segmentsReleasedTotal} released since start)`)
-      }
-      // A segment with a head that must stay (never, if the primary relocated what it had to) waits for the horizon.
-      this.maybeRelease()
-    }, (err: unknown) => this.releaseFailed(err))
-  }
-
-  /** At most a line a second: under churn a segment goes every few milliseconds. */
-  private logRelease(line: string): void {
-    const now = nowMs()
-    if (now - this.lastReleaseLogMs < 1000) return
-    this.lastReleaseLogMs = now
-    this.options.log(line)
-  }
-
-  private releaseFailed(err: unknown): void {
-    this.options.log(`FATAL: releasing segments failed: ${String(err)}`)
-    process.exit(70)
+    if (this.waits.size > 0) this.waits.check()
+    this.releases.maybeRelease()
   }
 
   /**
@@ -927,10 +811,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.primarySafeLsn = horizon
     this.view.visibleLsn = horizon
     this.visibleKeyCount = 0
-    this.primaryHorizonLsn = horizon
-    this.primaryHorizonAfterLsn = horizon
-    this.pendingHoles.length = 0
-    this.pendingHoleCount = 0
+    this.releases.reset(horizon)
     this.primaryCommitLsn = commitLsn
     this.epoch = epoch
     this.fullResyncsTotal++
@@ -953,40 +834,6 @@ export class Backup implements ServedNode, ReceiverSink {
       ['full_resync_ms', Math.round(elapsedMs)], ['full_resync_reason', r.reason.replace(/[\r\n]/g, ' ')],
     )
     return lines
-  }
-
-  // ---- WAITLSN ----
-  private waitLsnCommand(): CommandSpec {
-    return {
-      name: 'waitlsn', arity: 3, flags: F_BLOCKING,
-      run: (s, a) => {
-        const lsn = argInt(a, 1)
-        const timeoutMs = argInt(a, 2)
-        if (!(lsn >= 0) || !(timeoutMs >= 0)) { s.conn.out.error('ERR value is not an integer or out of range'); return }
-        if (this.appliedLsn() >= lsn) { s.conn.out.integer(this.appliedLsn()); return }
-        this.waiters.park(s, lsn, 0, timeoutMs, () => this.checkWaiters(nowMs()))
-      },
-    }
-  }
-
-  private failWaiters(why: string): void {
-    const applied = this.appliedLsn()
-    this.waiters.settle(Number.POSITIVE_INFINITY, (w) => {
-      if (applied < w.target) return false
-      w.session.conn.out.integer(applied)
-      return true
-    }, (w) => w.session.conn.out.error(`TIMEOUT applied_lsn ${applied} is ${w.target - applied} bytes behind LSN ${w.target}: ${why}`))
-  }
-
-  private checkWaiters(now: number): void {
-    const applied = this.appliedLsn()
-    this.waiters.settle(now, (w) => {
-      if (applied < w.target) return false
-      w.session.conn.out.integer(applied)
-      return true
-    }, (w) => {
-      w.session.conn.out.error(`TIMEOUT applied_lsn ${applied} is ${w.target - applied} bytes behind LSN ${w.target} (link ${this.linkUp ? 'up' : 'down'}, primary commit LSN ${this.primaryCommitLsn})`)
-    })
   }
 
   /** Writes min(confirmed, flushed) to disk if it moved: recovery makes it visible again. */

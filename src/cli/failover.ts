@@ -115,6 +115,12 @@ export async function runFailover(o: FailoverOptions): Promise<FailoverResult> {
     const old = [...primaries, ...silent]
     await Promise.all(old.map(async (n) => {
       if (n.client === null) return
+      if (n.info === null) {
+        // It did not answer INFO: the fence waits in its socket (it runs first if the node resumes); no need to wait here.
+        n.client.call('FRESHET.FENCE', epoch).catch(() => {})
+        o.out(`${n.addr}: fence sent, not waiting (it did not answer)`)
+        return
+      }
       try {
         const r = await ask(n, o.timeoutMs, 'FRESHET.FENCE', epoch)
         if (r instanceof RespErrorReply) { o.out(`${n.addr}: fence refused (${r.text})`); return }

@@ -22,87 +22,15 @@ import path from 'node:path'
 import { assert } from '../assert.js'
 import { blockEpoch, blockKeyCount, validateBlock } from '../codec/record.js'
 import { dbError } from '../errors.js'
-import { BLOCK_HEADER_BYTES, FORMAT_VERSION, LSN_ALIGN_BYTES } from '../constants.js'
+import { FORMAT_VERSION, LSN_ALIGN_BYTES } from '../constants.js'
 import type { SegmentStore } from './segment_store.js'
 import { MANIFEST_FILE, type Manifest, syncDir, writeFileDurable, writeManifest } from './manifest.js'
-import { recoverLog, type RecoveryResult } from './recover.js'
+import { recoverLog, type RecoveringFiles, type RecoveryResult } from './recover.js'
+import { SEGMENT_FILE_RE, scanInline, segmentFileName, segmentIds, type SegmentScanner } from './segment_scan.js'
 
 export type { RecoveryResult } from './recover.js'
 
-const SEGMENT_FILE_RE = /^segment-(\d{12})\.log$/
 const META_FILE = 'freshet.json'
-
-export function segmentFileName(id: number): string {
-  return `segment-${String(id).padStart(12, '0')}.log`
-}
-
-/** One segment file to scan into its segment's SharedArrayBuffer. */
-export interface ScanJob {
-  file: string
-  id: number
-  baseLsn: number
-  size: number
-  data: SharedArrayBuffer
-}
-
-export interface ScanResult {
-  readBytes: number
-  /** Bytes from offset 0 that are whole, valid blocks. */
-  validBytes: number
-  blockCount: number
-  lastEpoch: number
-  keyCount: number
-  /** First 8-byte aligned offset past validBytes where a block validates for its own position; -1 if none. */
-  validAfterOffset: number
-}
-
-export type SegmentScanner = (jobs: ScanJob[]) => Promise<ScanResult[]>
-
-/**
- * Reads a segment file into `data` and validates its blocks from offset 0.
- * Pure apart from reading the file: runs on any thread (replay workers scan
- * segments in parallel at recovery).
- */
-export function scanSegment(job: ScanJob): ScanResult {
-  const buf = Buffer.from(job.data)
-  const u8 = new Uint8Array(job.data)
-  const dv = new DataView(job.data)
-  const fd = fs.openSync(job.file, 'r')
-  let read = 0
-  try {
-    while (read < job.size) {
-      const n = fs.readSync(fd, buf, read, job.size - read, read)
-      if (n === 0) break
-      read += n
-    }
-  } finally {
-    fs.closeSync(fd)
-  }
-  const r: ScanResult = { readBytes: read, validBytes: 0, blockCount: 0, lastEpoch: 0, keyCount: 0, validAfterOffset: -1 }
-  let offset = 0
-  while (offset < read) {
-    const length = validateBlock(u8, dv, offset, read - offset, job.baseLsn + offset)
-    if (length < 0) break
-    r.blockCount++
-    r.lastEpoch = blockEpoch(dv, offset)
-    r.keyCount = blockKeyCount(dv, offset)
-    offset += length
-  }
-  r.validBytes = offset
-  // Damage or a torn tail? Look for any later block that validates at its own position
-  // (a torn tail has none: nothing was ever written after it).
-  for (let at = offset + LSN_ALIGN_BYTES; at + BLOCK_HEADER_BYTES <= read; at += LSN_ALIGN_BYTES) {
-    if (validateBlock(u8, dv, at, read - at, job.baseLsn + at) >= 0) {
-      r.validAfterOffset = at
-      break
-    }
-  }
-  return r
-}
-
-export function scanInline(jobs: ScanJob[]): Promise<ScanResult[]> {
-  return Promise.resolve(jobs.map(scanSegment))
-}
 
 export interface LogFilesOptions {
   /** Cut the log at the first damage (logged) instead of refusing to start (--accept-log-damage). */
@@ -116,16 +44,7 @@ export interface LogFilesOptions {
 export type CrashStep = 'rollover:created' | 'rollover:manifest' | 'cut:intent' | 'cut:truncated' | 'cut:deleted' |
   'release:manifest' | 'release:deleted'
 
-/** Segment ids of the segment files in `dir`, ascending. */
-export function segmentIds(dir: string): number[] {
-  return fs.readdirSync(dir)
-    .map((name) => SEGMENT_FILE_RE.exec(name))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b)
-}
-
-export class LogFiles {
+export class LogFiles implements RecoveringFiles {
   readonly dir: string
   readonly segmentBytes: number
   readonly options: LogFilesOptions

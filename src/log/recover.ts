@@ -23,8 +23,25 @@ import fs from 'node:fs'
 import { blockEpoch, blockKeyCount, blockLength } from '../codec/record.js'
 import { dbError } from '../errors.js'
 import { readManifest } from './manifest.js'
-import { segmentIds, type LogFiles, type ScanJob, type ScanResult, type SegmentScanner } from './log_file.js'
+import { segmentIds, type ScanJob, type ScanResult, type SegmentScanner } from './segment_scan.js'
 import type { SegmentStore } from './segment_store.js'
+import type { Manifest } from './manifest.js'
+
+/** What recovery needs of the segment files (LogFiles implements it; recovery does not import it). */
+export interface RecoveringFiles {
+  readonly dir: string
+  readonly segmentBytes: number
+  readonly options: { acceptLogDamage?: boolean, initialLsn?: number }
+  manifestRequired: boolean
+  manifest: Manifest | null
+  fileOf(id: number): string
+  writeMeta(): void
+  writeManifest(m: Manifest): void
+  cutTail(lsn: number): number
+  finishCut(): void
+  removeHoleFiles(ids: readonly number[]): number
+  removeBelow(id: number): number
+}
 
 export interface RecoveryResult {
   endLsn: number
@@ -48,7 +65,7 @@ interface Damage {
   what: string
 }
 
-export async function recoverLog(files: LogFiles, store: SegmentStore, scan: SegmentScanner): Promise<RecoveryResult> {
+export async function recoverLog(files: RecoveringFiles, store: SegmentStore, scan: SegmentScanner): Promise<RecoveryResult> {
   const segmentBytes = files.segmentBytes
   let manifest = readManifest(files.dir, segmentBytes)
   if (manifest === null && files.manifestRequired) {

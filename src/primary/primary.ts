@@ -27,7 +27,7 @@ import { LogFiles, type CrashStep } from '../log/log_file.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
-import type { InfoSections, ServedNode } from '../node.js'
+import type { InfoSections, KeyWriteObserver, NodeWriter, ServedNode } from '../node.js'
 import { F_ADMIN, type CommandSpec } from '../server/commands.js'
 import { argInt } from '../server/args.js'
 import { currentEpoch, openEpochs, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
@@ -106,10 +106,6 @@ export interface PrimaryHooks {
   syncShortage?: () => string | null
 }
 
-/** Told of every write a command makes (WATCH: server/watches.ts); the cleaner's relocations are not writes. */
-export interface KeyWriteObserver {
-  written(hash: number, key: Uint8Array, keyStart: number, keyLength: number): void
-}
 
 /** A primary whose positions nobody follows (benchmarks, in-process tests). */
 export const NO_HOOKS: PrimaryHooks = { released: () => {}, sealed: () => {}, safe: () => {}, remoteReleased: null }
@@ -136,7 +132,7 @@ function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array): nu
   return n
 }
 
-export class Primary implements ServedNode {
+export class Primary implements ServedNode, NodeWriter {
   readonly role = 'primary' as const
   readonly options: PrimaryOptions
   readonly store: SegmentStore

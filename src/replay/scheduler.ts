@@ -28,7 +28,7 @@ import { applyRange, sweepRange } from './apply.js'
 export const INLINE_REPLAY_BYTES_MAX = 64 * 1024
 /** A lane task covers at most this much log, so progress (visibility) stays granular in bulk. */
 const TASK_BYTES_MAX = 256 * 1024 * 1024
-import type { ScanJob, ScanResult } from '../log/log_file.js'
+import type { ScanJob, ScanResult } from '../log/segment_scan.js'
 
 export interface SchedulerOptions {
   workers: number

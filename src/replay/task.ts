@@ -3,7 +3,7 @@
  * LSN offsets and SharedArrayBuffer handles only (shared, never copied): the
  * log bytes stay in the segments, the index in its partition tables.
  */
-import type { ScanJob } from '../log/log_file.js'
+import type { ScanJob } from '../log/segment_scan.js'
 
 export interface ReplayTask {
   /** Install the ranges' ops. */

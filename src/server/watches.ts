@@ -8,7 +8,7 @@
  * The map holds only keys being watched (at most WATCHED_KEYS_MAX per
  * connection); a connection leaves it on EXEC, DISCARD, UNWATCH, RESET and close.
  */
-import type { KeyWriteObserver } from '../primary/primary.js'
+import type { KeyWriteObserver } from '../node.js'
 
 /** What a watching connection exposes here. */
 export interface Watcher {
