@@ -13,9 +13,16 @@
  *   rejoin  the old primary cutting its tail and catching up, against a new
  *           empty backup catching up with the same primary (a resync of it).
  */
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { FailoverRing, type CycleResult, type RingOptions } from './lib/failover_cycle.js'
+import { writeLineChart, type Rgb, type Series } from './lib/chart.js'
 import { figure, param, showFigure, type BenchContext, type BenchReport } from './lib/common.js'
 import { CLI_PATH } from './lib/proc.js'
+
+/** bench/results/ in the source tree (this file runs from dist/bench/). */
+const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/results')
+const COLORS: Record<Mode, Rgb> = { 'remote-flush': [31, 119, 180], 'remote-apply': [44, 160, 44], local: [255, 127, 14], async: [214, 39, 40] }
 
 type Mode = RingOptions['commit']
 
@@ -70,8 +77,11 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
     'remote-flush': param(ctx.mode, 3, 50), 'remote-apply': param(ctx.mode, 1, 10), local: param(ctx.mode, 1, 10), async: param(ctx.mode, 1, 10),
   }
   let hash = 0
+  const byMode = new Map<Mode, CycleResult[]>()
   for (const mode of ['remote-flush', 'remote-apply', 'local', 'async'] as const) {
     const rs = await loop(mode, cycles[mode], 100 + cycles[mode], 0, ctx, 2)
+    byMode.set(mode, rs)
+    figures[`rpo_${mode}_lost_per_cycle`] = rs.map((r) => r.lost).join(',')
     const acked = rs.reduce((n, r) => n + r.acked, 0)
     const lost = rs.reduce((n, r) => n + r.lost, 0)
     const cyclesLosing = rs.filter((r) => r.lost > 0).length
@@ -91,5 +101,28 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
       `a stopped old primary, resumed: ${figures[`rpo_${mode}_acked_on_resume`]} acknowledged before its fence ran (ACKs sent before the failover), ` +
       `${figures[`rpo_${mode}_acked_after_fence`]} after; digests equal after rejoin: ${equal}; RTO ${showFigure(figures[`rpo_${mode}_rto_ms`] as ReturnType<typeof figure>, 0)}`)
   }
+  const file = path.join(RESULTS_DIR, `failover-${ctx.mode}.png`)
+  chartLoop(file, ctx.mode, byMode)
+  ctx.log(`failover: wrote ${path.relative(process.cwd(), file)}`)
   return { name: 'failover', skipped: null, figures, hash: hash.toString(16) }
+}
+
+/** RTO and acknowledged writes lost, per cycle of each mode's loop (kill -9 on even cycles, SIGSTOP on odd ones). */
+function chartLoop(file: string, mode: string, byMode: Map<Mode, CycleResult[]>): void {
+  const rto: Series[] = []
+  const lost: Series[] = []
+  for (const [m, rs] of byMode) {
+    rto.push({ name: m, color: COLORS[m], style: 'solid', width: 2, points: rs.map((r) => [r.cycle, r.rtoMs] as const) })
+    lost.push({ name: m, color: COLORS[m], style: m === 'remote-flush' ? 'solid' : 'dashed', width: 2, points: rs.map((r) => [r.cycle, r.lost] as const) })
+  }
+  writeLineChart(file, {
+    title: `freshet failover loop (${mode}): kill -9 (even cycles) and SIGSTOP (odd), freshet failover at once`,
+    subtitle: 'primary + 2 backups, --sync-backups 1, pipelined writers (unique keys, overwrites, INCR, MULTI); RTO = crash to the first write accepted',
+    xLabel: 'cycle',
+    panels: [
+      { yLabel: 'RTO, ms', series: rto },
+      { yLabel: 'acknowledged writes lost', series: lost },
+    ],
+    markers: [], widthPx: 1600, panelHeightPx: 380,
+  })
 }
