@@ -21,8 +21,6 @@
  * anything (see ship/protocol.ts and divergence.ts). The confirmed LSN is
  * persisted (confirmed.ts); recovery installs only up to it.
  */
-import net from 'node:net'
-import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
 import { initHash } from '../codec/hash.js'
 import type { Index } from '../index/indirection.js'
 import { BLOCK_HEADER_BYTES } from '../constants.js'
@@ -36,7 +34,7 @@ import type { CommandSpec } from '../server/commands.js'
 import type { InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot, snapshotInfo } from '../view/snapshot.js'
-import { ACK_INTERVAL_MS, ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, SYNC_COMMAND, encodeAck } from '../ship/protocol.js'
+import { ACK_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
 import { LinkError, Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
 import { checksumEndingAt } from '../ship/agreement.js'
@@ -47,9 +45,12 @@ import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
 import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 import { Releases } from './releases.js'
 import { LsnWaits } from './wait_lsn.js'
-import { currentEpoch, formatHistory, historyUpTo, parseHistory, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
+import { ReplayLag } from './replay_lag.js'
+import { currentEpoch, formatHistory, historyUpTo, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
 import type { PromotedLog } from '../primary/primary.js'
 import { dbError } from '../errors.js'
+import type { HandshakeLine } from './handshake.js'
+import { LINK_READ_BYTES, PrimaryLink, RECONNECT_MS_MAX, RECONNECT_MS_MIN } from './link.js'
 
 export interface BackupOptions {
   dir: string
@@ -83,12 +84,8 @@ export interface FullResync {
   reason: string
 }
 
-const RECONNECT_MS_MIN = 50
-const RECONNECT_MS_MAX = 1000
 /** The confirmed LSN goes to disk at most this often (an older value is always safe). */
 const CONFIRMED_PERSIST_MS = 1000
-/** Bytes of one read of the replication link (Node's own default read size). */
-const LINK_READ_BYTES = 64 * 1024
 /** The link pauses with this much room left in the pending ring: one read holds fewer blocks (each is longer than its header). */
 const PENDING_ROOM_PER_READ = Math.ceil(LINK_READ_BYTES / BLOCK_HEADER_BYTES)
 
@@ -105,10 +102,8 @@ export class Backup implements ServedNode, ReceiverSink {
   readonly scheduler: ReplayScheduler
   readonly receiver: Receiver
   readonly recovery: RecoveryReport
-  lagHistogramUs: RecordableHistogram
-  /** Per-second window of lag samples, rotated by the stats timer. */
-  lagWindowUs: RecordableHistogram
-  lastWindow: { p50Ms: number, p99Ms: number, maxMs: number, count: number }
+  /** Replay lag samples (replay_lag.ts). */
+  readonly lag: ReplayLag
   epoch: number
   /** The epochs of this backup's log (log/epochs.ts), adopted from its primary at each handshake; empty until one is known. */
   history: EpochHistory
@@ -116,9 +111,9 @@ export class Backup implements ServedNode, ReceiverSink {
   visibleCutsTotal: number
   /** Set while this backup is closed for a reopen (a cut below what it had shown): reads get -LOADING. */
   reopening: string | null
-  linkUp: boolean
+  /** The replication link to the primary (link.ts). */
+  readonly link: PrimaryLink
   primaryCommitLsn: number
-  lastLagMs: number
   visibleKeyCount: number
   appliedBytesTotal: number
   /** Replay (visibility) may go up to here: min(received, primary's safe LSN), a block end. */
@@ -139,17 +134,7 @@ export class Backup implements ServedNode, ReceiverSink {
   private persistedConfirmedLsn: number
   private lastPersistMs: number
   private probe: DivergenceProbe | null
-  private socket: net.Socket | null
-  private handshake: Buffer | null
-  private reconnectMs: number
-  /** The pending reconnect (repoint() cancels it and connects at once). */
-  private reconnectTimer: NodeJS.Timeout | null
-  private lastFrameMs: number
   private readonly pending: PendingBlocks
-  private ackScheduled: boolean
-  private readonly ackBuf: Buffer
-  /** Every read of the link lands here (LINK_READ_BYTES). */
-  private readonly linkReadBuf: Buffer
   /** WAITLSN's parked connections (wait_lsn.ts). */
   private readonly waits: LsnWaits
   private readonly timer: NodeJS.Timeout
@@ -191,27 +176,16 @@ export class Backup implements ServedNode, ReceiverSink {
     this.scheduler.onError = onError
     this.receiver = new Receiver(store, this.epoch, this)
     this.releases = new Releases(store, files, this.scheduler, () => Math.min(this.groupCommit.durableLsn, this.view.visibleLsn), options.log)
-    this.lagHistogramUs = createHistogram()
-    this.lagWindowUs = createHistogram()
-    this.lastWindow = { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
-    this.linkUp = false
+    this.lag = new ReplayLag()
     this.primaryCommitLsn = store.endLsn
-    this.lastLagMs = 0
     this.visibleKeyCount = keyCountAt(store, confirmedLsn)
     this.appliedBytesTotal = 0
-    this.socket = null
-    this.handshake = null
-    this.reconnectMs = RECONNECT_MS_MIN
-    this.reconnectTimer = null
-    this.lastFrameMs = 0
     this.pending = new PendingBlocks()
-    this.ackScheduled = false
-    this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
-    this.linkReadBuf = Buffer.alloc(LINK_READ_BYTES)
     this.waits = new LsnWaits(this)
     this.closed = false
     this.listenPort = options.listenPort
-    this.groupCommit.onDurable = () => this.scheduleAck()
+    this.link = new PrimaryLink(options.primaryHost, options.primaryPort, store.segmentBytes, this, options.log)
+    this.groupCommit.onDurable = () => this.link.scheduleAck()
     this.timer = setInterval(() => this.tick(), ACK_INTERVAL_MS)
     this.timer.unref()
     // The recovered log past the confirmed LSN waits, received-but-unconfirmed, for the primary.
@@ -246,7 +220,7 @@ export class Backup implements ServedNode, ReceiverSink {
   /** Starts following the primary; `listenPort` is the port this backup serves clients on. */
   start(listenPort: number): void {
     this.listenPort = listenPort
-    this.connect()
+    this.link.connect()
   }
 
   // ---- ServedNode ----
@@ -275,8 +249,7 @@ export class Backup implements ServedNode, ReceiverSink {
   }
 
   resetStats(): void {
-    this.lagHistogramUs = createHistogram()
-    this.lagWindowUs = createHistogram()
+    this.lag.reset()
   }
 
   receivedLsn(): number { return this.store.endLsn }
@@ -287,7 +260,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   lagMs(): number {
     if (this.appliedLsn() >= this.primaryCommitLsn && this.pending.count === 0) return 0
-    let lag = this.lastLagMs
+    let lag = this.lag.lastMs
     if (this.pending.count > 0) lag = Math.max(lag, nowMs() - this.pending.commitMs[this.pending.head])
     return lag
   }
@@ -316,19 +289,10 @@ export class Backup implements ServedNode, ReceiverSink {
         ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.releases.segmentsReleasedTotal], ...snapshotInfo(this.store), ['pinned_bytes', this.releases.pinnedBytes()],
       ],
       stats: () => {
-        const h = this.lagHistogramUs
-        const count = h.count
         return [
           ['replay_tasks_total', this.scheduler.tasksTotal], ['replay_inline_batches_total', this.scheduler.inlineBatchesTotal], ['replay_ops_total', this.scheduler.installedTotal],
           ['replay_bytes_total', this.appliedBytesTotal], ['replay_worker_cpu_ms', Math.round(this.scheduler.workerCpuMs)],
-          ['replay_lag_samples', count],
-          ['replay_lag_p50_ms', count > 0 ? (h.percentile(50) / 1000).toFixed(3) : '0'],
-          ['replay_lag_p99_ms', count > 0 ? (h.percentile(99) / 1000).toFixed(3) : '0'],
-          ['replay_lag_max_ms', count > 0 ? (h.max / 1000).toFixed(3) : '0'],
-          ['replay_lag_window_p50_ms', this.lastWindow.p50Ms.toFixed(3)],
-          ['replay_lag_window_p99_ms', this.lastWindow.p99Ms.toFixed(3)],
-          ['replay_lag_window_max_ms', this.lastWindow.maxMs.toFixed(3)],
-          ['replay_lag_window_samples', this.lastWindow.count],
+          ...this.lag.infoLines(),
           ['link_frames_total', this.receiver.framesTotal], ['link_bytes_total', this.receiver.bytesTotal],
           ['log_cuts_total', this.logCutsTotal], ['log_cut_ops_total', this.logCutOpsTotal], ['log_cuts_visible_total', this.visibleCutsTotal],
         ]
@@ -341,78 +305,36 @@ export class Backup implements ServedNode, ReceiverSink {
     return [this.waits.command()]
   }
 
-  // ---- link ----
-  private scheduleConnect(delayMs: number): void {
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer)
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null
-      this.connect()
-    }, delayMs)
-    this.reconnectTimer.unref()
+  // ---- LinkSink (link.ts) ----
+  get linkUp(): boolean { return this.link.up }
+
+  mayConnect(): boolean {
+    return !this.closed && !this.overMemory
   }
 
-  private connect(): void {
-    if (this.closed || this.overMemory) return
-    const o = this.options
-    // Link reads land in one reused buffer (nothing allocated per read): the receiver copies every
-    // byte out (into the stage or a segment) before the callback returns, and keeps no reference.
-    const socket: net.Socket = net.connect({
-      host: o.primaryHost, port: o.primaryPort, noDelay: true,
-      onread: { buffer: this.linkReadBuf, callback: (n: number) => { this.onLinkData(socket, n); return !socket.isPaused() } },
-    })
-    this.socket = socket
-    this.lastFrameMs = nowMs()
-    this.handshake = Buffer.alloc(0)
+  hello(): string {
     let hello = ''
-    if (o.primaryAuth !== null) hello += resp(['AUTH', o.primaryAuth])
+    if (this.options.primaryAuth !== null) hello += resp(['AUTH', this.options.primaryAuth])
     const ask = this.probe?.next() ?? null
-    if (ask !== null) {
-      hello += resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)])
-    } else {
-      this.probe = null
-      const end = this.store.endLsn
-      // An empty log that starts at its horizon (after a full resync reset) has no block to name: checksum 0.
-      const checksum = end === this.store.horizonLsn() ? 0 : checksumEndingAt(this.store, end)
-      const history = historyUpTo(this.history, end)
-      const args = [SYNC_COMMAND.toUpperCase(), String(history.length > 0 ? currentEpoch(history) : 0), String(end), String(this.listenPort), String(checksum)]
-      // Loading (a full resync): the primary may skip the segments it released (holes).
-      if (this.loading() !== null) args.push('RESYNC')
-      // The primary finds where our logs part from the two histories (a CUT answer), in this one round trip.
-      if (history.length > 0) args.push('HISTORY', formatHistory(history))
-      hello += resp(args)
-    }
-    socket.on('connect', () => {
-      socket.write(hello)
-      this.lastFrameMs = nowMs()
-    })
-    socket.on('error', () => { /* 'close' follows and reconnects */ })
-    socket.on('close', () => this.linkClosed(socket))
+    if (ask !== null) return hello + resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)])
+    this.probe = null
+    const end = this.store.endLsn
+    // An empty log that starts at its horizon (after a full resync reset) has no block to name: checksum 0.
+    const checksum = end === this.store.horizonLsn() ? 0 : checksumEndingAt(this.store, end)
+    const history = historyUpTo(this.history, end)
+    const args = [SYNC_COMMAND.toUpperCase(), String(history.length > 0 ? currentEpoch(history) : 0), String(end), String(this.listenPort), String(checksum)]
+    // Loading (a full resync): the primary may skip the segments it released (holes).
+    if (this.loading() !== null) args.push('RESYNC')
+    // The primary finds where our logs part from the two histories (a CUT answer), in this one round trip.
+    if (history.length > 0) args.push('HISTORY', formatHistory(history))
+    return hello + resp(args)
   }
 
-  private linkClosed(socket: net.Socket): void {
-    if (this.socket !== socket) return
-    this.socket = null
-    if (this.linkUp) this.options.log(`link to primary ${this.options.primaryHost}:${this.options.primaryPort} down`)
-    this.linkUp = false
-    if (this.closed) return
-    const delay = this.reconnectMs
-    this.reconnectMs = Math.min(RECONNECT_MS_MAX, this.reconnectMs * 2)
-    this.scheduleConnect(delay)
+  ackPositions(): { received: number, flushed: number, applied: number, lagMs: number } {
+    return { received: this.receivedLsn(), flushed: this.flushedLsn(), applied: this.appliedLsn(), lagMs: this.lagMs() }
   }
 
-  private dropLink(reason: string): void {
-    this.options.log(`closing link to primary: ${reason}`)
-    this.socket?.destroy()
-  }
-
-  private onLinkData(socket: net.Socket, n: number): void {
-    if (this.socket !== socket) return
-    let chunk = this.linkReadBuf.subarray(0, n)
-    this.lastFrameMs = nowMs()
-    if (this.handshake !== null) {
-      chunk = this.readHandshake(chunk)
-      if (this.handshake !== null || chunk.length === 0) return
-    }
+  frames(chunk: Buffer): void {
     const before = this.store.endLsn
     let failure: unknown = null
     try {
@@ -425,7 +347,7 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.store.endLsn > before) {
       if (this.store.endLsn > this.primaryCommitLsn) this.primaryCommitLsn = this.store.endLsn
       this.groupCommit.submit(this.store.endLsn)
-      if (this.pending.count >= PENDING_BLOCKS_MAX - PENDING_ROOM_PER_READ && !socket.isPaused()) socket.pause()
+      if (this.pending.count >= PENDING_BLOCKS_MAX - PENDING_ROOM_PER_READ) this.link.pause()
       const max = this.options.maxMemoryBytes ?? Number.MAX_SAFE_INTEGER
       if (failure === null && this.usedMemoryBytes() > max) {
         failure = new Error(`the primary's data does not fit in this backup's --max-memory ${max} bytes ` +
@@ -437,10 +359,48 @@ export class Backup implements ServedNode, ReceiverSink {
     }
     this.confirm()
     if (failure !== null) {
-      this.dropLink(failure instanceof Error ? failure.message : String(failure))
+      this.link.drop(failure instanceof Error ? failure.message : String(failure))
       return
     }
-    this.scheduleAck()
+    this.link.scheduleAck()
+  }
+
+  handshakeLine(h: HandshakeLine): 'more' | 'up' | 'end' {
+    switch (h.type) {
+      case 'other': return 'more' // +OK for AUTH: keep reading
+      case 'check': {
+        if (this.probe === null) return 'more'
+        const outcome = this.probe.answer(h.agree, h.released)
+        if (outcome === null) {
+          const ask = this.probe.next()!
+          this.link.write(resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)]))
+          return 'more'
+        }
+        this.finishProbe(outcome)
+        return 'end'
+      }
+      case 'sync':
+        return this.linkSynced(h.epoch, h.commitLsn, h.segmentBytes, h.history) ? 'up' : 'end'
+      case 'cut':
+        this.cutAt(h.lsn, h.epoch, h.why)
+        return 'end'
+      case 'refused':
+        this.refused(h.code, h.text)
+        return 'end'
+      case 'fullresync':
+        this.link.detach()
+        this.fullResync(h.epoch, h.horizonLsn, h.commitLsn, h.reason).then(() => this.link.connect(), (err: unknown) => {
+          this.options.log(`FATAL: resetting for a full resync failed: ${String(err)}`)
+          process.exit(70)
+        })
+        return 'end'
+      case 'malformed':
+        this.link.detach()
+        this.options.log(`primary answered a malformed handshake line (${h.text}); retrying`)
+        this.link.retrySoon(false)
+        this.link.connectIn(RECONNECT_MS_MAX)
+        return 'end'
+    }
   }
 
   /** Makes visible what the primary confirmed: up to min(received, safe LSN), whole blocks only. */
@@ -452,107 +412,49 @@ export class Backup implements ServedNode, ReceiverSink {
     this.scheduler.advance(to)
   }
 
-  /** Reads RESP status lines until +SYNC; returns the bytes after it. */
-  private readHandshake(chunk: Buffer): Buffer {
-    let buf = Buffer.concat([this.handshake!, chunk])
-    for (;;) {
-      const nl = buf.indexOf(10)
-      if (nl < 0) {
-        if (buf.length > 4096) this.dropLink('handshake reply too long')
-        this.handshake = buf
-        return Buffer.alloc(0)
-      }
-      const line = buf.toString('utf8', 0, nl).replace(/\r$/, '')
-      buf = buf.subarray(nl + 1)
-      if (line.startsWith('-CUT ')) {
-        this.handshake = null
-        this.cutAt(line.slice(1))
-        return Buffer.alloc(0)
-      }
-      if (line.startsWith('-')) {
-        this.options.log(`primary refused the link: ${line.slice(1)}`)
-        this.linkError = line.slice(1)
-        if (this.probe === null && line.startsWith('-DIVERGED')) this.startProbe()
-        else this.probe = null
-        // A primary of another epoch will not change its mind soon: retry slowly (REPLICAOF repoints at once).
-        this.reconnectMs = line.startsWith('-EPOCH') ? RECONNECT_MS_MAX : RECONNECT_MS_MIN
-        this.socket?.destroy()
-        this.handshake = null
-        return Buffer.alloc(0)
-      }
-      if (line.startsWith(':') && this.probe !== null) {
-        const outcome = this.probe.answer(line === ':1', line === ':-1')
-        if (outcome === null) {
-          const ask = this.probe.next()!
-          this.socket!.write(resp([CHECK_COMMAND.toUpperCase(), String(ask.lsn), String(ask.checksum)]))
-          continue
-        }
-        this.handshake = null
-        this.finishProbe(outcome)
-        return Buffer.alloc(0)
-      }
-      if (line.startsWith('+FULLRESYNC ')) {
-        const [, epoch, horizon, commit, segmentBytes, ...why] = line.split(' ')
-        this.handshake = null
-        const socket = this.socket
-        this.socket = null
-        socket?.destroy()
-        const h = Number(horizon)
-        const c = Number(commit)
-        if (Number(segmentBytes) !== this.store.segmentBytes || !Number.isSafeInteger(h) || h % this.store.segmentBytes !== 0 ||
-          !Number.isSafeInteger(c) || c < h || !(Number(epoch) >= 1)) {
-          this.options.log(`primary answered a malformed full resync (${line.slice(0, 200)}); retrying`)
-          this.reconnectMs = RECONNECT_MS_MAX
-          this.scheduleConnect(this.reconnectMs)
-          return Buffer.alloc(0)
-        }
-        this.fullResync(Number(epoch), h, c, why.join(' ')).then(() => this.connect(), (err: unknown) => {
-          this.options.log(`FATAL: resetting for a full resync failed: ${String(err)}`)
-          process.exit(70)
-        })
-        return Buffer.alloc(0)
-      }
-      if (line.startsWith('+SYNC ')) {
-        const [, epoch, commit, segmentBytes, historyText] = line.split(' ')
-        const e = Number(epoch)
-        if (Number(segmentBytes) !== this.store.segmentBytes) {
-          this.options.log(`primary's segment size is ${segmentBytes} bytes, this backup's --segment-size is ${this.store.segmentBytes}: they must match; not following`)
-          this.socket?.destroy()
-          this.handshake = null
-          return Buffer.alloc(0)
-        }
-        const theirs = historyText === undefined ? null : parseHistory(historyText)
-        const ours = this.history.length > 0 ? currentEpoch(this.history) : 0
-        if (theirs === null ? (this.epoch !== 0 && e !== this.epoch) : (currentEpoch(theirs) !== e || e < ours)) {
-          // Never follow a primary of a lower epoch than our own (it was fenced, or is about to be).
-          this.linkError = `EPOCH primary answered epoch ${e}, this backup is at epoch ${ours || this.epoch}; not following it`
-          this.reconnectMs = RECONNECT_MS_MAX
-          this.dropLink(this.linkError)
-          return Buffer.alloc(0)
-        }
-        // Adopt the primary's history (our log is a prefix of its log now), durably, before any block of a new epoch arrives.
-        if (theirs !== null && formatHistory(theirs) !== formatHistory(this.history)) {
-          writeEpochs(this.options.dir, theirs)
-          this.history = theirs
-        }
-        this.epoch = e
-        this.receiver.reset(e)
-        // Only this link's heartbeats confirm anything past what is already confirmed.
-        this.primarySafeLsn = this.confirmedLsn
-        this.linkError = ''
-        this.primaryCommitLsn = Math.max(this.primaryCommitLsn, Number(commit))
-        // A resync whose target was lost (unreadable marker) loads until what the primary has now.
-        if (this.resync !== null && this.resync.targetLsn < 0) this.resync.targetLsn = Number(commit)
-        this.handshake = null
-        this.linkUp = true
-        this.reconnectMs = RECONNECT_MS_MIN
-        this.options.log(`link to primary ${this.options.primaryHost}:${this.options.primaryPort} up (epoch ${e}, from LSN ${this.store.endLsn}, primary commit LSN ${commit})`)
-        // Tell the primary at once what is flushed and applied here: it assumes nothing until acked.
-        this.scheduleAck()
-        return buf
-      }
-      // +OK for AUTH: keep reading.
+  /** The primary refused the link (-CODE text). */
+  private refused(code: string, text: string): void {
+    this.options.log(`primary refused the link: ${text}`)
+    this.linkError = text
+    if (this.probe === null && code === 'DIVERGED') this.startProbe()
+    else this.probe = null
+    // A primary of another epoch will not change its mind soon: retry slowly (REPLICAOF repoints at once).
+    this.link.retrySoon(code !== 'EPOCH')
+    this.link.drop(null)
+  }
+
+  /** +SYNC: the link is up (returns true), unless the primary is one this backup must not follow. */
+  private linkSynced(e: number, commit: number, segmentBytes: number, theirs: EpochHistory | null): boolean {
+    if (segmentBytes !== this.store.segmentBytes) {
+      this.options.log(`primary's segment size is ${segmentBytes} bytes, this backup's --segment-size is ${this.store.segmentBytes}: they must match; not following`)
+      this.link.drop(null)
+      return false
     }
+    const ours = this.history.length > 0 ? currentEpoch(this.history) : 0
+    if (theirs === null ? (this.epoch !== 0 && e !== this.epoch) : (currentEpoch(theirs) !== e || e < ours)) {
+      // Never follow a primary of a lower epoch than our own (it was fenced, or is about to be).
+      this.linkError = `EPOCH primary answered epoch ${e}, this backup is at epoch ${ours || this.epoch}; not following it`
+      this.link.retrySoon(false)
+      this.link.drop(this.linkError)
+      return false
+    }
+    // Adopt the primary's history (our log is a prefix of its log now), durably, before any block of a new epoch arrives.
+    if (theirs !== null && formatHistory(theirs) !== formatHistory(this.history)) {
+      writeEpochs(this.options.dir, theirs)
+      this.history = theirs
+    }
+    this.epoch = e
+    this.receiver.reset(e)
+    // Only this link's heartbeats confirm anything past what is already confirmed.
+    this.primarySafeLsn = this.confirmedLsn
+    this.linkError = ''
+    this.primaryCommitLsn = Math.max(this.primaryCommitLsn, commit)
+    // A resync whose target was lost (unreadable marker) loads until what the primary has now.
+    if (this.resync !== null && this.resync.targetLsn < 0) this.resync.targetLsn = commit
+    this.options.log(`link to primary ${this.options.primaryHost}:${this.options.primaryPort} up (epoch ${e}, from LSN ${this.store.endLsn}, primary commit LSN ${commit})`)
+    // Tell the primary at once what is flushed and applied here: it assumes nothing until acked (the link is up once this returns).
+    setImmediate(() => this.link.scheduleAck())
+    return true
   }
 
   // ---- ReceiverSink ----
@@ -580,31 +482,25 @@ export class Backup implements ServedNode, ReceiverSink {
    * is made, logged as such, and the node reopens this backup (the index is
    * rebuilt from the cut log), or, without that, we refuse as DIVERGED.
    */
-  private cutAt(text: string): void {
-    const [, lsnText, epochText] = text.split(' ')
-    const lsn = Number(lsnText)
-    const socket = this.socket
-    this.socket = null
-    socket?.destroy()
+  private cutAt(lsn: number, epoch: number, why: string): void {
+    this.link.detach()
     const blockEnd = lsn === this.store.horizonLsn() || blockStartEndingAt(this.store, lsn) >= 0
-    if (!Number.isSafeInteger(lsn) || lsn > this.store.endLsn || lsn < this.store.horizonLsn() || !blockEnd || !(Number(epochText) >= 1)) {
-      this.options.log(`primary answered a malformed or unusable cut (${text.slice(0, 200)}); searching for the common block instead`)
+    if (lsn > this.store.endLsn || lsn < this.store.horizonLsn() || !blockEnd) {
+      this.options.log(`primary answered a cut at LSN ${lsn}, not a block end of this log (LSN ${this.store.horizonLsn()}..${this.store.endLsn}); searching for the common block instead`)
       this.startProbe()
-      this.reconnectMs = RECONNECT_MS_MIN
-      this.scheduleConnect(this.reconnectMs)
+      this.link.connectIn(RECONNECT_MS_MIN)
       return
     }
-    this.options.log(`the primary's epoch history (epoch ${epochText}) leaves this backup's at LSN ${lsn}: ${text.split(' ').slice(3).join(' ')}`)
+    this.options.log(`the primary's epoch history (epoch ${epoch}) leaves this backup's at LSN ${lsn}: ${why}`)
     if (lsn >= this.confirmedLsn) {
-      this.cutTail(lsn, 1).then(() => this.connect(), (err: unknown) => this.cutFailed(err))
+      this.cutTail(lsn, 1).then(() => this.link.connect(), (err: unknown) => this.cutFailed(err))
       return
     }
     const reopen = this.options.reopen
     if (reopen === undefined || this.loading() !== null) {
       this.linkError = `DIVERGED the primary's history leaves this backup's at LSN ${lsn}, below what this backup may have shown (confirmed LSN ${this.confirmedLsn}); not following`
       this.options.log(this.linkError)
-      this.reconnectMs = RECONNECT_MS_MAX
-      this.scheduleConnect(this.reconnectMs)
+      this.link.connectIn(RECONNECT_MS_MAX)
       return
     }
     this.cutVisible(lsn).then(() => reopen(`log cut at LSN ${lsn} (the new primary's history)`), (err: unknown) => this.cutFailed(err))
@@ -647,10 +543,7 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.closed) throw dbError('CLOSED', 'this backup is closed')
     this.closed = true
     clearInterval(this.timer)
-    const socket = this.socket
-    this.socket = null
-    this.linkUp = false
-    socket?.destroy()
+    this.link.close()
     this.probe = null
     await this.groupCommit.drain()
     const end = this.store.endLsn
@@ -676,14 +569,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.options.primaryPort = port
     this.probe = null
     this.linkError = ''
-    this.reconnectMs = RECONNECT_MS_MIN
-    if (this.socket !== null) {
-      // linkClosed() reconnects (to the new primary) at once.
-      this.dropLink(`repointed to ${host}:${port}`)
-    } else if (this.reconnectTimer !== null) {
-      // Waiting to reconnect (to the old primary): go now. Otherwise a cut or reset in progress connects when done.
-      this.scheduleConnect(0)
-    }
+    this.link.repoint(host, port)
   }
 
   // ---- divergence ----
@@ -701,20 +587,18 @@ export class Backup implements ServedNode, ReceiverSink {
   }
 
   private finishProbe(outcome: ProbeOutcome): void {
-    const socket = this.socket!
     const rounds = this.probe!.roundTrips
     this.probe = null
     if (outcome.type === 'refuse') {
       this.linkError = `DIVERGED this backup's confirmed log (LSN ${outcome.lsn}, possibly visible) is not the primary's; not following (log end ${this.store.endLsn})`
       this.options.log(`DIVERGED: the primary's log disagrees with this backup's at its confirmed LSN ${outcome.lsn} (log end ${this.store.endLsn}); refusing to follow, retrying`)
-      this.reconnectMs = RECONNECT_MS_MAX
-      socket.destroy()
+      this.link.retrySoon(false)
+      this.link.drop(null)
       return
     }
-    // Taken off the link first: linkClosed() ignores this socket, the cut reconnects.
-    this.socket = null
-    socket.destroy()
-    this.cutTail(outcome.lsn, rounds).then(() => this.connect(), (err: unknown) => this.cutFailed(err))
+    // Taken off the link first: the cut reconnects.
+    this.link.detach()
+    this.cutTail(outcome.lsn, rounds).then(() => this.link.connect(), (err: unknown) => this.cutFailed(err))
   }
 
   /** Cuts the received-but-unconfirmed tail after `lsn` (nothing past the confirmed LSN is installed). */
@@ -746,43 +630,19 @@ export class Backup implements ServedNode, ReceiverSink {
     }
     if (newest >= 0) {
       this.visibleKeyCount = this.pending.keys[newest]
-      const lagMs = Math.max(0, now - this.pending.commitMs[newest])
-      this.lastLagMs = lagMs
-      const us = Math.max(1, Math.round(lagMs * 1000))
-      this.lagHistogramUs.record(us)
-      this.lagWindowUs.record(us)
+      this.lag.record(Math.max(0, now - this.pending.commitMs[newest]))
     }
-    if (this.socket !== null && this.socket.isPaused() && this.pending.count < PENDING_BLOCKS_MAX / 2) this.socket.resume()
+    if (this.pending.count < PENDING_BLOCKS_MAX / 2) this.link.resume()
     if (this.waits.size > 0) this.waits.check()
-    this.scheduleAck()
+    this.link.scheduleAck()
     // As soon as the relocations that moved the primary's horizon are visible (a segment at a time, like the primary).
     this.releases.maybeRelease()
   }
 
-  private scheduleAck(): void {
-    if (this.ackScheduled) return
-    this.ackScheduled = true
-    setImmediate(() => {
-      this.ackScheduled = false
-      const s = this.socket
-      if (s === null || !this.linkUp) return
-      encodeAck(this.ackBuf, this.receivedLsn(), this.flushedLsn(), this.appliedLsn(), this.lagMs())
-      s.write(Buffer.from(this.ackBuf))
-    })
-  }
-
   private tick(): void {
     const now = nowMs()
-    const w = this.lagWindowUs
-    this.lastWindow = w.count > 0
-      ? { p50Ms: w.percentile(50) / 1000, p99Ms: w.percentile(99) / 1000, maxMs: w.max / 1000, count: w.count }
-      : { p50Ms: 0, p99Ms: 0, maxMs: 0, count: 0 }
-    this.lagWindowUs = createHistogram()
-    if (this.linkUp && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no frame for ${LINK_TIMEOUT_MS} ms`)
-    // An ACK every tick even when idle: the primary drops a link that acks nothing for LINK_TIMEOUT_MS.
-    if (this.linkUp) this.scheduleAck()
-    // A handshake or divergence check that gets no answer is bounded too.
-    if (!this.linkUp && this.socket !== null && now - this.lastFrameMs > LINK_TIMEOUT_MS) this.dropLink(`no answer from the primary for ${LINK_TIMEOUT_MS} ms`)
+    this.lag.rotate()
+    this.link.tick(now)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
     if (this.waits.size > 0) this.waits.check()
     this.releases.maybeRelease()
@@ -848,7 +708,7 @@ export class Backup implements ServedNode, ReceiverSink {
   async close(): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
-    this.socket?.destroy()
+    this.link.close()
     await this.groupCommit.drain()
     this.persistConfirmed(nowMs())
     await this.scheduler.close()

@@ -61,7 +61,26 @@ import { sweepRange, tombstoneDroppable } from '../replay/apply.js'
 import { assert } from '../assert.js'
 import { REF_WINDOW_FORCE_BYTES, refAtOffset, refOfLsn, segmentBaseRef, slotOfRef } from '../index/ref.js'
 import type { Segment } from '../log/segment.js'
-import type { Primary } from './primary.js'
+import type { SegmentStore } from '../log/segment_store.js'
+import type { LogFiles } from '../log/log_file.js'
+import type { GroupCommit } from '../log/group_commit.js'
+import type { Appender } from '../log/appender.js'
+import type { Index } from '../index/indirection.js'
+
+/** What the cleaner works on: the primary's log, index and live-byte counts (Primary implements it). */
+export interface CleanedLog {
+  readonly store: SegmentStore
+  readonly index: Index
+  readonly files: LogFiles
+  readonly appender: Appender
+  readonly groupCommit: GroupCommit
+  readonly options: { maxMemoryBytes: number, windowForceBytes?: number, log: (line: string) => void }
+  readonly segmentLive: Float64Array
+  liveBytes: number
+  usedMemoryBytes(): number
+  retainFloor(): number
+  retainBytes(): number
+}
 
 /** The cleaner keeps the retained log at or above this share of live bytes (plus slack). */
 export const UTILISATION_TARGET = 0.8
@@ -116,11 +135,11 @@ export class Cleaner {
   private releaseAfter: number
   private scheduled: boolean
   private forced: number
-  private readonly primary: Primary
+  private readonly primary: CleanedLog
   private readonly onReleased: (holes: readonly number[]) => void
 
   /** `onReleased` is told after each release (the holes it made, maybe none): shipping tells the backups. */
-  constructor(primary: Primary, onReleased: (holes: readonly number[]) => void) {
+  constructor(primary: CleanedLog, onReleased: (holes: readonly number[]) => void) {
     this.primary = primary
     this.onReleased = onReleased
     this.stats = {
