@@ -117,7 +117,7 @@ function chartLoop(file: string, mode: string, byMode: Map<Mode, CycleResult[]>)
   }
   writeLineChart(file, {
     title: `freshet failover loop (${mode}): kill -9 (even cycles) and SIGSTOP (odd), freshet failover at once`,
-    subtitle: 'primary + 2 backups, --sync-backups 1, pipelined writers (unique keys, overwrites, INCR, MULTI); RTO = crash to the first write accepted',
+    subtitle: 'primary + 2 backups, --sync-backups 1, pipelined writers; RTO: crash to the first write accepted',
     xLabel: 'cycle',
     panels: [
       { yLabel: 'RTO, ms', series: rto },
