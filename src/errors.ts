@@ -20,6 +20,8 @@ export type DbErrorCode =
   | 'INVALID_OPTION'
   | 'CLOSED'
   | 'NOREPLICAS'
+  | 'RDB_INVALID'
+  | 'RDB_UNSUPPORTED'
   | 'READONLY'
 
 export class DbError extends Error {

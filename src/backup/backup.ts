@@ -252,6 +252,9 @@ export class Backup implements ServedNode, ReceiverSink {
     this.lag.reset()
   }
 
+  /** Ops replayed since start (RDB saves: rdb_changes_since_last_save). */
+  changesTotal(): number { return this.scheduler.installedTotal }
+
   receivedLsn(): number { return this.store.endLsn }
   flushedLsn(): number { return this.groupCommit.durableLsn }
   appliedLsn(): number { return this.view.visibleLsn }

@@ -7,9 +7,10 @@ import { Command, Option } from 'commander'
 import { CLIENTS_MAX_DEFAULT, HOST_DEFAULT, PORT_DEFAULT } from '../constants.js'
 import { DbError } from '../errors.js'
 import { COMMIT_MODES, type CommitMode } from '../primary/primary.js'
-import { backupRequirepass, defaultDir, defaultMaxMemory, parseBytes, parseCount, parseHostPort, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
+import { backupRequirepass, defaultDir, defaultMaxMemory, parseBytes, parseCount, parseFileName, parseHostPort, parsePort, parseSegmentBytes, valueBytesMaxFor } from './options.js'
 import { RunningNode, type NodeRunOptions } from './run_node.js'
 import { runFailover } from './failover.js'
+import { describeRestore, restoreRdb } from './restore.js'
 import { SYNC_TIMEOUT_MS_DEFAULT } from '../primary/primary.js'
 import os from 'node:os'
 import { runDemo } from './demo.js'
@@ -55,6 +56,7 @@ function nodeFlags(c: Command): Command {
     .option('--retain-bytes <size>', 'log kept behind the tail for backups that reconnect; one further behind gets a full resync', '8mb')
     .option('--workers <n>', 'replay worker threads (as a backup; default: min(4, cores))')
     .option('--primaryauth <password>', 'the password of the primary it follows')
+    .option('--dbfilename <name>', 'RDB snapshots (SAVE, BGSAVE) are written to <dir>/<name>', 'dump.rdb')
     .addOption(new Option('--initial-lsn <lsn>', 'a new log directory starts at this LSN (a segment boundary; for tests)').hideHelp())
 }
 
@@ -70,18 +72,41 @@ function nodeOptions(o: Record<string, string | undefined>, port: number, requir
     retainBytes: parseBytes(o.retainBytes!, '--retain-bytes', true),
     initialLsn: o.initialLsn !== undefined ? parseCount(o.initialLsn, '--initial-lsn', 0, 2 ** 52) : 0,
     workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
-    primaryAuth: o.primaryauth ?? null, log,
+    primaryAuth: o.primaryauth ?? null, dbfilename: parseFileName(o.dbfilename!, '--dbfilename'), log,
   }
 }
 
 nodeFlags(program.command('primary')
   .description('run a primary')
-  .option('--port <port>', 'port for clients and backups', String(PORT_DEFAULT)))
+  .option('--port <port>', 'port for clients and backups', String(PORT_DEFAULT))
+  .option('--load-rdb <file>', 'first load this RDB file into the (empty or new) --dir, as `freshet restore` does')
+  .option('--skip-unsupported', 'with --load-rdb: skip (and count) keys freshet cannot hold instead of refusing the file'))
   .action(async (o: Record<string, string | undefined>) => {
     const port = parsePort(o.port!)
-    const running = await RunningNode.start(nodeOptions(o, port, o.requirepass ?? null), null)
+    const node = nodeOptions(o, port, o.requirepass ?? null)
+    if (o.loadRdb !== undefined) await restore(o.loadRdb, node.dir, node.segmentBytes, node.maxMemoryBytes, flag(o, 'skipUnsupported'))
+    const running = await RunningNode.start(node, null)
     onSignals(() => running.stop())
   })
+
+program.command('restore')
+  .description('load an RDB file (strings) into a new primary log directory')
+  .argument('<file>', 'the RDB file (redis-cli --rdb, SAVE or BGSAVE of Redis or freshet)')
+  .requiredOption('--dir <dir>', 'the new log directory (absent or empty)')
+  .option('--segment-size <size>', 'log segment size (the nodes that will serve it must use the same)', '8mb')
+  .option('--max-memory <size>', 'memory for log + index while loading (default: 75% of RAM)')
+  .option('--skip-unsupported', 'skip (and count) keys freshet cannot hold (other types, other databases, keys with a time to live) instead of refusing the file')
+  .action(async (file: string, o: Record<string, string | undefined>) => {
+    const segmentBytes = parseSegmentBytes(o.segmentSize!)
+    await restore(file, o.dir!, segmentBytes, o.maxMemory !== undefined ? parseBytes(o.maxMemory, '--max-memory') : defaultMaxMemory(), flag(o, 'skipUnsupported'))
+    process.exit(0)
+  })
+
+async function restore(file: string, dir: string, segmentBytes: number, maxMemoryBytes: number, skipUnsupported: boolean): Promise<void> {
+  const o = { file, dir, segmentBytes, maxMemoryBytes, valueBytesMax: valueBytesMaxFor(segmentBytes), skipUnsupported, log }
+  const r = await restoreRdb(o)
+  log(describeRestore(o, r))
+}
 
 nodeFlags(program.command('backup')
   .description('run a backup that follows a primary and serves reads (REPLICAOF NO ONE promotes it)')

@@ -69,3 +69,11 @@ export function backupRequirepass(requirepass: string | undefined, primaryauth: 
   if (requirepass !== undefined) return requirepass === '' ? null : requirepass
   return primaryauth !== undefined && primaryauth !== '' ? primaryauth : null
 }
+
+/** A plain file name (no directory part), e.g. --dbfilename. */
+export function parseFileName(text: string, name: string): string {
+  if (text.length === 0 || text.length > 255 || text.includes('/') || text.includes('\0') || text === '.' || text === '..') {
+    throw dbError('INVALID_OPTION', `${name} must be a file name (no directory part): ${JSON.stringify(text.slice(0, 100))}`)
+  }
+  return text
+}

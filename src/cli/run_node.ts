@@ -31,6 +31,8 @@ import { RespServer } from '../server/server.js'
 import { SHARED_COMMANDS } from '../server/tables.js'
 import { Shipping } from '../ship/sender.js'
 import type { InfoSections } from '../node.js'
+import { RdbSaves, SAVE_STEP_MS_DEFAULT } from '../rdb/saves.js'
+import { REDIS_VERSION } from '../server/admin_commands.js'
 
 export interface NodeRunOptions {
   host: string
@@ -52,6 +54,8 @@ export interface NodeRunOptions {
   /** As a backup. */
   workers: number
   primaryAuth: string | null
+  /** RDB snapshots (SAVE, BGSAVE, SYNC) go to <dir>/<dbfilename>. */
+  dbfilename: string
   log: (line: string) => void
 }
 
@@ -74,6 +78,8 @@ export class RunningNode {
   private lastChange: RoleChange | null
   private visibleCutsTotal: number
   private stopping: Promise<void> | null
+  /** SAVE, BGSAVE, LASTSAVE, SYNC of whichever role is served (rdb/saves.ts). */
+  readonly saves: RdbSaves
 
   private constructor(options: NodeRunOptions, role: Role, server: RespServer) {
     this.options = options
@@ -83,6 +89,8 @@ export class RunningNode {
     this.lastChange = null
     this.visibleCutsTotal = 0
     this.stopping = null
+    this.saves = new RdbSaves({ dir: options.dir, dbfilename: options.dbfilename, redisVersion: REDIS_VERSION, stepMs: SAVE_STEP_MS_DEFAULT, log: options.log },
+      () => this.role.kind === 'primary' ? this.role.primary : this.role.backup)
   }
 
   /** Starts a node: a primary (`follow` null) or a backup of `follow`. */
@@ -125,11 +133,11 @@ export class RunningNode {
     const r = this.role
     const own: InfoSections = { replication: () => this.roleInfo() }
     if (r.kind === 'primary') {
-      this.server.serve(r.primary, new CommandRegistry(...SHARED_COMMANDS, r.shipping.commands(), r.primary.commands(), this.commands()),
-        new InfoRegistry(r.primary.infoSections(), r.shipping.infoSections(), own))
+      this.server.serve(r.primary, new CommandRegistry(...SHARED_COMMANDS, r.shipping.commands(), r.primary.commands(), this.commands(), this.saves.commands()),
+        new InfoRegistry(r.primary.infoSections(), r.shipping.infoSections(), own, this.saves.infoSections()))
     } else {
-      this.server.serve(r.backup, new CommandRegistry(...SHARED_COMMANDS, r.backup.commands(), this.commands()),
-        new InfoRegistry(r.backup.infoSections(), own))
+      this.server.serve(r.backup, new CommandRegistry(...SHARED_COMMANDS, r.backup.commands(), this.commands(), this.saves.commands()),
+        new InfoRegistry(r.backup.infoSections(), own, this.saves.infoSections()))
     }
   }
 

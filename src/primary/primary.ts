@@ -327,6 +327,11 @@ export class Primary implements ServedNode, NodeWriter {
     this.writesTotal = 0
   }
 
+  /** Writes made by commands since start (RDB saves: rdb_changes_since_last_save). */
+  changesTotal(): number {
+    return this.writesTotal
+  }
+
   commitLsn(): number {
     return this.store.endLsn
   }

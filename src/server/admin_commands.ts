@@ -310,7 +310,7 @@ function splitHostPort(addr: string | number | undefined): [string, string] {
 }
 
 /** The Redis version whose behaviour freshet follows (HELLO, INFO redis_version). */
-const REDIS_VERSION = '7.0.0'
+export const REDIS_VERSION = '7.0.0'
 
 function timingSafeEqualString(a: string, b: string): boolean {
   const x = Buffer.from(a)

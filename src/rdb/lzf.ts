@@ -1,0 +1,34 @@
+/**
+ * LZF decompression (liblzf's format, as Redis stores compressed RDB
+ * strings): a control byte below 32 copies that many + 1 literal bytes; any
+ * other is a back reference of length (ctrl >> 5) + 2 (7 meaning one more
+ * length byte follows) at distance ((ctrl & 31) << 8 | next byte) + 1. Input
+ * from a file: every length and distance is checked, and a stream that does
+ * not produce exactly `outLength` bytes is refused (null).
+ */
+export function lzfDecompress(src: Uint8Array, start: number, end: number, outLength: number): Buffer | null {
+  const out = Buffer.allocUnsafe(outLength)
+  let ip = start
+  let op = 0
+  while (ip < end) {
+    const ctrl = src[ip++]
+    if (ctrl < 32) {
+      const n = ctrl + 1
+      if (ip + n > end || op + n > outLength) return null
+      for (let i = 0; i < n; i++) out[op++] = src[ip++]
+      continue
+    }
+    let len = ctrl >> 5
+    if (len === 7) {
+      if (ip >= end) return null
+      len += src[ip++]
+    }
+    len += 2
+    if (ip >= end) return null
+    const back = ((ctrl & 0x1f) << 8) + src[ip++] + 1
+    if (back > op || op + len > outLength) return null
+    // Overlapping copies are byte by byte (a run repeats what it just wrote).
+    for (let i = 0; i < len; i++, op++) out[op] = out[op - back]
+  }
+  return op === outLength ? out : null
+}

@@ -1,0 +1,242 @@
+/**
+ * RDB snapshots of a node, in either role (meant for backups, so the primary
+ * is never disturbed): SAVE (answers when the file is written), BGSAVE
+ * (answers at once), LASTSAVE, INFO persistence's rdb_* fields, and the
+ * replication handshake Redis's tools use to fetch one (`redis-cli --rdb`:
+ * REPLCONF, then SYNC or PSYNC answered with the RDB payload, then the
+ * connection closes).
+ *
+ * A save writes one snapshot (view/snapshot.ts, pinned at the node's visible
+ * LSN) with writer.ts to `<dir>/temp-<pid>-<n>.rdb`, fsyncs it, renames it to
+ * `<dir>/<dbfilename>` and fsyncs the directory: a crash never leaves a half
+ * file under the real name. At most one save runs at a time; what it costs in
+ * memory is what the pinned view holds (INFO memory pinned_bytes).
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { Socket } from 'node:net'
+import { syncDir } from '../log/manifest.js'
+import { argIs } from '../server/args.js'
+import { F_ADMIN, type CommandSpec, type Session } from '../server/commands.js'
+import type { InfoSections } from '../node.js'
+import type { Snapshot } from '../view/snapshot.js'
+import { writeRdb, type RdbWriteResult } from './writer.js'
+
+/** What a save reads of the node served now. */
+export interface SaveSource {
+  snapshot(): Snapshot
+  keyCount(): number
+  /** Why a snapshot cannot be taken now (a backup loading a full resync), or null. */
+  loading(): string | null
+  /** Writes (primary) or replayed ops (backup) so far: rdb_changes_since_last_save. */
+  changesTotal(): number
+}
+
+export interface SaveOptions {
+  dir: string
+  dbfilename: string
+  redisVersion: string
+  /** Longest piece of work between two yields to the event loop. */
+  stepMs: number
+  log: (line: string) => void
+}
+
+/** Yield to the event loop after this much writing work (the main thread's longest stall). */
+export const SAVE_STEP_MS_DEFAULT = 1
+
+export class RdbSaves {
+  readonly options: SaveOptions
+  private readonly source: () => SaveSource
+  private running: Promise<RdbWriteResult> | null
+  private runningSinceMs: number
+  private lastSaveS: number
+  private lastStatus: 'ok' | 'err'
+  private last: RdbWriteResult | null
+  private changesAtLastSave: number
+  private savesTotal: number
+  private tempSeq: number
+
+  constructor(options: SaveOptions, source: () => SaveSource) {
+    this.options = options
+    this.source = source
+    this.running = null
+    this.runningSinceMs = 0
+    // As Redis: LASTSAVE before any save is the start time.
+    this.lastSaveS = Math.floor(Date.now() / 1000)
+    this.lastStatus = 'ok'
+    this.last = null
+    this.changesAtLastSave = 0
+    this.savesTotal = 0
+    this.tempSeq = 0
+  }
+
+  /** Saves to `<dir>/<dbfilename>` (one at a time). */
+  save(): Promise<RdbWriteResult> {
+    if (this.running !== null) return Promise.reject(new SaveBusy())
+    const source = this.source()
+    const loading = source.loading()
+    if (loading !== null) return Promise.reject(new Error(`cannot save while loading: ${loading}`))
+    const file = path.join(this.options.dir, this.options.dbfilename)
+    const changes = source.changesTotal()
+    this.runningSinceMs = Date.now()
+    const run = this.writeFile(source, file).then((r) => {
+      this.running = null
+      this.lastSaveS = Math.floor(Date.now() / 1000)
+      this.lastStatus = 'ok'
+      this.last = r
+      this.changesAtLastSave = changes
+      this.savesTotal++
+      this.options.log(`RDB saved to ${file}: ${r.keys} keys, ${r.bytes} bytes at LSN ${r.lsn} in ${r.ms.toFixed(0)} ms (longest step ${r.maxStepMs.toFixed(2)} ms)`)
+      return r
+    }, (err: unknown) => {
+      this.running = null
+      this.lastStatus = 'err'
+      this.options.log(`RDB save to ${file} failed: ${String(err)}`)
+      throw err
+    })
+    this.running = run
+    return run
+  }
+
+  /** One snapshot into `file`, through a temp name (fsync, rename, directory fsync). */
+  private async writeFile(source: SaveSource, file: string): Promise<RdbWriteResult> {
+    const temp = path.join(path.dirname(file), `temp-${process.pid}-${++this.tempSeq}.rdb`)
+    const snapshot = source.snapshot()
+    const keyCount = source.keyCount()
+    const fh = await fs.promises.open(temp, 'w', 0o644)
+    try {
+      const r = await writeRdb(snapshot, async (chunk) => { await fh.write(chunk) }, {
+        aux: this.aux(snapshot.lsn), keyCount, stepMs: this.options.stepMs,
+      })
+      await fh.sync()
+      await fh.close()
+      fs.renameSync(temp, file)
+      syncDir(path.dirname(file))
+      return r
+    } catch (err) {
+      await fh.close().catch(() => {})
+      fs.rmSync(temp, { force: true })
+      throw err
+    } finally {
+      snapshot.close()
+    }
+  }
+
+  private aux(lsn: number): Array<[string, string]> {
+    return [
+      ['redis-ver', this.options.redisVersion], ['redis-bits', '64'], ['ctime', String(Math.floor(Date.now() / 1000))],
+      ['used-mem', String(process.memoryUsage().rss)], ['aof-base', '0'], ['freshet-lsn', String(lsn)],
+    ]
+  }
+
+  commands(): CommandSpec[] {
+    return [
+      {
+        name: 'save', arity: 1, flags: F_ADMIN,
+        run: (s) => {
+          this.answerWhenDone(s, this.save(), () => s.conn.out.simple('OK'))
+        },
+      },
+      {
+        name: 'bgsave', arity: -1, flags: F_ADMIN,
+        run: (s, a) => {
+          if (a.argc > 2 || (a.argc === 2 && !argIs(a, 1, 'schedule'))) { s.conn.out.error('ERR syntax error'); return }
+          if (this.running !== null) {
+            if (a.argc === 2) { s.conn.out.simple('Background saving scheduled'); return }
+            s.conn.out.error('ERR Background save already in progress')
+            return
+          }
+          const started = this.save()
+          started.catch(() => { /* logged and shown in INFO (rdb_last_bgsave_status:err) */ })
+          s.conn.out.simple('Background saving started')
+        },
+      },
+      { name: 'lastsave', arity: 1, flags: 0, run: (s) => s.conn.out.integer(this.lastSaveS) },
+      // redis-cli --rdb: REPLCONF capa eof / rdb-only 1, then SYNC (PSYNC from replicas): the RDB, then the connection closes.
+      { name: 'replconf', arity: -1, flags: F_ADMIN, run: (s) => s.conn.out.simple('OK') },
+      { name: 'sync', arity: 1, flags: F_ADMIN, run: (s) => this.sendRdb(s, null) },
+      { name: 'psync', arity: 3, flags: F_ADMIN, run: (s) => this.sendRdb(s, `FULLRESYNC ${randomBytes(20).toString('hex')} 0`) },
+    ]
+  }
+
+  infoSections(): InfoSections {
+    return {
+      persistence: () => {
+        const last = this.last
+        const inProgress = this.running !== null
+        return [
+          ['rdb_changes_since_last_save', Math.max(0, this.source().changesTotal() - this.changesAtLastSave)],
+          ['rdb_bgsave_in_progress', inProgress ? 1 : 0], ['rdb_last_save_time', this.lastSaveS],
+          ['rdb_last_bgsave_status', this.lastStatus], ['rdb_last_bgsave_time_sec', last === null ? -1 : Math.round(last.ms / 1000)],
+          ['rdb_current_bgsave_time_sec', inProgress ? Math.round((Date.now() - this.runningSinceMs) / 1000) : -1],
+          ['rdb_saves', this.savesTotal], ['rdb_last_cow_size', 0],
+          ['rdb_last_lsn', last === null ? -1 : last.lsn], ['rdb_last_keys', last === null ? 0 : last.keys],
+          ['rdb_last_bytes', last === null ? 0 : last.bytes], ['rdb_last_ms', last === null ? 0 : Math.round(last.ms)],
+          ['rdb_last_max_step_ms', last === null ? '0' : last.maxStepMs.toFixed(3)],
+          ['rdb_dir', this.options.dir], ['rdb_filename', this.options.dbfilename],
+        ]
+      },
+    }
+  }
+
+  /** Parks the connection until `work` settles, then answers. */
+  private answerWhenDone(s: Session, work: Promise<RdbWriteResult>, ok: () => void): void {
+    const conn = s.conn
+    s.server.block(conn)
+    work.then(() => { if (!conn.closed) ok() }, (err: unknown) => {
+      if (conn.closed) return
+      conn.out.error(err instanceof SaveBusy ? 'ERR Background save already in progress' : `ERR ${err instanceof Error ? err.message : String(err)}`)
+    }).finally(() => s.server.unblock(conn))
+  }
+
+  /**
+   * SYNC / PSYNC: writes a snapshot to a temp file, sends it as the RDB
+   * payload (`$<length>` then the bytes, after `+<psyncLine>` for PSYNC) and
+   * closes the connection. The connection leaves the RESP server first.
+   */
+  private sendRdb(s: Session, psyncLine: string | null): void {
+    const conn = s.conn
+    const source = this.source()
+    const loading = source.loading()
+    if (loading !== null) { conn.out.error(`LOADING ${loading}`); return }
+    if (psyncLine !== null) conn.out.simple(psyncLine)
+    conn.sendable = conn.out.length
+    conn.flush()
+    conn.detached = true
+    const socket: Socket = conn.socket
+    socket.removeAllListeners('data')
+    socket.on('data', () => { /* a replica's REPLCONF ACKs: nothing follows the payload */ })
+    const temp = path.join(this.options.dir, `temp-sync-${process.pid}-${++this.tempSeq}.rdb`)
+    const snapshot = source.snapshot()
+    const keyCount = source.keyCount()
+    const done = (err: unknown): void => {
+      fs.rmSync(temp, { force: true })
+      if (err !== null) this.options.log(`RDB for ${conn.addr} (SYNC) failed: ${String(err)}`)
+      socket.end()
+    }
+    void (async () => {
+      const fh = await fs.promises.open(temp, 'w', 0o600)
+      let r: RdbWriteResult
+      try {
+        r = await writeRdb(snapshot, async (chunk) => { await fh.write(chunk) }, { aux: this.aux(snapshot.lsn), keyCount, stepMs: this.options.stepMs })
+      } finally {
+        snapshot.close()
+        await fh.close()
+      }
+      if (socket.destroyed) { done(null); return }
+      socket.write(`$${r.bytes}\r\n`)
+      const stream = fs.createReadStream(temp)
+      stream.on('error', done)
+      stream.on('end', () => done(null))
+      stream.pipe(socket, { end: false })
+      this.options.log(`RDB sent to ${conn.addr} (SYNC): ${r.keys} keys, ${r.bytes} bytes at LSN ${r.lsn}`)
+    })().catch(done)
+  }
+}
+
+class SaveBusy extends Error {
+  constructor() {
+    super('Background save already in progress')
+  }
+}

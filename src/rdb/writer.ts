@@ -1,0 +1,162 @@
+/**
+ * Writes one snapshot (view/snapshot.ts: a read view pinned at one LSN) as
+ * an RDB file (format.ts, version 9, strings), while writes, replay and reads
+ * go on: no fork and no copy of the data. The keys are visited in hash order
+ * (ReadView.scanStep, which neither skips nor repeats a key across table
+ * growth), a few hundred at a time, and the writer yields to the event loop
+ * after at most `stepMs` of work, so the main thread is never held longer
+ * than a step (the longest step is reported). Values are copied once, from
+ * the log segments into a bounded output buffer (CHUNK_BYTES, or one value
+ * if larger) that goes to the sink, which applies back-pressure (a file
+ * write, a socket drain). Freshet has no key expiry yet, so no entry carries
+ * an expiry time.
+ */
+import { Crc64 } from './crc64.js'
+import { OPCODE_AUX, OPCODE_EOF, OPCODE_RESIZEDB, OPCODE_SELECTDB, RDB_MAGIC, RDB_VERSION_WRITTEN, TYPE_STRING, lengthBytes, writeLength } from './format.js'
+import type { Snapshot } from '../view/snapshot.js'
+
+/** Output is handed to the sink in chunks of about this size. */
+const CHUNK_BYTES = 1024 * 1024
+/** Keys asked of one scan step. */
+const SCAN_STEP_KEYS = 256
+
+export interface RdbWriteResult {
+  lsn: number
+  keys: number
+  bytes: number
+  ms: number
+  /** The longest the writer held the main thread between two yields. */
+  maxStepMs: number
+  crc: string
+}
+
+export interface RdbWriteOptions {
+  /** AUX fields written after the header (redis-ver, ctime, ...). */
+  aux: Array<[string, string]>
+  /** Live keys at the snapshot (RESIZEDB). */
+  keyCount: number
+  /** Work done before yielding to the event loop. */
+  stepMs: number
+}
+
+/** Appends RDB bytes to a chunk and hands full chunks (with the running CRC) to the sink. */
+class Output {
+  buf: Buffer
+  at: number
+  bytes: number
+  readonly crc: Crc64
+  private readonly sink: (chunk: Buffer) => Promise<void>
+
+  constructor(sink: (chunk: Buffer) => Promise<void>) {
+    this.buf = Buffer.allocUnsafe(CHUNK_BYTES)
+    this.at = 0
+    this.bytes = 0
+    this.crc = new Crc64()
+    this.sink = sink
+  }
+
+  /** Room for `n` more bytes: flushes first if the chunk would overflow (a larger record gets a chunk of its own). */
+  async room(n: number): Promise<void> {
+    if (this.at + n <= this.buf.length) return
+    await this.flush()
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n)
+  }
+
+  /** Synchronous: the caller made room. */
+  byte(b: number): void {
+    this.buf[this.at++] = b
+  }
+
+  string(src: Uint8Array, start: number, length: number): void {
+    this.at = writeLength(this.buf, this.at, length)
+    this.buf.set(src.subarray(start, start + length), this.at)
+    this.at += length
+  }
+
+  text(s: string): void {
+    const b = Buffer.from(s)
+    this.string(b, 0, b.length)
+  }
+
+  length(n: number): void {
+    this.at = writeLength(this.buf, this.at, n)
+  }
+
+  async flush(): Promise<void> {
+    if (this.at === 0) return
+    const chunk = Buffer.from(this.buf.subarray(0, this.at))
+    this.crc.update(chunk)
+    this.bytes += chunk.length
+    this.at = 0
+    await this.sink(chunk)
+  }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
+export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Promise<void>, o: RdbWriteOptions): Promise<RdbWriteResult> {
+  const started = performance.now()
+  const out = new Output(sink)
+  const header = `${RDB_MAGIC}${String(RDB_VERSION_WRITTEN).padStart(4, '0')}`
+  let auxBytes = header.length + 16
+  for (const [k, v] of o.aux) auxBytes += 1 + lengthBytes(k.length) + Buffer.byteLength(k) + lengthBytes(v.length) + Buffer.byteLength(v) + 8
+  await out.room(auxBytes)
+  out.buf.write(header, out.at, 'latin1')
+  out.at += header.length
+  for (const [k, v] of o.aux) {
+    out.byte(OPCODE_AUX)
+    out.text(k)
+    out.text(v)
+  }
+  out.byte(OPCODE_SELECTDB)
+  out.length(0)
+  out.byte(OPCODE_RESIZEDB)
+  out.length(o.keyCount)
+  out.length(0)
+  const view = snapshot.view
+  const refs: number[] = []
+  const collect = (ref: number): void => { refs.push(ref) }
+  let keys = 0
+  let maxStepMs = 0
+  let cursor = 0
+  let stepStart = performance.now()
+  do {
+    refs.length = 0
+    cursor = view.scanStep(cursor, SCAN_STEP_KEYS, collect)
+    for (const ref of refs) {
+      const c = view.locate(ref)
+      const need = 1 + lengthBytes(c.keyLength) + c.keyLength + lengthBytes(c.valueLength) + c.valueLength
+      if (out.at + need > out.buf.length) {
+        maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
+        await out.room(need)
+        stepStart = performance.now()
+      }
+      // locate() again: its cursor is shared and an await may have let another reader move it.
+      const v = view.locate(ref)
+      out.byte(TYPE_STRING)
+      out.string(v.u8, v.keyStart, v.keyLength)
+      out.string(v.u8, v.valueStart, v.valueLength)
+      keys++
+    }
+    if (performance.now() - stepStart >= o.stepMs) {
+      maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
+      await nextTurn()
+      stepStart = performance.now()
+    }
+  } while (cursor !== 0)
+  await out.room(9)
+  out.byte(OPCODE_EOF)
+  // The CRC covers everything before it, EOF included.
+  out.crc.update(out.buf, 0, out.at)
+  out.crc.bytesLE(out.buf, out.at)
+  const crc = out.crc.hex()
+  out.at += 8
+  const tail = Buffer.from(out.buf.subarray(0, out.at))
+  out.bytes += tail.length
+  out.at = 0
+  await sink(tail)
+  maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
+  return { lsn: snapshot.lsn, keys, bytes: out.bytes, ms: performance.now() - started, maxStepMs, crc }
+}
