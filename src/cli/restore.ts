@@ -18,8 +18,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { constants as bufferConstants } from 'node:buffer'
-import { OP_TYPE_SET } from '../constants.js'
-import { opBytes } from '../codec/record.js'
 import { dbError } from '../errors.js'
 import { Primary } from '../primary/primary.js'
 import { walkRdb, type RdbReadReport } from '../rdb/reader.js'
@@ -92,13 +90,7 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
     try {
       walkRdb(file, { skipUnsupported: o.skipUnsupported }, (e) => {
         if (e.expireAtMs >= 0) return
-        primary.beginWrite(opBytes(e.key.length, e.value.length))
-        try {
-          primary.probe(e.key, 0, e.key.length)
-          primary.writeProbed(OP_TYPE_SET, e.key, 0, e.key.length, e.value, 0, e.value.length, null, 0, 0)
-        } finally {
-          primary.endWrite()
-        }
+        primary.put(e.key, e.value)
         if (++loaded % RESTORE_BATCH_KEYS === 0) primary.endTurn()
       })
     } finally {

@@ -493,6 +493,17 @@ export class Primary implements ServedNode, NodeWriter {
     return lsn
   }
 
+  /** SET key value as one write of its own (a restore's loader): reserve, probe, write. */
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.beginWrite(opBytes(key.length, value.length))
+    try {
+      this.probe(key, 0, key.length)
+      this.writeProbed(OP_TYPE_SET, key, 0, key.length, value, 0, value.length, null, 0, 0)
+    } finally {
+      this.endWrite()
+    }
+  }
+
   /** Start of the block holding the newest op (lastOpLsn). */
   lastOpBlockStart(): number {
     return this.appender.openStart >= 0 ? this.appender.openStart : -1

@@ -9,16 +9,20 @@
  * the log segments into a bounded output buffer (CHUNK_BYTES, or one value
  * if larger) that goes to the sink, which applies back-pressure (a file
  * write, a socket drain). Freshet has no key expiry yet, so no entry carries
- * an expiry time.
+ * an expiry time. Keys are visited slot by slot over the index tables as
+ * they are when the writer starts (ReadView.liveInSlots says why each key
+ * visible at the snapshot is met exactly once).
  */
 import { Crc64 } from './crc64.js'
 import { OPCODE_AUX, OPCODE_EOF, OPCODE_RESIZEDB, OPCODE_SELECTDB, RDB_MAGIC, RDB_VERSION_WRITTEN, TYPE_STRING, lengthBytes, writeLength } from './format.js'
 import type { Snapshot } from '../view/snapshot.js'
+import { copyBytes } from '../codec/record.js'
+import { tableSlotCount } from '../index/indirection.js'
 
 /** Output is handed to the sink in chunks of about this size. */
-const CHUNK_BYTES = 1024 * 1024
-/** Keys asked of one scan step. */
-const SCAN_STEP_KEYS = 256
+const CHUNK_BYTES = 64 * 1024
+/** Index slots read between two looks at the clock (a few hundred keys at most). */
+const SLOTS_PER_STEP = 512
 
 export interface RdbWriteResult {
   lsn: number
@@ -69,7 +73,7 @@ class Output {
 
   string(src: Uint8Array, start: number, length: number): void {
     this.at = writeLength(this.buf, this.at, length)
-    this.buf.set(src.subarray(start, start + length), this.at)
+    copyBytes(this.buf, this.at, src, start, length)
     this.at += length
   }
 
@@ -120,32 +124,39 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
   const collect = (ref: number): void => { refs.push(ref) }
   let keys = 0
   let maxStepMs = 0
-  let cursor = 0
   let stepStart = performance.now()
-  do {
-    refs.length = 0
-    cursor = view.scanStep(cursor, SCAN_STEP_KEYS, collect)
-    for (const ref of refs) {
-      const c = view.locate(ref)
-      const need = 1 + lengthBytes(c.keyLength) + c.keyLength + lengthBytes(c.valueLength) + c.valueLength
-      if (out.at + need > out.buf.length) {
-        maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
-        await out.room(need)
-        stepStart = performance.now()
+  const yieldIfDue = async (): Promise<void> => {
+    const now = performance.now()
+    if (now - stepStart < o.stepMs) return
+    maxStepMs = Math.max(maxStepMs, now - stepStart)
+    await nextTurn()
+    stepStart = performance.now()
+  }
+  // The tables as they are now (at or after the snapshot's LSN): walked slot by slot, each once (ReadView.liveInSlots).
+  const tables = view.index.tables.slice()
+  for (const table of tables) {
+    const slots = tableSlotCount(table)
+    for (let from = 0; from < slots; from += SLOTS_PER_STEP) {
+      refs.length = 0
+      view.liveInSlots(table, from, Math.min(slots, from + SLOTS_PER_STEP), collect)
+      for (let i = 0; i < refs.length; i++) {
+        let v = view.locate(refs[i])
+        const need = 1 + lengthBytes(v.keyLength) + v.keyLength + lengthBytes(v.valueLength) + v.valueLength
+        if (out.at + need > out.buf.length) {
+          maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
+          await out.room(need)
+          stepStart = performance.now()
+          // Again: the cursor is shared, and another reader may have moved it meanwhile.
+          v = view.locate(refs[i])
+        }
+        out.byte(TYPE_STRING)
+        out.string(v.u8, v.keyStart, v.keyLength)
+        out.string(v.u8, v.valueStart, v.valueLength)
+        keys++
       }
-      // locate() again: its cursor is shared and an await may have let another reader move it.
-      const v = view.locate(ref)
-      out.byte(TYPE_STRING)
-      out.string(v.u8, v.keyStart, v.keyLength)
-      out.string(v.u8, v.valueStart, v.valueLength)
-      keys++
+      await yieldIfDue()
     }
-    if (performance.now() - stepStart >= o.stepMs) {
-      maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
-      await nextTurn()
-      stepStart = performance.now()
-    }
-  } while (cursor !== 0)
+  }
   await out.room(9)
   out.byte(OPCODE_EOF)
   // The CRC covers everything before it, EOF included.

@@ -138,6 +138,24 @@ export class ReadView {
   }
 
   /**
+   * The refs of live keys at this view in slots [from, to) of `table`, in
+   * slot order. For a reader that walks tables it captured at or after this
+   * view's LSN (the RDB writer): an insert never moves an entry, a table
+   * that grows or is rebuilt is replaced rather than changed, and a slot
+   * becomes gone only at a release, which waits for the snapshot pinning
+   * this view; so each key visible here is met exactly once.
+   */
+  liveInSlots(table: Int32Array, from: number, to: number, emit: (ref: number) => void): void {
+    for (let s = from; s < to; s++) {
+      // Acquire: a non-zero ref publishes the slot (its hash is not needed here).
+      const head = Atomics.load(table, TABLE_HEADER_WORDS + 2 * s + 1) >>> 0
+      if (head === REF_NONE || head === REF_GONE) continue
+      const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
+      if (ref !== REF_NONE && this.isSet(ref)) emit(ref)
+    }
+  }
+
+  /**
    * SCAN in key-hash order: visits the hashes in [cursor, cursor + span) of the
    * partition holding `cursor`, calling `emit` for each live key's ref. Returns
    * the next cursor (0 when the scan is complete). Because the order is by
