@@ -88,7 +88,7 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
       recoveryWorkers: 1, retainBytes: 0, log: o.log,
     })
     try {
-      walkRdb(file, { skipUnsupported: o.skipUnsupported }, (e) => {
+      walkRdb(file, { skipUnsupported: o.skipUnsupported, checksum: false }, (e) => {
         if (e.expireAtMs >= 0) return
         primary.put(e.key, e.value)
         if (++loaded % RESTORE_BATCH_KEYS === 0) primary.endTurn()

@@ -20,12 +20,13 @@
  * below its confirmed LSN) cuts it and is reopened here (Backup `reopen`).
  */
 import os from 'node:os'
+import path from 'node:path'
 import { Backup, type BackupOptions } from '../backup/backup.js'
 import { writeConfirmedLsn } from '../backup/confirmed.js'
 import { dbError, DbError } from '../errors.js'
 import { isRemoteMode, Primary, type CommitMode, type PrimaryHooks, type PrimaryOptions } from '../primary/primary.js'
 import { argString } from '../server/args.js'
-import { F_ADMIN, type CommandSpec, type Session } from '../server/commands.js'
+import { F_ADMIN, F_BLOCKING, type CommandSpec, type Session } from '../server/commands.js'
 import { CommandRegistry, InfoRegistry } from '../server/registry.js'
 import { RespServer } from '../server/server.js'
 import { SHARED_COMMANDS } from '../server/tables.js'
@@ -114,6 +115,7 @@ export class RunningNode {
     const first = role.kind === 'primary' ? role.primary : role.backup
     const server = new RespServer(first, {
       host: o.host, port: o.port, requirepass: o.requirepass, maxClients: o.maxClients, valueBytesMax: o.valueBytesMax, log: o.log,
+      dir: path.resolve(o.dir), dbfilename: o.dbfilename,
       shutdown: () => { node!.stop().then(() => process.exit(0), (err) => { o.log(`shutdown failed: ${String(err)}`); process.exit(1) }) },
     }, new CommandRegistry(), new InfoRegistry())
     node = new RunningNode(o, role, server)
@@ -247,11 +249,12 @@ export class RunningNode {
       this.reply(s, this.follow(host, port), () => s.conn.out.simple('OK'))
     }
     return [
-      { name: 'replicaof', arity: 3, flags: F_ADMIN, run: replicaof },
-      { name: 'slaveof', arity: 3, flags: F_ADMIN, run: replicaof },
+      // Answered once the role change is done (the connection waits): refused inside MULTI.
+      { name: 'replicaof', arity: 3, flags: F_ADMIN | F_BLOCKING, run: replicaof },
+      { name: 'slaveof', arity: 3, flags: F_ADMIN | F_BLOCKING, run: replicaof },
       {
         // FRESHET.PROMOTE: REPLICAOF NO ONE that answers [epoch, LSN the epoch starts at, ms it took].
-        name: 'freshet.promote', arity: 1, flags: F_ADMIN,
+        name: 'freshet.promote', arity: 1, flags: F_ADMIN | F_BLOCKING,
         run: (s) => {
           const started = performance.now()
           this.reply(s, this.promote(), (p) => {

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { syncDir } from '../log/manifest.js'
 import { argIs } from '../server/args.js'
-import { F_ADMIN, type CommandSpec, type Session } from '../server/commands.js'
+import { F_ADMIN, F_BLOCKING, type CommandSpec, type Session } from '../server/commands.js'
 import type { InfoSections } from '../node.js'
 import type { Snapshot } from '../view/snapshot.js'
 import { writeRdb, type RdbWriteResult } from './writer.js'
@@ -133,7 +133,8 @@ export class RdbSaves {
   commands(): CommandSpec[] {
     return [
       {
-        name: 'save', arity: 1, flags: F_ADMIN,
+        // Answered when the file is written (the connection waits): refused inside MULTI.
+        name: 'save', arity: 1, flags: F_ADMIN | F_BLOCKING,
         run: (s) => {
           this.answerWhenDone(s, this.save(), () => s.conn.out.simple('OK'))
         },
@@ -155,8 +156,8 @@ export class RdbSaves {
       { name: 'lastsave', arity: 1, flags: 0, run: (s) => s.conn.out.integer(this.lastSaveS) },
       // redis-cli --rdb: REPLCONF capa eof / rdb-only 1, then SYNC (PSYNC from replicas): the RDB, then the connection closes.
       { name: 'replconf', arity: -1, flags: F_ADMIN, run: (s) => s.conn.out.simple('OK') },
-      { name: 'sync', arity: 1, flags: F_ADMIN, run: (s) => this.sendRdb(s, null) },
-      { name: 'psync', arity: 3, flags: F_ADMIN, run: (s) => this.sendRdb(s, `FULLRESYNC ${randomBytes(20).toString('hex')} 0`) },
+      { name: 'sync', arity: 1, flags: F_ADMIN | F_BLOCKING, run: (s) => this.sendRdb(s, null) },
+      { name: 'psync', arity: 3, flags: F_ADMIN | F_BLOCKING, run: (s) => this.sendRdb(s, `FULLRESYNC ${randomBytes(20).toString('hex')} 0`) },
     ]
   }
 

@@ -52,6 +52,7 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
         databases: '1', 'proto-max-bulk-len': String(s.server.options.valueBytesMax),
         maxclients: String(s.server.options.maxClients), port: String(s.server.port),
         bind: s.server.options.host, 'replica-read-only': 'yes',
+        dir: s.server.options.dir ?? '', dbfilename: s.server.options.dbfilename ?? '',
       }
       const pairs: string[] = []
       for (let i = 2; i < a.argc; i++) {

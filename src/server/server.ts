@@ -31,6 +31,9 @@ export interface ServerOptions {
   log: (line: string) => void
   /** How SHUTDOWN stops this node (flush the log, close, exit); null: SHUTDOWN is refused. */
   shutdown: (() => void) | null
+  /** CONFIG GET dir / dbfilename: where RDB snapshots go (absent in servers without them). */
+  dir?: string
+  dbfilename?: string
 }
 
 export class RespServer {

@@ -88,6 +88,8 @@ describe('RDB files freshet writes', () => {
       await writeMix(p, 1501)
       const want = await digest(p)
       expect(await p.call('SAVE')).toBe('OK')
+      expect(await p.call('CONFIG', 'GET', 'dbfilename')).toEqual(['dbfilename', 'dump.rdb'])
+      expect(await p.call('CONFIG', 'GET', 'dir')).toEqual(['dir', path.resolve(primary.dir)])
       expect(await redisDigestOf(path.join(primary.dir, 'dump.rdb'))).toEqual(want)
       const lsn = Number((await info(p, 'replication')).get('commit_lsn'))
       expect(Number(await b.call('WAITLSN', String(lsn), '10000'))).toBeGreaterThanOrEqual(lsn)

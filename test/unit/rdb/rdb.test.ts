@@ -31,6 +31,17 @@ describe('crc64', () => {
     expect(c.hex()).toBe('e9c6d914c4b8d9ca')
     expect(crc64(Buffer.alloc(0)).hex()).toBe('0000000000000000')
   })
+
+  test('eight bytes at a time give what one byte at a time gives, for every length and alignment up to 200', () => {
+    const data = Buffer.from(Array.from({ length: 210 }, (_, i) => (i * 151 + 7) & 0xff))
+    for (let start = 0; start < 8; start++) {
+      for (let n = 0; n + start <= 200; n++) {
+        const bytewise = crc64(Buffer.alloc(0))
+        for (let i = start; i < start + n; i++) bytewise.update(data, i, i + 1)
+        expect(crc64(data, start, start + n).hex(), `${start}+${n}`).toBe(bytewise.hex())
+      }
+    }
+  })
 })
 
 describe('length encoding', () => {
