@@ -515,6 +515,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.closed = true
     this.reopening = `rebuilding the index after a failover cut at LSN ${lsn}`
     clearInterval(this.timer)
+    await this.releases.stop()
     await this.groupCommit.drain()
     await this.scheduler.close()
     const from = this.confirmedLsn
@@ -548,6 +549,8 @@ export class Backup implements ServedNode, ReceiverSink {
     clearInterval(this.timer)
     this.link.close()
     this.probe = null
+    // A release in progress finishes on the backup's terms before the primary owns the files.
+    await this.releases.stop()
     await this.groupCommit.drain()
     const end = this.store.endLsn
     // Everything received is now flushed: show it all (confirmation waited for the old primary's safe LSN).
@@ -712,6 +715,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.closed = true
     clearInterval(this.timer)
     this.link.close()
+    await this.releases.stop()
     await this.groupCommit.drain()
     this.persistConfirmed(nowMs())
     await this.scheduler.close()

@@ -45,6 +45,9 @@ export class Releases {
   private pendingCount: number
   private releasing: boolean
   private lastLogMs: number
+  /** Set by stop(): no release starts any more. */
+  private stopped: boolean
+  private idleWaiters: Array<() => void>
 
   constructor(store: SegmentStore, files: LogFiles, scheduler: ReplayScheduler, heldLsn: () => number, log: (line: string) => void) {
     this.primaryHorizonLsn = store.horizonLsn()
@@ -59,6 +62,23 @@ export class Releases {
     this.pendingCount = 0
     this.releasing = false
     this.lastLogMs = 0
+    this.stopped = false
+    this.idleWaiters = []
+  }
+
+  /** No release starts from now on; resolves once the one in progress (if any) is done (the backup stops being one). */
+  stop(): Promise<void> {
+    this.stopped = true
+    if (!this.releasing) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  private settled(): void {
+    this.releasing = false
+    if (this.idleWaiters.length === 0) return
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const w of waiters) w()
   }
 
   /** A heartbeat's horizon (it only moves forward). */
@@ -104,7 +124,7 @@ export class Releases {
 
   /** Releases what may go now (called as the backup's positions move). */
   maybeRelease(): void {
-    if (this.releasing) return
+    if (this.releasing || this.stopped) return
     const h = this.primaryHorizonLsn
     if (h > this.store.horizonLsn()) {
       if (this.mayRelease(this.primaryHorizonAfterLsn)) this.releaseBelow(h)
@@ -124,11 +144,11 @@ export class Releases {
     const id = h / this.store.segmentBytes
     this.releasing = true
     this.scheduler.sweep(this.heldBelow(id), h).then(() => {
-      this.releasing = false
       const before = this.store.oldestId
       this.files.releaseBelow(id)
       this.segmentsReleasedTotal += this.store.releaseBelow(id)
       this.logRelease(`released segments ${before}..${id - 1} (the primary's horizon is LSN ${h}; ${this.segmentsReleasedTotal} released since start)`)
+      this.settled()
       this.maybeRelease()
     }, (err: unknown) => this.releaseFailed(err))
   }
@@ -148,12 +168,12 @@ export class Releases {
     if (ids.length === 0) { this.maybeRelease(); return }
     this.releasing = true
     this.scheduler.sweep(ids, this.store.horizonLsn()).then((swept) => {
-      this.releasing = false
       if (swept.length > 0) {
         this.files.releaseHoles(swept)
         this.segmentsReleasedTotal += this.store.releaseHoles(swept)
         this.logRelease(`released segments ${swept.join(',')} (holes the primary's cleaner made; ${this.segmentsReleasedTotal} released since start)`)
       }
+      this.settled()
       // A segment with a head that must stay (never, if the primary relocated what it had to) waits for the horizon.
       this.maybeRelease()
     }, (err: unknown) => this.releaseFailed(err))
