@@ -130,6 +130,11 @@ class Cursor {
   }
 }
 
+/** A key as error messages name it. */
+function keyName(key: Buffer): string {
+  return JSON.stringify(key.toString('utf8').slice(0, 200))
+}
+
 function checkHeader(c: Cursor): number {
   c.need(9)
   if (c.b.toString('latin1', 0, 5) !== RDB_MAGIC) c.fail('no REDIS magic')
@@ -214,18 +219,17 @@ function walk(file: Buffer, o: RdbReadOptions, entry: ((e: RdbEntry) => void) | 
         const name = TYPE_NAMES[type]
         if (name === undefined) c.fail(`an unknown opcode or value type ${type}`)
         const key = c.string()
-        const keyText = JSON.stringify(key.toString('utf8').slice(0, 200))
         const expiry = expireAtMs
         expireAtMs = -1
         if (type !== TYPE_STRING) {
-          if (!o.skipUnsupported) throw dbError('RDB_UNSUPPORTED', `key ${keyText} is a ${name}: freshet stores strings only (--skip-unsupported skips it)`)
-          if (!c.skipValue(type)) throw dbError('RDB_UNSUPPORTED', `key ${keyText} is a ${name}, which freshet can neither load nor skip`)
+          if (!o.skipUnsupported) throw dbError('RDB_UNSUPPORTED', `key ${keyName(key)} is a ${name}: freshet stores strings only (--skip-unsupported skips it)`)
+          if (!c.skipValue(type)) throw dbError('RDB_UNSUPPORTED', `key ${keyName(key)} is a ${name}, which freshet can neither load nor skip`)
           skip(name)
           continue
         }
         const value = c.string()
         if (db !== 0) {
-          if (!o.skipUnsupported) throw dbError('RDB_UNSUPPORTED', `key ${keyText} is in database ${db}: freshet has one database, 0 (--skip-unsupported skips it)`)
+          if (!o.skipUnsupported) throw dbError('RDB_UNSUPPORTED', `key ${keyName(key)} is in database ${db}: freshet has one database, 0 (--skip-unsupported skips it)`)
           skip(`database ${db}`)
           continue
         }
