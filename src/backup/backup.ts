@@ -24,7 +24,7 @@
 import { initHash } from '../codec/hash.js'
 import type { Index } from '../index/indirection.js'
 import { BLOCK_HEADER_BYTES } from '../constants.js'
-import { nowMs } from '../log/appender.js'
+import { nowMs } from '../io/clock.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles } from '../log/log_file.js'
 import { SegmentStore } from '../log/segment_store.js'

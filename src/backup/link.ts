@@ -10,7 +10,7 @@
  * read): the sink copies every byte it keeps before its callback returns.
  */
 import net from 'node:net'
-import { nowMs } from '../log/appender.js'
+import { nowMs } from '../io/clock.js'
 import { ACK_PAYLOAD_BYTES, FRAME_HEADER_BYTES, LINK_TIMEOUT_MS, encodeAck } from '../ship/protocol.js'
 import { parseHandshakeLine, type HandshakeLine } from './handshake.js'
 

@@ -17,7 +17,7 @@
  * Bounded: a primary holds at most a ref window of segments, so more pending
  * ids than segment slots is a broken link (LinkError).
  */
-import { nowMs } from '../log/appender.js'
+import { nowMs } from '../io/clock.js'
 import type { LogFiles } from '../log/log_file.js'
 import type { SegmentStore } from '../log/segment_store.js'
 import type { ReplayScheduler } from '../replay/scheduler.js'

@@ -5,7 +5,7 @@
  * replay makes blocks visible and on every tick; when the backup stops being
  * one (promotion, a cut that reopens it), every wait is answered at once.
  */
-import { nowMs } from '../log/appender.js'
+import { nowMs } from '../io/clock.js'
 import { argInt } from '../server/args.js'
 import { BlockedWaits } from '../server/blocked_waits.js'
 import { F_BLOCKING, type CommandSpec } from '../server/commands.js'

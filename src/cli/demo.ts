@@ -11,6 +11,7 @@ import path from 'node:path'
 import { RespClient, parseInfo, type Reply } from '../client/client.js'
 import { startNode, type NodeProcess } from './spawn.js'
 import { RateLoad } from '../client/load.js'
+import { nowMs } from '../io/clock.js'
 
 export interface DemoOptions {
   durationS: number
@@ -55,7 +56,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
 
     const load = await RateLoad.connect({ host: '127.0.0.1', port: primary.port, clients: o.clients, rate: o.rate, valueBytes: o.valueBytes, keyspace: o.keyspace })
     loads.push(load)
-    const started = Date.now()
+    const started = nowMs()
     const stats: BackupStats[] = backups.map(() => ({ appliedBytes: 0, rywOk: 0, rywFailed: 0, rywWaitMsMax: 0 }))
     load.start()
 
@@ -80,7 +81,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       await readYourWrites(admin, backupClients, rywSeq, stats)
     }
     load.stop()
-    const loadEnded = Date.now()
+    const loadEnded = nowMs()
     await waitFor(async () => load.inFlight() === 0, 20000)
     const acked = load.acked
     const errors = load.errors
@@ -90,7 +91,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
       for (const c of backupClients) if (Number(parseInfo(await c.call('INFO', 'replication')).get('applied_lsn')) < commitLsn) return false
       return true
     }, 20000)
-    const drainMs = Date.now() - loadEnded
+    const drainMs = nowMs() - loadEnded
     const primarySize = await admin.call('DBSIZE')
     const elapsedS = (loadEnded - started) / 1000
     o.out('')
@@ -115,7 +116,7 @@ export async function runDemo(o: DemoOptions): Promise<boolean> {
 
 async function readYourWrites(admin: RespClient, backups: RespClient[], seq: number, stats: BackupStats[]): Promise<void> {
   const key = `demo:ryw:${seq}`
-  const value = `written-${seq}-${Date.now()}`
+  const value = `written-${seq}-${nowMs()}`
   await admin.call('SET', key, value)
   const lsn = await admin.call('LSN')
   await Promise.all(backups.map(async (b, i) => {
@@ -135,8 +136,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
+  const deadline = nowMs() + timeoutMs
+  while (nowMs() < deadline) {
     if (await check()) return
     await sleep(20)
   }

@@ -6,6 +6,7 @@
 import { RespClient, parseFields, parseInfo, RespErrorReply } from '../client/client.js'
 import { parseHostPort } from './options.js'
 import { dbError } from '../errors.js'
+import { nowMs } from '../io/clock.js'
 
 interface Sample { appliedLsn: number, atMs: number }
 
@@ -25,7 +26,7 @@ export async function runLag(addresses: string[], once: boolean, password: strin
   process.once('SIGINT', () => { stop = true })
   try {
     for (let round = 0; !stop; round++) {
-      const now = Date.now()
+      const now = nowMs()
       for (let i = 0; i < targets.length; i++) {
         const reply = await clients[i].call('INFO', 'replication')
         if (reply instanceof RespErrorReply) {

@@ -21,6 +21,7 @@ import { constants as bufferConstants } from 'node:buffer'
 import { dbError } from '../errors.js'
 import { Primary } from '../primary/primary.js'
 import { walkRdb, type RdbReadReport } from '../rdb/reader.js'
+import { nowMs } from '../io/clock.js'
 
 /** Keys written between two seals of the open block. */
 const RESTORE_BATCH_KEYS = 4096
@@ -63,7 +64,7 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
   const started = performance.now()
   const file = fs.readFileSync(o.file)
   // Pass 1: check everything, write nothing.
-  const now = Date.now()
+  const now = nowMs()
   let ttlFirst: string | null = null
   let ttlKeys = 0
   let expired = 0

@@ -4,6 +4,7 @@
  * bounded in-flight window allows). Used by the demo and the benchmarks.
  */
 import { RespClient, RespErrorReply } from './client.js'
+import { nowMs } from '../io/clock.js'
 
 const TICK_MS = 5
 const INFLIGHT_PER_CLIENT_MAX = 20000
@@ -46,7 +47,7 @@ export class RateLoad {
   }
 
   start(): void {
-    this.started = Date.now()
+    this.started = nowMs()
     this.timer = setInterval(() => this.tick(), TICK_MS)
   }
 
@@ -63,7 +64,7 @@ export class RateLoad {
 
   private tick(): void {
     const o = this.o
-    const due = o.rate > 0 ? Math.floor(((Date.now() - this.started) / 1000) * o.rate) - this.sent : Number.MAX_SAFE_INTEGER
+    const due = o.rate > 0 ? Math.floor(((nowMs() - this.started) / 1000) * o.rate) - this.sent : Number.MAX_SAFE_INTEGER
     if (due <= 0) return
     for (let c = 0; c < this.writers.length; c++) {
       const w = this.writers[c]

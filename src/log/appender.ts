@@ -12,6 +12,7 @@
  *      publishes the block; onSeal(start, end) hands it to durability/shipping.
  * Nothing below `store.endLsn` is ever modified again.
  */
+import { nowMs } from '../io/clock.js'
 import { assert } from '../assert.js'
 import { BLOCK_BYTES_TARGET, BLOCK_FLAG_PADDING, BLOCK_HEADER_BYTES, LSN_ALIGN_BYTES } from '../constants.js'
 import { dbError } from '../errors.js'
@@ -20,10 +21,6 @@ import type { Segment } from './segment.js'
 import type { SegmentStore } from './segment_store.js'
 
 export type SealListener = (startLsn: number, endLsn: number) => void
-
-export function nowMs(): number {
-  return performance.timeOrigin + performance.now()
-}
 
 export class Appender {
   readonly store: SegmentStore

@@ -22,6 +22,7 @@ import { F_ADMIN, F_BLOCKING, type CommandSpec, type Session } from '../server/c
 import type { InfoSections } from '../node.js'
 import type { Snapshot } from '../view/snapshot.js'
 import { writeRdb, type RdbWriteResult } from './writer.js'
+import { nowMs } from '../io/clock.js'
 
 /** What a save reads of the node served now. */
 export interface SaveSource {
@@ -63,7 +64,7 @@ export class RdbSaves {
     this.running = null
     this.runningSinceMs = 0
     // As Redis: LASTSAVE before any save is the start time.
-    this.lastSaveS = Math.floor(Date.now() / 1000)
+    this.lastSaveS = Math.floor(nowMs() / 1000)
     this.lastStatus = 'ok'
     this.last = null
     this.changesAtLastSave = 0
@@ -79,10 +80,10 @@ export class RdbSaves {
     if (loading !== null) return Promise.reject(new Error(`cannot save while loading: ${loading}`))
     const file = path.join(this.options.dir, this.options.dbfilename)
     const changes = source.changesTotal()
-    this.runningSinceMs = Date.now()
+    this.runningSinceMs = nowMs()
     const run = this.writeFile(source, file).then((r) => {
       this.running = null
-      this.lastSaveS = Math.floor(Date.now() / 1000)
+      this.lastSaveS = Math.floor(nowMs() / 1000)
       this.lastStatus = 'ok'
       this.last = r
       this.changesAtLastSave = changes
@@ -125,7 +126,7 @@ export class RdbSaves {
 
   private aux(lsn: number): Array<[string, string]> {
     return [
-      ['redis-ver', this.options.redisVersion], ['redis-bits', '64'], ['ctime', String(Math.floor(Date.now() / 1000))],
+      ['redis-ver', this.options.redisVersion], ['redis-bits', '64'], ['ctime', String(Math.floor(nowMs() / 1000))],
       ['used-mem', String(process.memoryUsage().rss)], ['aof-base', '0'], ['freshet-lsn', String(lsn)],
     ]
   }
@@ -170,7 +171,7 @@ export class RdbSaves {
           ['rdb_changes_since_last_save', Math.max(0, this.source().changesTotal() - this.changesAtLastSave)],
           ['rdb_bgsave_in_progress', inProgress ? 1 : 0], ['rdb_last_save_time', this.lastSaveS],
           ['rdb_last_bgsave_status', this.lastStatus], ['rdb_last_bgsave_time_sec', last === null ? -1 : Math.round(last.ms / 1000)],
-          ['rdb_current_bgsave_time_sec', inProgress ? Math.round((Date.now() - this.runningSinceMs) / 1000) : -1],
+          ['rdb_current_bgsave_time_sec', inProgress ? Math.round((nowMs() - this.runningSinceMs) / 1000) : -1],
           ['rdb_saves', this.savesTotal], ['rdb_last_cow_size', 0],
           ['rdb_last_lsn', last === null ? -1 : last.lsn], ['rdb_last_keys', last === null ? 0 : last.keys],
           ['rdb_last_bytes', last === null ? 0 : last.bytes], ['rdb_last_ms', last === null ? 0 : Math.round(last.ms)],

@@ -12,6 +12,7 @@ import type { RespServer } from './server.js'
 import { command } from './command_info.js'
 import { client, setClientName } from './client_command.js'
 import { REF_NONE } from '../constants.js'
+import { nowMs } from '../io/clock.js'
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'multi', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
@@ -347,8 +348,8 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
         ['redis_version', REDIS_VERSION], ['freshet_version', '0.1.0'], ['redis_mode', 'standalone'],
         ['os', `${process.platform} ${process.arch}`], ['arch_bits', 64], ['multiplexing_api', 'epoll'],
         ['process_id', process.pid], ['run_id', server.runId], ['tcp_port', server.port],
-        ['uptime_in_seconds', Math.floor((Date.now() - server.startedMs) / 1000)],
-        ['uptime_in_days', Math.floor((Date.now() - server.startedMs) / 86_400_000)],
+        ['uptime_in_seconds', Math.floor((nowMs() - server.startedMs) / 1000)],
+        ['uptime_in_days', Math.floor((nowMs() - server.startedMs) / 86_400_000)],
         ['executable', process.argv[1] ?? ''], ['config_file', ''],
       ]
     case 'clients':

@@ -6,7 +6,7 @@
  * by the connections: each parked connection holds one wait and reads no
  * further input until it is answered.
  */
-import { nowMs } from '../log/appender.js'
+import { nowMs } from '../io/clock.js'
 import type { Session } from './commands.js'
 
 export interface BlockedWait {

@@ -7,6 +7,7 @@
 import { argInt, argIs, argString, type Args } from './args.js'
 import { OK, type Session } from './commands.js'
 import type { Connection } from './connection.js'
+import { nowMs } from '../io/clock.js'
 
 /** CLIENT SETNAME / HELLO SETNAME: printable ASCII without spaces ('!' to '~'), as Redis requires. */
 export function setClientName(s: Session, a: Args, i: number): boolean {
@@ -34,7 +35,7 @@ function flagsOf(s: Session, c: Connection): string {
 
 /** One CLIENT LIST line, with Redis 7's fields (memory fields describe freshet's buffers). */
 function describe(s: Session, c: Connection): string {
-  const now = Date.now()
+  const now = nowMs()
   const local = `${c.socket.localAddress ?? ''}:${c.socket.localPort ?? 0}`
   const qbuf = c.parser.pendingBytes()
   const omem = c.socket.writableLength + c.out.length

@@ -17,6 +17,7 @@ import type { Args } from './args.js'
 import type { Session } from './commands.js'
 import { ReplyWriter } from './reply.js'
 import { RespParser } from './resp.js'
+import { nowMs } from '../io/clock.js'
 
 const READ_PAUSE_BYTES = 4 * 1024 * 1024
 
@@ -84,7 +85,7 @@ export class Connection {
       : new RespParser(UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX, UNAUTH_ARGS_MAX, true)
     this.out = new ReplyWriter()
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`
-    this.createdMs = Date.now()
+    this.createdMs = nowMs()
     this.name = ''
     this.authed = authed
     this.inMulti = false
@@ -168,7 +169,7 @@ export class Connection {
     }
     this.markEnd.push(end)
     this.markLsn.push(waitLsn)
-    this.markMs.push(Date.now())
+    this.markMs.push(nowMs())
   }
 
   hasHeld(): boolean {

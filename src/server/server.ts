@@ -21,6 +21,7 @@ import type { CommandRegistry, InfoRegistry } from './registry.js'
 import { MONITOR_OUTPUT_BYTES_MAX, monitorLine } from './monitor.js'
 import { OPS_SAMPLE_INTERVAL_MS, OpsRate } from './ops_rate.js'
 import { PARSE_COMMAND } from './resp.js'
+import { nowMs } from '../io/clock.js'
 
 export interface ServerOptions {
   host: string
@@ -79,7 +80,7 @@ export class RespServer {
     this.info = info
     this.options = options
     this.connections = new Set()
-    this.startedMs = Date.now()
+    this.startedMs = nowMs()
     this.held = new Set()
     this.dirty = new Set()
     this.turnScheduled = false
@@ -92,9 +93,9 @@ export class RespServer {
     this.port = options.port
     this.monitors = new Set()
     this.runId = randomBytes(20).toString('hex')
-    this.opsRate = new OpsRate(Date.now())
+    this.opsRate = new OpsRate(nowMs())
     this.sampler = setInterval(() => {
-      this.opsRate.sample(this.commandsTotal, Date.now())
+      this.opsRate.sample(this.commandsTotal, nowMs())
       this.expireHeld()
     }, OPS_SAMPLE_INTERVAL_MS)
     this.sampler.unref()
@@ -144,7 +145,7 @@ export class RespServer {
     if (this.held.size === 0) return
     const boundMs = this.node.heldReplyBoundMs()
     if (boundMs <= 0) return
-    const before = Date.now() - boundMs
+    const before = nowMs() - boundMs
     let text: string | null = null
     for (const c of this.held) {
       if (c.markMs.length === 0 || c.markMs[0] > before) continue
@@ -341,7 +342,7 @@ export class RespServer {
       }
     }
     conn.lastCommand = spec.name
-    conn.lastCommandMs = Date.now()
+    conn.lastCommandMs = nowMs()
     if (this.monitors.size > 0 && (spec.flags & F_ADMIN) === 0) this.feedMonitors(conn, a, spec)
     if (conn.inMulti && (spec.flags & F_MULTI_CONTROL) === 0) {
       if ((spec.flags & F_BLOCKING) !== 0) {

@@ -21,7 +21,7 @@ import type { CommandSpec } from '../server/commands.js'
 import { BlockedWaits } from '../server/blocked_waits.js'
 import { argInt, argString } from '../server/args.js'
 import type { InfoLines, InfoSections } from '../node.js'
-import { nowMs } from '../log/appender.js'
+import { nowMs } from '../io/clock.js'
 import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
   HEARTBEAT_INTERVAL_MS, LINK_TIMEOUT_MS, RELEASE_IDS_MAX, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND,
