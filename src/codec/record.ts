@@ -34,9 +34,30 @@ export const COMMIT_TIME_MS_MAX = 13_569_465_600_000
 
 const TWO_32 = 2 ** 32
 
+/*
+ * The op layout, in one place: header (OP_HEADER_BYTES), key, value, padding
+ * to LSN_ALIGN_BYTES. Everything that walks ops goes through these, so a
+ * format version that adds a field (key expiry) changes them alone.
+ */
+
+/** Bytes of an op's header, key and value, before padding. */
+export function opUsedBytes(keyLength: number, valueLength: number): number {
+  return OP_HEADER_BYTES + keyLength + valueLength
+}
+
 /** Bytes an op occupies in the log, padding included. */
 export function opBytes(keyLength: number, valueLength: number): number {
-  return alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+  return alignUp(opUsedBytes(keyLength, valueLength))
+}
+
+/** Offset of the key bytes of the op at `at`. */
+export function opKeyAt(at: number): number {
+  return at + OP_HEADER_BYTES
+}
+
+/** Bytes the op at `at` occupies in the log, padding included. */
+export function opSizeAt(dv: DataView, at: number): number {
+  return opBytes(dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true), dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true))
 }
 
 /** Writes an op header at `offset`; the caller copies key and value behind it, then pads. */
@@ -54,7 +75,7 @@ export function writeOpHeader(
 
 /** Zeroes the padding after an op's bytes and returns the op's aligned size. */
 export function padOp(u8: Uint8Array, offset: number, keyLength: number, valueLength: number): number {
-  const used = OP_HEADER_BYTES + keyLength + valueLength
+  const used = opUsedBytes(keyLength, valueLength)
   const size = alignUp(used)
   for (let i = offset + used; i < offset + size; i++) u8[i] = 0
   return size
@@ -70,7 +91,7 @@ export function writeOp(
   value: Uint8Array | null, valueStart: number, valueLength: number,
 ): number {
   writeOpHeader(dv, offset, type, keyHash, prevRef, keyLength, valueLength)
-  const keyAt = offset + OP_HEADER_BYTES
+  const keyAt = opKeyAt(offset)
   copyBytes(u8, keyAt, key, keyStart, keyLength)
   if (valueLength > 0) copyBytes(u8, keyAt + keyLength, value!, valueStart, valueLength)
   return padOp(u8, offset, keyLength, valueLength)
@@ -246,11 +267,11 @@ export function validateBlockFault(
     // A relocation (a set, or a tombstone that must stay) names the version it copies.
     if (opFlags !== 0 && (opFlags !== OP_FLAG_RELOCATED || opPrevRef(dv, at) === 0)) return BLOCK_BAD_FLAGS
     const keyLength = opKeyLength(dv, at)
-    const size = alignUp(OP_HEADER_BYTES + keyLength + opValueLength(dv, at))
+    const size = opBytes(keyLength, opValueLength(dv, at))
     if (at + size > end) return BLOCK_BAD_OP_FRAMING
     const prevRef = opPrevRef(dv, at)
     if (!goesBack(refAtOffset(baseRef, at), prevRef)) return BLOCK_BAD_PREV_REF
-    if (opKeyHash(dv, at) !== keyHash(u8, at + OP_HEADER_BYTES, keyLength)) return BLOCK_BAD_KEY_HASH
+    if (opKeyHash(dv, at) !== keyHash(u8, opKeyAt(at), keyLength)) return BLOCK_BAD_KEY_HASH
     at += size
   }
   // A padding block's body is filler (covered by the checksum); every other block is exactly its ops.

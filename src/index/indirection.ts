@@ -25,9 +25,10 @@
  * old one (hashes are in the slots, so the log is not touched) and the writer
  * swaps it in; readers of the old table still see a consistent older state.
  */
+import { opKeyAt, opSizeAt } from '../codec/record.js'
 import { assert } from '../assert.js'
 import {
-  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, LSN_ALIGN_BYTES, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_VALUE_LENGTH_OFFSET,
+  INDEX_LOAD_MAX, INDEX_SLOTS_MIN, OP_KEY_LENGTH_OFFSET,
   OP_PREV_REF_OFFSET, PARTITION_BITS, PARTITION_COUNT, REF_NONE,
 } from '../constants.js'
 import { REF_GONE, goesBack, isNewer, refAtOrPast, refPosition } from './ref.js'
@@ -80,7 +81,7 @@ export function keyEquals(
   const dv = log.dv[id]
   if (dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true) !== keyLength) return false
   const u8 = log.u8[id]
-  const k = at + OP_HEADER_BYTES
+  const k = opKeyAt(at)
   for (let i = 0; i < keyLength; i++) {
     if (u8[k + i] !== key[keyStart + i]) return false
   }
@@ -92,9 +93,7 @@ export function opBytesAt(log: LogSegments, ref: number): number {
   const position = refPosition(ref)
   const id = Math.floor(position / log.segmentBytes)
   const at = position - id * log.segmentBytes
-  const dv = log.dv[id]
-  const used = OP_HEADER_BYTES + dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true) + dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
-  return Math.ceil(used / LSN_ALIGN_BYTES) * LSN_ALIGN_BYTES
+  return opSizeAt(log.dv[id], at)
 }
 
 /**

@@ -53,9 +53,9 @@
  * writes first).
  */
 import {
-  BLOCK_HEADER_BYTES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_HEADER_BYTES, OP_PREV_REF_OFFSET, OP_TYPE_SET, PARTITION_BITS,
+  BLOCK_HEADER_BYTES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_SET, PARTITION_BITS,
 } from '../constants.js'
-import { blockLength, blockOpCount, copyBytes, opBytes, opKeyHash, opKeyLength, opType, opValueLength, padOp } from '../codec/record.js'
+import { blockLength, blockOpCount, copyBytes, opBytes, opKeyAt, opKeyHash, opKeyLength, opType, opUsedBytes, opValueLength, padOp } from '../codec/record.js'
 import { findSlotForOp, setSlotRef, slotRef } from '../index/indirection.js'
 import { sweepRange, tombstoneDroppable } from '../replay/apply.js'
 import { assert } from '../assert.js'
@@ -345,7 +345,7 @@ export class Cleaner {
           const partition = hash >>> PARTITION_SHIFT
           const table = p.index.tables[partition]
           // The op's own ref as the hint: a slot holding it is this key without comparing bytes.
-          const slot = findSlotForOp(table, store, hash, ref, victim.u8, at + OP_HEADER_BYTES, keyLength)
+          const slot = findSlotForOp(table, store, hash, ref, victim.u8, opKeyAt(at), keyLength)
           if (slot >= 0 && slotRef(table, slot) === ref) {
             this.relocate(victim, at, size, ref, partition, slot)
             if (!isSet) this.stats.tombstonesRelocated++
@@ -380,7 +380,7 @@ export class Cleaner {
     const to = appender.opOffset()
     const keyLength = opKeyLength(victim.dv, at)
     const valueLength = opValueLength(victim.dv, at)
-    copyBytes(dst.u8, to, victim.u8, at, OP_HEADER_BYTES + keyLength + valueLength)
+    copyBytes(dst.u8, to, victim.u8, at, opUsedBytes(keyLength, valueLength))
     dst.u8[to + OP_FLAGS_OFFSET] = OP_FLAG_RELOCATED
     dst.dv.setUint32(to + OP_PREV_REF_OFFSET, ref, true)
     padOp(dst.u8, to, keyLength, valueLength)

@@ -13,10 +13,10 @@
  */
 import os from 'node:os'
 import { assert } from '../assert.js'
-import { OP_HEADER_BYTES, OP_TYPE_SET, PARTITION_BITS, REF_NONE, RETAIN_BYTES_DEFAULT } from '../constants.js'
+import { OP_TYPE_SET, PARTITION_BITS, REF_NONE, RETAIN_BYTES_DEFAULT } from '../constants.js'
 import { REF_GONE, lsnOfRef, refOfLsn, slotOfRef } from '../index/ref.js'
 import { dbError, OOM_MESSAGE } from '../errors.js'
-import { blockLength, copyBytes, opBytes, padOp, writeOpHeader } from '../codec/record.js'
+import { blockLength, copyBytes, opBytes, opKeyAt, padOp, writeOpHeader } from '../codec/record.js'
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, tableNeedsGrowth, tableSlotCount } from '../index/indirection.js'
 import { Cleaner } from './cleaner.js'
@@ -452,7 +452,7 @@ export class Primary implements ServedNode, NodeWriter {
     const segment = this.appender.opSegment()
     const at = this.appender.opOffset()
     writeOpHeader(segment.dv, at, type, this.pHash, this.pHead, keyLength, valueLength)
-    const keyAt = at + OP_HEADER_BYTES
+    const keyAt = opKeyAt(at)
     copyBytes(segment.u8, keyAt, key, keyStart, keyLength)
     if (v1Length > 0) copyBytes(segment.u8, keyAt + keyLength, v1!, v1Start, v1Length)
     if (v2Length > 0) copyBytes(segment.u8, keyAt + keyLength + v1Length, v2!, v2Start, v2Length)

@@ -11,10 +11,11 @@
  * index as serial replay, because each partition sees its ops in LSN order
  * and installing is idempotent.
  */
+import { opBytes, opKeyAt } from '../codec/record.js'
 import {
-  BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, OP_HEADER_BYTES,
+  BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET,
   OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET,
-  PARTITION_BITS, alignUp,
+  PARTITION_BITS,
 } from '../constants.js'
 import { REF_NONE, lsnOfRef, refAtOffset, segmentBaseRef, slotOfSegment } from '../index/ref.js'
 import { findSlotForOp, installOp, removeAt, slotRef, type LogSegments } from '../index/indirection.js'
@@ -50,10 +51,10 @@ export function applyRange(
       const p = hash >>> PARTITION_SHIFT
       if (p % laneCount === lane) {
         const prevRef = dv.getUint32(at + OP_PREV_REF_OFFSET, true)
-        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, at + OP_HEADER_BYTES, keyLength)
+        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, opKeyAt(at), keyLength)
         installed++
       }
-      at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+      at += opBytes(keyLength, valueLength)
     }
     block += length
   }
@@ -99,17 +100,17 @@ export function sweepRange(
       if (p % laneCount === lane && (checkSets || u8[at + OP_TYPE_OFFSET] !== OP_TYPE_SET)) {
         const ref = refAtOffset(baseRef, at)
         const table = tables[p]
-        const found = findSlotForOp(table, log, hash, ref, u8, at + OP_HEADER_BYTES, keyLength)
+        const found = findSlotForOp(table, log, hash, ref, u8, opKeyAt(at), keyLength)
         if (found >= 0 && slotRef(table, found) === ref) {
           if (u8[at + OP_TYPE_OFFSET] === OP_TYPE_SET || !tombstoneDroppable(dv, at, baseLsn + at, horizonLsn)) {
             blocked = true
           } else {
             removeAt(table, found)
-            dropped += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+            dropped += opBytes(keyLength, valueLength)
           }
         }
       }
-      at += alignUp(OP_HEADER_BYTES + keyLength + valueLength)
+      at += opBytes(keyLength, valueLength)
     }
     block += length
   }

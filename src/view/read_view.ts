@@ -8,8 +8,9 @@
  * backup reads at its visible LSN, which moves only between event-loop
  * turns, so one command (MGET, SCAN, EXEC) sees one snapshot for all its keys.
  */
+import { opKeyAt } from '../codec/record.js'
 import {
-  OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET,
+  OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET,
   OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE,
 } from '../constants.js'
 import { REF_GONE, lsnOfRef, refPosition } from '../index/ref.js'
@@ -115,7 +116,7 @@ export class ReadView {
     const dv = this.log.dv[id]
     const c = this.cursor
     c.u8 = this.log.u8[id]
-    c.keyStart = at + OP_HEADER_BYTES
+    c.keyStart = opKeyAt(at)
     c.keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
     c.valueStart = c.keyStart + c.keyLength
     c.valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
