@@ -2,13 +2,13 @@
  * `freshet restore FILE --dir D` (and `freshet primary --load-rdb FILE`):
  * loads an RDB file (rdb/reader.ts) into a new primary's log.
  *
- *   1. The whole file is checked first (framing, every length, the CRC-64,
- *      unsupported types and keys with a time to live), so a file that would
- *      be refused writes nothing.
- *   2. The keys are written through the primary's own write path into a
- *      temporary directory next to D (one op per key, blocks sealed every
- *      RESTORE_BATCH_KEYS keys, fsynced in groups), closed cleanly, and only
- *      then renamed to D: a crash or an error never leaves a half-loaded D.
+ *   The keys are written as they are read, through the primary's own write
+ *   path, into a temporary directory next to D (one op per key, blocks
+ *   sealed every RESTORE_BATCH_KEYS keys, fsynced in groups). Anything that
+ *   refuses the file (its framing, a length, the CRC-64 at its end, a key
+ *   freshet cannot hold) throws before the log is closed and renamed to D,
+ *   and the temporary directory is removed: an error or a crash never leaves
+ *   a half-loaded D.
  *
  * Keys whose expiry time has passed are skipped (as Redis does when a
  * primary loads an RDB). freshet has no key expiry yet, so a key that would
@@ -42,8 +42,7 @@ export interface RestoreReport {
   expiredSkipped: number
   ttlSkipped: number
   bytesRead: number
-  readMs: number
-  writeMs: number
+  ms: number
 }
 
 /** Is `dir` absent or an empty directory? */
@@ -63,34 +62,28 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
   if (size > bufferConstants.MAX_LENGTH) throw dbError('RDB_UNSUPPORTED', `${o.file} is ${size} bytes: files above ${bufferConstants.MAX_LENGTH} bytes are not read yet`)
   const started = performance.now()
   const file = fs.readFileSync(o.file)
-  // Pass 1: check everything, write nothing.
+  // One pass, straight into a temporary directory: whatever refuses the file (framing, checksum, a key
+  // freshet cannot hold) throws before the rename, and the temporary directory goes with it.
   const now = nowMs()
-  let ttlFirst: string | null = null
   let ttlKeys = 0
   let expired = 0
-  const rdb = walkRdb(file, { skipUnsupported: o.skipUnsupported }, (e) => {
-    if (e.expireAtMs < 0) return
-    if (e.expireAtMs <= now) { expired++; return }
-    ttlKeys++
-    ttlFirst ??= JSON.stringify(e.key.toString('utf8').slice(0, 200))
-  })
-  if (ttlKeys > 0 && !o.skipUnsupported) {
-    throw dbError('RDB_UNSUPPORTED', `key ${ttlFirst} (and ${ttlKeys - 1} more) has a time to live: freshet has no key expiry yet (--skip-unsupported skips them)`)
-  }
-  const readMs = performance.now() - started
-  // Pass 2: write into a temporary directory, then rename it into place.
   const temp = path.join(path.dirname(path.resolve(o.dir)), `.${path.basename(o.dir)}.restore-${process.pid}`)
   fs.rmSync(temp, { recursive: true, force: true })
-  const writeStart = performance.now()
   let loaded = 0
+  let rdb: RdbReadReport
   try {
     const primary = await Primary.open({
       dir: temp, segmentBytes: o.segmentBytes, commit: 'local', maxMemoryBytes: o.maxMemoryBytes, valueBytesMax: o.valueBytesMax,
       recoveryWorkers: 1, retainBytes: 0, log: o.log,
     })
     try {
-      walkRdb(file, { skipUnsupported: o.skipUnsupported, checksum: false }, (e) => {
-        if (e.expireAtMs >= 0) return
+      rdb = walkRdb(file, { skipUnsupported: o.skipUnsupported }, (e) => {
+        if (e.expireAtMs >= 0) {
+          if (e.expireAtMs <= now) { expired++; return }
+          if (!o.skipUnsupported) throw dbError('RDB_UNSUPPORTED', `key ${JSON.stringify(e.key.toString('utf8').slice(0, 200))} has a time to live: freshet has no key expiry yet (--skip-unsupported skips such keys)`)
+          ttlKeys++
+          return
+        }
         primary.put(e.key, e.value)
         if (++loaded % RESTORE_BATCH_KEYS === 0) primary.endTurn()
       })
@@ -103,7 +96,8 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
     fs.rmSync(temp, { recursive: true, force: true })
     throw err
   }
-  return { rdb, keysLoaded: loaded, expiredSkipped: expired, ttlSkipped: ttlKeys, bytesRead: size, readMs, writeMs: performance.now() - writeStart }
+  const ms = performance.now() - started
+  return { rdb, keysLoaded: loaded, expiredSkipped: expired, ttlSkipped: ttlKeys, bytesRead: size, ms }
 }
 
 export function describeRestore(o: RestoreOptions, r: RestoreReport): string {
@@ -111,5 +105,5 @@ export function describeRestore(o: RestoreOptions, r: RestoreReport): string {
   if (r.expiredSkipped > 0) skipped.push(`${r.expiredSkipped} already expired`)
   if (r.ttlSkipped > 0) skipped.push(`${r.ttlSkipped} with a time to live`)
   return `restored ${r.keysLoaded} keys from ${o.file} (RDB version ${r.rdb.version}, ${(r.bytesRead / 1e6).toFixed(1)} MB, checksum ${r.rdb.checksum}) into ${o.dir}` +
-    ` in ${(r.readMs + r.writeMs).toFixed(0)} ms (check ${r.readMs.toFixed(0)} ms, write ${r.writeMs.toFixed(0)} ms)${skipped.length > 0 ? `; skipped ${skipped.join(', ')}` : ''}`
+    ` in ${r.ms.toFixed(0)} ms${skipped.length > 0 ? `; skipped ${skipped.join(', ')}` : ''}`
 }
