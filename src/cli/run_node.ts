@@ -270,18 +270,11 @@ export class RunningNode {
 
   /** Answers a role-change command once its work is done (the connection is parked meanwhile). */
   private reply<T>(s: Session, work: Promise<T>, answer: (value: T) => void): void {
-    const conn = s.conn
-    s.server.block(conn)
-    work.then((v) => {
-      if (!conn.closed) answer(v)
-    }, (err: unknown) => {
-      if (conn.closed) return
-      if (err instanceof DbError) conn.out.error(`${err.code === 'READONLY' ? 'READONLY' : 'ERR'} ${err.message}`)
-      else {
-        this.options.log(`role change failed: ${err instanceof Error ? err.stack : String(err)}`)
-        conn.out.error('ERR role change failed (the server logged it)')
-      }
-    }).finally(() => s.server.unblock(conn))
+    s.server.answerWhenDone(s.conn, work, answer, (err) => {
+      if (err instanceof DbError) return `${err.code === 'READONLY' ? 'READONLY' : 'ERR'} ${err.message}`
+      this.options.log(`role change failed: ${err instanceof Error ? err.stack : String(err)}`)
+      return 'ERR role change failed (the server logged it)'
+    })
   }
 
   stop(): Promise<void> {

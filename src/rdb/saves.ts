@@ -102,23 +102,35 @@ export class RdbSaves {
 
   /** One snapshot into `file`, through a temp name (fsync, rename, directory fsync). */
   private async writeFile(source: SaveSource, file: string): Promise<RdbWriteResult> {
-    const temp = path.join(path.dirname(file), `temp-${process.pid}-${++this.tempSeq}.rdb`)
-    const snapshot = source.snapshot()
-    const keyCount = source.keyCount()
-    const fh = await fs.promises.open(temp, 'w', 0o644)
+    const temp = this.tempName('temp')
     try {
-      const r = await writeRdb(snapshot, async (chunk) => { await fh.write(chunk) }, {
-        aux: this.aux(snapshot.lsn), keyCount, stepMs: this.options.stepMs,
-      })
-      await fh.sync()
-      await fh.close()
+      const r = await this.writeTemp(source, temp)
       fs.renameSync(temp, file)
       syncDir(path.dirname(file))
       return r
     } catch (err) {
-      await fh.close().catch(() => {})
       fs.rmSync(temp, { force: true })
       throw err
+    }
+  }
+
+  private tempName(prefix: string): string {
+    return path.join(this.options.dir, `${prefix}-${process.pid}-${++this.tempSeq}.rdb`)
+  }
+
+  /** A snapshot of the node now, written and fsynced to `temp` (the snapshot is closed when done). */
+  private async writeTemp(source: SaveSource, temp: string): Promise<RdbWriteResult> {
+    const snapshot = source.snapshot()
+    const keyCount = source.keyCount()
+    try {
+      const fh = await fs.promises.open(temp, 'w', 0o644)
+      try {
+        const r = await writeRdb(snapshot, async (chunk) => { await fh.write(chunk) }, { aux: this.aux(snapshot.lsn), keyCount, stepMs: this.options.stepMs })
+        await fh.sync()
+        return r
+      } finally {
+        await fh.close()
+      }
     } finally {
       snapshot.close()
     }
@@ -137,7 +149,8 @@ export class RdbSaves {
         // Answered when the file is written (the connection waits): refused inside MULTI.
         name: 'save', arity: 1, flags: F_ADMIN | F_BLOCKING,
         run: (s) => {
-          this.answerWhenDone(s, this.save(), () => s.conn.out.simple('OK'))
+          s.server.answerWhenDone(s.conn, this.save(), () => s.conn.out.simple('OK'),
+            (err) => err instanceof SaveBusy ? 'ERR Background save already in progress' : `ERR ${err instanceof Error ? err.message : String(err)}`)
         },
       },
       {
@@ -182,16 +195,6 @@ export class RdbSaves {
     }
   }
 
-  /** Parks the connection until `work` settles, then answers. */
-  private answerWhenDone(s: Session, work: Promise<RdbWriteResult>, ok: () => void): void {
-    const conn = s.conn
-    s.server.block(conn)
-    work.then(() => { if (!conn.closed) ok() }, (err: unknown) => {
-      if (conn.closed) return
-      conn.out.error(err instanceof SaveBusy ? 'ERR Background save already in progress' : `ERR ${err instanceof Error ? err.message : String(err)}`)
-    }).finally(() => s.server.unblock(conn))
-  }
-
   /**
    * SYNC / PSYNC: writes a snapshot to a temp file, sends it as the RDB
    * payload (`$<length>` then the bytes, after `+<psyncLine>` for PSYNC) and
@@ -209,23 +212,14 @@ export class RdbSaves {
     const socket: Socket = conn.socket
     socket.removeAllListeners('data')
     socket.on('data', () => { /* a replica's REPLCONF ACKs: nothing follows the payload */ })
-    const temp = path.join(this.options.dir, `temp-sync-${process.pid}-${++this.tempSeq}.rdb`)
-    const snapshot = source.snapshot()
-    const keyCount = source.keyCount()
+    const temp = this.tempName('temp-sync')
     const done = (err: unknown): void => {
       fs.rmSync(temp, { force: true })
       if (err !== null) this.options.log(`RDB for ${conn.addr} (SYNC) failed: ${String(err)}`)
       socket.end()
     }
     void (async () => {
-      const fh = await fs.promises.open(temp, 'w', 0o600)
-      let r: RdbWriteResult
-      try {
-        r = await writeRdb(snapshot, async (chunk) => { await fh.write(chunk) }, { aux: this.aux(snapshot.lsn), keyCount, stepMs: this.options.stepMs })
-      } finally {
-        snapshot.close()
-        await fh.close()
-      }
+      const r = await this.writeTemp(source, temp)
       if (socket.destroyed) { done(null); return }
       socket.write(`$${r.bytes}\r\n`)
       const stream = fs.createReadStream(temp)

@@ -460,6 +460,20 @@ export class RespServer {
     conn.blocked = true
   }
 
+  /**
+   * A command whose answer needs asynchronous work (SAVE, REPLICAOF): the
+   * connection is parked until `work` settles, then `answer` writes the reply,
+   * or the error `failure` names (`CODE message`), and input resumes.
+   */
+  answerWhenDone<T>(conn: Connection, work: Promise<T>, answer: (value: T) => void, failure: (err: unknown) => string): void {
+    this.block(conn)
+    work.then((v) => {
+      if (!conn.closed) answer(v)
+    }, (err: unknown) => {
+      if (!conn.closed) conn.out.error(failure(err))
+    }).finally(() => this.unblock(conn))
+  }
+
   /** The blocking command has written its reply; send it and run any input that queued meanwhile. */
   unblock(conn: Connection): void {
     if (!conn.blocked) return
