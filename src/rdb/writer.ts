@@ -7,8 +7,10 @@
  * after at most `stepMs` of work, so the main thread is never held longer
  * than a step (the longest step is reported). Values are copied once, from
  * the log segments into a bounded output buffer (CHUNK_BYTES, or one value
- * if larger) that goes to the sink, which applies back-pressure (a file
- * write, a socket drain). Freshet has no key expiry yet, so no entry carries
+ * if larger) that goes to the sink, which applies back-pressure: the sink's
+ * promise resolves once it is done with the bytes (a file write has
+ * completed), and the buffer is then reused, so a save allocates nothing per
+ * chunk. Freshet has no key expiry yet, so no entry carries
  * an expiry time. Keys are visited slot by slot over the index tables as
  * they are when the writer starts (ReadView.liveInSlots says why each key
  * visible at the snapshot is met exactly once).
@@ -86,9 +88,10 @@ class Output {
     this.at = writeLength(this.buf, this.at, n)
   }
 
+  /** Hands the chunk to the sink; the buffer is reused once the sink's write has completed (no copy). */
   async flush(): Promise<void> {
     if (this.at === 0) return
-    const chunk = Buffer.from(this.buf.subarray(0, this.at))
+    const chunk = this.buf.subarray(0, this.at)
     this.crc.update(chunk)
     this.bytes += chunk.length
     this.at = 0
@@ -100,6 +103,7 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
 
+/** Writes `snapshot` to `sink`; a chunk's bytes are the sink's only until its promise resolves (copy them to keep them). */
 export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Promise<void>, o: RdbWriteOptions): Promise<RdbWriteResult> {
   const started = performance.now()
   const out = new Output(sink)
@@ -164,7 +168,7 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
   out.crc.bytesLE(out.buf, out.at)
   const crc = out.crc.hex()
   out.at += 8
-  const tail = Buffer.from(out.buf.subarray(0, out.at))
+  const tail = out.buf.subarray(0, out.at)
   out.bytes += tail.length
   out.at = 0
   await sink(tail)

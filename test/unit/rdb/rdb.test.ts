@@ -74,7 +74,7 @@ describe('reader refusals', () => {
       p.primary.endTurn()
       const chunks: Buffer[] = []
       const snapshot = p.primary.snapshot()
-      await writeRdb(snapshot, async (c) => { chunks.push(c) }, { aux: [['redis-ver', '7.0.0']], keyCount: p.primary.keyCount(), stepMs: 1 })
+      await writeRdb(snapshot, async (c) => { chunks.push(Buffer.from(c)) }, { aux: [['redis-ver', '7.0.0']], keyCount: p.primary.keyCount(), stepMs: 1 })
       snapshot.close()
       const file = Buffer.concat(chunks)
       const seen = new Map<string, string>()
