@@ -11,6 +11,12 @@ export const LSN_MAX = 2 ** 52
 
 export const BLOCK_MAGIC = 0x48535246 // 'FRSH' little-endian
 export const FORMAT_VERSION = 1
+/**
+ * Block format written: 2 adds ops that carry an expiry time (OP_FLAG_EXPIRES).
+ * Blocks of format 1 (no expiring ops) are read as they are.
+ */
+export const BLOCK_VERSION = 2
+export const BLOCK_VERSION_MIN = 1
 
 // Block header layout (little-endian). The checksum covers bytes [4, length).
 export const BLOCK_CHECKSUM_OFFSET = 0
@@ -51,6 +57,9 @@ export const OP_TYPE_DELETE = 2
  * a write: WATCH and write counters look through it).
  */
 export const OP_FLAG_RELOCATED = 1
+/** A set that expires (block format 2): an f64 absolute expiry time (ms since the Unix epoch) follows the op header, before the key. */
+export const OP_FLAG_EXPIRES = 2
+export const OP_EXPIRY_BYTES = 8
 
 /** Ref 0 means "no version": its positions (multiples of the ref ring) are segment starts, which hold block headers, never ops. */
 export const REF_NONE = 0

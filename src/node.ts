@@ -36,6 +36,7 @@ export interface NodeWriter {
     type: number, key: Uint8Array, keyStart: number, keyLength: number,
     v1: Uint8Array | null, v1Start: number, v1Length: number,
     v2: Uint8Array | null, v2Start: number, v2Length: number,
+    expireAtMs?: number,
   ): number
   lastOpBlockStart(): number
   blockEndOf(blockStart: number): number
@@ -61,6 +62,9 @@ export interface ServedNode {
   heldReplyBoundMs(): number
   /** The error (`CODE message`) a reply held past heldReplyBoundMs() gets. */
   heldReplyError(): string
+  /** Keys with a time to live and keys the active cycle expired (INFO keyspace expires=, stats expired_keys); a backup tracks neither: 0. */
+  expiringKeys(): number
+  expiredKeysTotal(): number
 }
 
 /** One INFO section's lines, in order: `key:value`. */

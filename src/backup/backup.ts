@@ -164,7 +164,8 @@ export class Backup implements ServedNode, ReceiverSink {
     this.resync = null
     this.overMemory = false
     this.probe = null
-    this.view = new ReadView(store, index, confirmedLsn)
+    // Expiry is decided at the commit time of the newest visible block (the log's clock).
+    this.view = new ReadView(store, index, confirmedLsn, commitTimeAt(store, confirmedLsn))
     this.groupCommit = new GroupCommit(files, store, store.endLsn, (err) => {
       options.log(`FATAL: backup log write failed: ${String(err)}`)
       process.exit(70)
@@ -225,6 +226,8 @@ export class Backup implements ServedNode, ReceiverSink {
 
   // ---- ServedNode ----
   heldReplyBoundMs(): number { return 0 }
+  expiringKeys(): number { return 0 }
+  expiredKeysTotal(): number { return 0 }
   heldReplyError(): string { return '' }
   releasedLsn(): number { return Number.MAX_SAFE_INTEGER }
   waitLsn(): number { return -1 }
@@ -240,7 +243,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   /** A snapshot at the visible LSN: consistent across releases until closed (view/snapshot.ts). */
   snapshot(): Snapshot {
-    return Snapshot.open(this.store, this.index, this.view.visibleLsn)
+    return Snapshot.open(this.store, this.index, this.view.visibleLsn, this.view.timeMs)
   }
 
   /** Bytes of memory this backup holds: retained segments and the index. */
@@ -636,6 +639,7 @@ export class Backup implements ServedNode, ReceiverSink {
     }
     if (newest >= 0) {
       this.visibleKeyCount = this.pending.keys[newest]
+      this.view.timeMs = this.pending.commitMs[newest]
       this.lag.record(Math.max(0, now - this.pending.commitMs[newest]))
     }
     if (this.pending.count < PENDING_BLOCKS_MAX / 2) this.link.resume()
@@ -676,6 +680,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.confirmedLsn = horizon
     this.primarySafeLsn = horizon
     this.view.visibleLsn = horizon
+    this.view.timeMs = 0
     this.visibleKeyCount = 0
     this.releases.reset(horizon)
     this.primaryCommitLsn = commitLsn
@@ -721,6 +726,14 @@ export class Backup implements ServedNode, ReceiverSink {
     await this.scheduler.close()
     this.files.close()
   }
+}
+
+/** Commit time of the block ending at `lsn` (0 for an empty log: nothing has expired). */
+function commitTimeAt(store: SegmentStore, lsn: number): number {
+  const start = blockStartEndingAt(store, lsn)
+  if (start < 0) return 0
+  const segment = store.segmentAt(start)!
+  return blockCommitTimeMs(segment.dv, start - segment.baseLsn)
 }
 
 /** Live key count recorded in the block ending at `lsn` (0 for an empty log). */

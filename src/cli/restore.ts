@@ -11,9 +11,7 @@
  *   a half-loaded D.
  *
  * Keys whose expiry time has passed are skipped (as Redis does when a
- * primary loads an RDB). freshet has no key expiry yet, so a key that would
- * still expire cannot be loaded as it is: it is refused, naming it, or
- * skipped and counted with --skip-unsupported; never loaded without its TTL.
+ * primary loads an RDB); the others keep their absolute expiry time.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -40,7 +38,8 @@ export interface RestoreReport {
   rdb: RdbReadReport
   keysLoaded: number
   expiredSkipped: number
-  ttlSkipped: number
+  /** Keys loaded with their expiry time. */
+  ttlKeys: number
   bytesRead: number
   ms: number
 }
@@ -78,13 +77,11 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
     })
     try {
       rdb = walkRdb(file, { skipUnsupported: o.skipUnsupported }, (e) => {
-        if (e.expireAtMs >= 0) {
-          if (e.expireAtMs <= now) { expired++; return }
-          if (!o.skipUnsupported) throw dbError('RDB_UNSUPPORTED', `key ${JSON.stringify(e.key.toString('utf8').slice(0, 200))} has a time to live: freshet has no key expiry yet (--skip-unsupported skips such keys)`)
-          ttlKeys++
-          return
-        }
-        primary.put(e.key, e.value)
+        // Expired already: dropped, as Redis drops them when it loads a dump; the others keep their expiry.
+        if (e.expireAtMs >= 0 && e.expireAtMs <= now) { expired++; return }
+        if (e.expireAtMs > 0) ttlKeys++
+        // A time past 2^53 ms (some 285,000 years) is kept as the largest a version can carry.
+        primary.put(e.key, e.value, Math.min(Math.max(0, e.expireAtMs), Number.MAX_SAFE_INTEGER))
         if (++loaded % RESTORE_BATCH_KEYS === 0) primary.endTurn()
       })
     } finally {
@@ -97,13 +94,12 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
     throw err
   }
   const ms = performance.now() - started
-  return { rdb, keysLoaded: loaded, expiredSkipped: expired, ttlSkipped: ttlKeys, bytesRead: size, ms }
+  return { rdb, keysLoaded: loaded, expiredSkipped: expired, ttlKeys: ttlKeys, bytesRead: size, ms }
 }
 
 export function describeRestore(o: RestoreOptions, r: RestoreReport): string {
   const skipped = [...r.rdb.skipped].map(([why, n]) => `${n} ${why}`)
   if (r.expiredSkipped > 0) skipped.push(`${r.expiredSkipped} already expired`)
-  if (r.ttlSkipped > 0) skipped.push(`${r.ttlSkipped} with a time to live`)
-  return `restored ${r.keysLoaded} keys from ${o.file} (RDB version ${r.rdb.version}, ${(r.bytesRead / 1e6).toFixed(1)} MB, checksum ${r.rdb.checksum}) into ${o.dir}` +
+  return `restored ${r.keysLoaded} keys (${r.ttlKeys} with a time to live) from ${o.file} (RDB version ${r.rdb.version}, ${(r.bytesRead / 1e6).toFixed(1)} MB, checksum ${r.rdb.checksum}) into ${o.dir}` +
     ` in ${r.ms.toFixed(0)} ms${skipped.length > 0 ? `; skipped ${skipped.join(', ')}` : ''}`
 }

@@ -18,7 +18,7 @@ import {
   BLOCK_CHECKSUM_OFFSET, BLOCK_COMMIT_TIME_OFFSET, BLOCK_EPOCH_OFFSET, BLOCK_FLAG_PADDING, BLOCK_FLAGS_OFFSET,
   BLOCK_HEADER_BYTES, BLOCK_KEY_COUNT_OFFSET, BLOCK_LENGTH_OFFSET, BLOCK_MAGIC, BLOCK_MAGIC_OFFSET,
   BLOCK_OP_COUNT_OFFSET, BLOCK_START_LSN_HI_OFFSET, BLOCK_START_LSN_LO_OFFSET, BLOCK_TXN_COUNT_OFFSET,
-  BLOCK_VERSION_OFFSET, FORMAT_VERSION, LSN_ALIGN_BYTES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
+  BLOCK_VERSION, BLOCK_VERSION_MIN, BLOCK_VERSION_OFFSET, LSN_ALIGN_BYTES, OP_EXPIRY_BYTES, OP_FLAG_EXPIRES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_HEADER_BYTES, OP_KEY_HASH_OFFSET,
   OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_DELETE, OP_TYPE_OFFSET, OP_TYPE_SET,
   OP_VALUE_LENGTH_OFFSET, alignUp,
 } from '../constants.js'
@@ -40,33 +40,47 @@ const TWO_32 = 2 ** 32
  * format version that adds a field (key expiry) changes them alone.
  */
 
-/** Bytes of an op's header, key and value, before padding. */
-export function opUsedBytes(keyLength: number, valueLength: number): number {
-  return OP_HEADER_BYTES + keyLength + valueLength
+/** Bytes of an op's header, expiry (if it expires), key and value, before padding. */
+export function opUsedBytes(keyLength: number, valueLength: number, expires = false): number {
+  return OP_HEADER_BYTES + (expires ? OP_EXPIRY_BYTES : 0) + keyLength + valueLength
 }
 
 /** Bytes an op occupies in the log, padding included. */
-export function opBytes(keyLength: number, valueLength: number): number {
-  return alignUp(opUsedBytes(keyLength, valueLength))
+export function opBytes(keyLength: number, valueLength: number, expires = false): number {
+  return alignUp(opUsedBytes(keyLength, valueLength, expires))
+}
+
+/** Does the op at `at` carry an expiry time? */
+export function opExpires(dv: DataView, at: number): boolean {
+  return (dv.getUint8(at + OP_FLAGS_OFFSET) & OP_FLAG_EXPIRES) !== 0
+}
+
+/** The op's absolute expiry time (ms since the Unix epoch), or 0 if it never expires. */
+export function opExpiryMs(dv: DataView, at: number): number {
+  return (dv.getUint8(at + OP_FLAGS_OFFSET) & OP_FLAG_EXPIRES) !== 0 ? dv.getFloat64(at + OP_HEADER_BYTES, true) : 0
 }
 
 /** Offset of the key bytes of the op at `at`. */
-export function opKeyAt(at: number): number {
-  return at + OP_HEADER_BYTES
+export function opKeyAt(dv: DataView, at: number): number {
+  return at + OP_HEADER_BYTES + ((dv.getUint8(at + OP_FLAGS_OFFSET) & OP_FLAG_EXPIRES) !== 0 ? OP_EXPIRY_BYTES : 0)
 }
 
 /** Bytes the op at `at` occupies in the log, padding included. */
 export function opSizeAt(dv: DataView, at: number): number {
-  return opBytes(dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true), dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true))
+  return opBytes(dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true), dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true), opExpires(dv, at))
 }
 
-/** Writes an op header at `offset`; the caller copies key and value behind it, then pads. */
+/**
+ * Writes an op header at `offset` (and its expiry, if `expireAtMs` > 0); the
+ * caller copies key and value behind it (at opKeyAt), then pads.
+ */
 export function writeOpHeader(
   dv: DataView, offset: number, type: number, keyHash: number, prevRef: number,
-  keyLength: number, valueLength: number,
+  keyLength: number, valueLength: number, expireAtMs = 0,
 ): void {
   dv.setUint8(offset + OP_TYPE_OFFSET, type)
-  dv.setUint8(offset + OP_FLAGS_OFFSET, 0)
+  dv.setUint8(offset + OP_FLAGS_OFFSET, expireAtMs > 0 ? OP_FLAG_EXPIRES : 0)
+  if (expireAtMs > 0) dv.setFloat64(offset + OP_HEADER_BYTES, expireAtMs, true)
   dv.setUint16(offset + OP_KEY_LENGTH_OFFSET, keyLength, true)
   dv.setUint32(offset + OP_KEY_HASH_OFFSET, keyHash, true)
   dv.setUint32(offset + OP_VALUE_LENGTH_OFFSET, valueLength, true)
@@ -74,8 +88,8 @@ export function writeOpHeader(
 }
 
 /** Zeroes the padding after an op's bytes and returns the op's aligned size. */
-export function padOp(u8: Uint8Array, offset: number, keyLength: number, valueLength: number): number {
-  const used = opUsedBytes(keyLength, valueLength)
+export function padOp(u8: Uint8Array, offset: number, keyLength: number, valueLength: number, expires = false): number {
+  const used = opUsedBytes(keyLength, valueLength, expires)
   const size = alignUp(used)
   for (let i = offset + used; i < offset + size; i++) u8[i] = 0
   return size
@@ -91,7 +105,7 @@ export function writeOp(
   value: Uint8Array | null, valueStart: number, valueLength: number,
 ): number {
   writeOpHeader(dv, offset, type, keyHash, prevRef, keyLength, valueLength)
-  const keyAt = opKeyAt(offset)
+  const keyAt = opKeyAt(dv, offset)
   copyBytes(u8, keyAt, key, keyStart, keyLength)
   if (valueLength > 0) copyBytes(u8, keyAt + keyLength, value!, valueStart, valueLength)
   return padOp(u8, offset, keyLength, valueLength)
@@ -124,7 +138,7 @@ export function sealBlock(u8: Uint8Array, dv: DataView, offset: number, f: Block
   assert(f.length % LSN_ALIGN_BYTES === 0, 'block length is aligned')
   assert(f.length >= BLOCK_HEADER_BYTES, 'block holds its header')
   dv.setUint32(offset + BLOCK_MAGIC_OFFSET, BLOCK_MAGIC, true)
-  dv.setUint16(offset + BLOCK_VERSION_OFFSET, FORMAT_VERSION, true)
+  dv.setUint16(offset + BLOCK_VERSION_OFFSET, BLOCK_VERSION, true)
   dv.setUint16(offset + BLOCK_FLAGS_OFFSET, f.flags ?? 0, true)
   dv.setUint32(offset + BLOCK_EPOCH_OFFSET, f.epoch, true)
   dv.setUint32(offset + BLOCK_START_LSN_LO_OFFSET, f.startLsn % TWO_32, true)
@@ -236,7 +250,10 @@ export function validateBlockFault(
 ): number {
   if (available < BLOCK_HEADER_BYTES) return BLOCK_TORN
   if (dv.getUint32(offset + BLOCK_MAGIC_OFFSET, true) !== BLOCK_MAGIC) return BLOCK_BAD_MAGIC
-  if (dv.getUint16(offset + BLOCK_VERSION_OFFSET, true) !== FORMAT_VERSION) return BLOCK_BAD_VERSION
+  const version = dv.getUint16(offset + BLOCK_VERSION_OFFSET, true)
+  if (version < BLOCK_VERSION_MIN || version > BLOCK_VERSION) return BLOCK_BAD_VERSION
+  // Expiring ops exist from block format 2 on.
+  const knownOpFlags = version >= 2 ? OP_FLAG_RELOCATED | OP_FLAG_EXPIRES : OP_FLAG_RELOCATED
   const length = blockLength(dv, offset)
   if (length < BLOCK_HEADER_BYTES || length % LSN_ALIGN_BYTES !== 0) return BLOCK_BAD_LENGTH
   if (length > available) return BLOCK_TORN
@@ -264,14 +281,19 @@ export function validateBlockFault(
     else if (type === OP_TYPE_DELETE) deletes++
     else return BLOCK_BAD_OP_TYPE
     const opFlags = dv.getUint8(at + OP_FLAGS_OFFSET)
+    if ((opFlags & ~knownOpFlags) !== 0) return BLOCK_BAD_FLAGS
     // A relocation (a set, or a tombstone that must stay) names the version it copies.
-    if (opFlags !== 0 && (opFlags !== OP_FLAG_RELOCATED || opPrevRef(dv, at) === 0)) return BLOCK_BAD_FLAGS
+    if ((opFlags & OP_FLAG_RELOCATED) !== 0 && opPrevRef(dv, at) === 0) return BLOCK_BAD_FLAGS
+    const expires = (opFlags & OP_FLAG_EXPIRES) !== 0
+    // Only a set expires, at a positive integer time (ms since the Unix epoch).
+    if (expires && (type !== OP_TYPE_SET || at + OP_HEADER_BYTES + OP_EXPIRY_BYTES > end)) return BLOCK_BAD_FLAGS
+    if (expires && !(Number.isSafeInteger(opExpiryMs(dv, at)) && opExpiryMs(dv, at) > 0)) return BLOCK_BAD_FLAGS
     const keyLength = opKeyLength(dv, at)
-    const size = opBytes(keyLength, opValueLength(dv, at))
+    const size = opBytes(keyLength, opValueLength(dv, at), expires)
     if (at + size > end) return BLOCK_BAD_OP_FRAMING
     const prevRef = opPrevRef(dv, at)
     if (!goesBack(refAtOffset(baseRef, at), prevRef)) return BLOCK_BAD_PREV_REF
-    if (opKeyHash(dv, at) !== keyHash(u8, opKeyAt(at), keyLength)) return BLOCK_BAD_KEY_HASH
+    if (opKeyHash(dv, at) !== keyHash(u8, opKeyAt(dv, at), keyLength)) return BLOCK_BAD_KEY_HASH
     at += size
   }
   // A padding block's body is filler (covered by the checksum); every other block is exactly its ops.

@@ -81,7 +81,7 @@ export function keyEquals(
   const dv = log.dv[id]
   if (dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true) !== keyLength) return false
   const u8 = log.u8[id]
-  const k = opKeyAt(at)
+  const k = opKeyAt(dv, at)
   for (let i = 0; i < keyLength; i++) {
     if (u8[k + i] !== key[keyStart + i]) return false
   }

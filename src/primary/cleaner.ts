@@ -53,9 +53,9 @@
  * writes first).
  */
 import {
-  BLOCK_HEADER_BYTES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_SET, PARTITION_BITS,
+  BLOCK_HEADER_BYTES, OP_FLAG_EXPIRES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_SET, PARTITION_BITS,
 } from '../constants.js'
-import { blockLength, blockOpCount, copyBytes, opBytes, opKeyAt, opKeyHash, opKeyLength, opType, opUsedBytes, opValueLength, padOp } from '../codec/record.js'
+import { blockLength, blockOpCount, copyBytes, opBytes, opExpires, opKeyAt, opKeyHash, opKeyLength, opSizeAt, opType, opUsedBytes, opValueLength, padOp } from '../codec/record.js'
 import { findSlotForOp, setSlotRef, slotRef } from '../index/indirection.js'
 import { sweepRange, tombstoneDroppable } from '../replay/apply.js'
 import { assert } from '../assert.js'
@@ -337,7 +337,7 @@ export class Cleaner {
       for (let i = 0; i < opCount; i++) {
         const keyLength = opKeyLength(dv, at)
         const valueLength = opValueLength(dv, at)
-        const size = opBytes(keyLength, valueLength)
+        const size = opSizeAt(dv, at)
         const isSet = opType(dv, at) === OP_TYPE_SET
         if (isSet || !tombstoneDroppable(dv, at, victim.baseLsn + at, this.newHorizonLsn)) {
           const ref = refAtOffset(baseRef, at)
@@ -345,7 +345,7 @@ export class Cleaner {
           const partition = hash >>> PARTITION_SHIFT
           const table = p.index.tables[partition]
           // The op's own ref as the hint: a slot holding it is this key without comparing bytes.
-          const slot = findSlotForOp(table, store, hash, ref, victim.u8, opKeyAt(at), keyLength)
+          const slot = findSlotForOp(table, store, hash, ref, victim.u8, opKeyAt(dv, at), keyLength)
           if (slot >= 0 && slotRef(table, slot) === ref) {
             this.relocate(victim, at, size, ref, partition, slot)
             if (!isSet) this.stats.tombstonesRelocated++
@@ -380,10 +380,12 @@ export class Cleaner {
     const to = appender.opOffset()
     const keyLength = opKeyLength(victim.dv, at)
     const valueLength = opValueLength(victim.dv, at)
-    copyBytes(dst.u8, to, victim.u8, at, opUsedBytes(keyLength, valueLength))
-    dst.u8[to + OP_FLAGS_OFFSET] = OP_FLAG_RELOCATED
+    const expires = opExpires(victim.dv, at)
+    // The same op (its expiry too), flagged as a relocation of `ref`.
+    copyBytes(dst.u8, to, victim.u8, at, opUsedBytes(keyLength, valueLength, expires))
+    dst.u8[to + OP_FLAGS_OFFSET] = OP_FLAG_RELOCATED | (expires ? OP_FLAG_EXPIRES : 0)
     dst.dv.setUint32(to + OP_PREV_REF_OFFSET, ref, true)
-    padOp(dst.u8, to, keyLength, valueLength)
+    padOp(dst.u8, to, keyLength, valueLength, expires)
     // ensureRoom may have grown nothing in the index: the table and slot found by the scan stand.
     const copyRef = refOfLsn(appender.cursor)
     setSlotRef(p.index.tables[partition], slot, copyRef)

@@ -14,9 +14,11 @@
 import os from 'node:os'
 import { assert } from '../assert.js'
 import { OP_TYPE_SET, PARTITION_BITS, REF_NONE, RETAIN_BYTES_DEFAULT } from '../constants.js'
-import { REF_GONE, lsnOfRef, refOfLsn, slotOfRef } from '../index/ref.js'
+import { REF_GONE, lsnOfRef, refOfLsn, refPosition, slotOfRef } from '../index/ref.js'
 import { dbError, OOM_MESSAGE } from '../errors.js'
-import { blockLength, copyBytes, opBytes, opKeyAt, padOp, writeOpHeader } from '../codec/record.js'
+import { blockLength, copyBytes, opBytes, opExpires, opExpiryMs, opKeyAt, opKeyLength, padOp, writeOpHeader } from '../codec/record.js'
+import { Expiry } from './expiry.js'
+import { nowMs } from '../io/clock.js'
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, tableNeedsGrowth, tableSlotCount } from '../index/indirection.js'
 import { Cleaner } from './cleaner.js'
@@ -116,8 +118,11 @@ export const LIVE_SHARE_MAX = 0.8
 /** Used memory may pass --max-memory by this many segments while the cleaner catches up. */
 export const CLEANER_ROOM_SEGMENTS = 2
 
-/** Bytes of every op the index points at (live sets and tombstones), in all and per segment slot (added to `perSlot`). */
-function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array): number {
+/**
+ * Bytes of every op the index points at (live sets and tombstones), in all
+ * and per segment slot (added to `perSlot`); heads that expire go to `expiry`.
+ */
+function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array, expiry: Expiry): number {
   let n = 0
   for (const table of index.tables) {
     const slots = tableSlotCount(table)
@@ -127,6 +132,11 @@ function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array): nu
       const bytes = opBytesAt(store, ref)
       n += bytes
       perSlot[slotOfRef(ref, store.segmentBytes)] += bytes
+      const position = refPosition(ref)
+      const id = Math.floor(position / store.segmentBytes)
+      const at = position - id * store.segmentBytes
+      const dv = store.dv[id]
+      if (opExpires(dv, at)) expiry.track(store.u8[id], opKeyAt(dv, at), opKeyLength(dv, at), opExpiryMs(dv, at))
     }
   }
   return n
@@ -164,6 +174,8 @@ export class Primary implements ServedNode, NodeWriter {
   readonly cleaner: Cleaner
   /** Told of each command's write to a key (the server's WATCH registry); null: nobody. */
   keyWrites: KeyWriteObserver | null
+  /** Keys with a time to live and the active expiry cycle (expiry.ts). */
+  readonly expiry: Expiry
   private readonly hooks: PrimaryHooks
   private pHash: number
   private pPartition: number
@@ -186,7 +198,9 @@ export class Primary implements ServedNode, NodeWriter {
     this.lastOpLsn = -1
     this.writesTotal = 0
     this.segmentLive = new Float64Array(store.slotCount)
-    this.liveBytes = headBytes(store, index, this.segmentLive)
+    this.expiry = new Expiry(this)
+    this.liveBytes = headBytes(store, index, this.segmentLive, this.expiry)
+    this.expiry.start()
     this.writtenBytesTotal = 0
     this.keyWrites = null
     this.hooks = hooks
@@ -327,6 +341,9 @@ export class Primary implements ServedNode, NodeWriter {
     this.writesTotal = 0
   }
 
+  expiringKeys(): number { return this.expiry.size }
+  expiredKeysTotal(): number { return this.expiry.expiredTotal }
+
   /** Writes made by commands since start (RDB saves: rdb_changes_since_last_save). */
   changesTotal(): number {
     return this.writesTotal
@@ -371,7 +388,7 @@ export class Primary implements ServedNode, NodeWriter {
    */
   snapshot(): Snapshot {
     this.appender.seal()
-    return Snapshot.open(this.store, this.index, this.store.endLsn)
+    return Snapshot.open(this.store, this.index, this.store.endLsn, nowMs())
   }
 
   /** What connected backups still need sent (Number.MAX_SAFE_INTEGER: nothing). */
@@ -444,19 +461,21 @@ export class Primary implements ServedNode, NodeWriter {
     type: number, key: Uint8Array, keyStart: number, keyLength: number,
     v1: Uint8Array | null, v1Start: number, v1Length: number,
     v2: Uint8Array | null, v2Start: number, v2Length: number,
+    expireAtMs = 0,
   ): number {
     const valueLength = v1Length + v2Length
     if (valueLength > this.options.valueBytesMax) throw dbError('VALUE_TOO_LARGE', 'string exceeds maximum allowed size')
-    const size = opBytes(keyLength, valueLength)
+    const expires = expireAtMs > 0 && type === OP_TYPE_SET
+    const size = opBytes(keyLength, valueLength, expires)
     this.appender.ensureRoom(size)
     const segment = this.appender.opSegment()
     const at = this.appender.opOffset()
-    writeOpHeader(segment.dv, at, type, this.pHash, this.pHead, keyLength, valueLength)
-    const keyAt = opKeyAt(at)
+    writeOpHeader(segment.dv, at, type, this.pHash, this.pHead, keyLength, valueLength, expires ? expireAtMs : 0)
+    const keyAt = opKeyAt(segment.dv, at)
     copyBytes(segment.u8, keyAt, key, keyStart, keyLength)
     if (v1Length > 0) copyBytes(segment.u8, keyAt + keyLength, v1!, v1Start, v1Length)
     if (v2Length > 0) copyBytes(segment.u8, keyAt + keyLength + v1Length, v2!, v2Start, v2Length)
-    padOp(segment.u8, at, keyLength, valueLength)
+    padOp(segment.u8, at, keyLength, valueLength, expires)
     const lsn = this.appender.cursor
     const ref = refOfLsn(lsn)
     const tables = this.index.tables
@@ -481,9 +500,13 @@ export class Primary implements ServedNode, NodeWriter {
     this.liveBytes += size
     this.segmentLive[slotOfRef(ref, this.store.segmentBytes)] += size
     this.writtenBytesTotal += size
-    const wasLive = this.pHead !== REF_NONE && this.view.isSet(this.pHead)
+    // Counted keys: an expired key is counted until its delete is logged (as Redis counts it in DBSIZE).
+    const wasLive = this.pHead !== REF_NONE && this.view.isSetOp(this.pHead)
     const isLive = type === OP_TYPE_SET
     if (wasLive !== isLive) this.appender.keyCount += isLive ? 1 : -1
+    // Keys with a time to live, for the active expiry cycle: a string is made only for those.
+    if (expires) this.expiry.track(key, keyStart, keyLength, expireAtMs)
+    else if (this.pHead !== REF_NONE && this.view.expiryOf(this.pHead) > 0) this.expiry.untrack(key, keyStart, keyLength)
     this.pHead = ref
     if (this.keyWrites !== null) this.keyWrites.written(this.pHash, key, keyStart, keyLength)
     this.appender.commitOp(size)
@@ -493,12 +516,12 @@ export class Primary implements ServedNode, NodeWriter {
     return lsn
   }
 
-  /** SET key value as one write of its own (a restore's loader): reserve, probe, write. */
-  put(key: Uint8Array, value: Uint8Array): void {
-    this.beginWrite(opBytes(key.length, value.length))
+  /** SET key value [expiring at expireAtMs] as one write of its own (a restore's loader): reserve, probe, write. */
+  put(key: Uint8Array, value: Uint8Array, expireAtMs = 0): void {
+    this.beginWrite(opBytes(key.length, value.length, expireAtMs > 0))
     try {
       this.probe(key, 0, key.length)
-      this.writeProbed(OP_TYPE_SET, key, 0, key.length, value, 0, value.length, null, 0, 0)
+      this.writeProbed(OP_TYPE_SET, key, 0, key.length, value, 0, value.length, null, 0, 0, expireAtMs)
     } finally {
       this.endWrite()
     }
@@ -524,6 +547,7 @@ export class Primary implements ServedNode, NodeWriter {
 
   async close(): Promise<void> {
     this.cleaner.stop()
+    this.expiry.stop()
     this.appender.seal()
     await this.groupCommit.drain()
     this.files.close()

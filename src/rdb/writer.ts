@@ -16,7 +16,7 @@
  * visible at the snapshot is met exactly once).
  */
 import { Crc64 } from './crc64.js'
-import { OPCODE_AUX, OPCODE_EOF, OPCODE_RESIZEDB, OPCODE_SELECTDB, RDB_MAGIC, RDB_VERSION_WRITTEN, TYPE_STRING, lengthBytes, writeLength } from './format.js'
+import { OPCODE_AUX, OPCODE_EOF, OPCODE_EXPIRETIME_MS, OPCODE_RESIZEDB, OPCODE_SELECTDB, RDB_MAGIC, RDB_VERSION_WRITTEN, TYPE_STRING, lengthBytes, writeLength } from './format.js'
 import type { Snapshot } from '../view/snapshot.js'
 import { copyBytes } from '../codec/record.js'
 import { tableSlotCount } from '../index/indirection.js'
@@ -88,6 +88,14 @@ class Output {
     this.at = writeLength(this.buf, this.at, n)
   }
 
+  /** EXPIRETIME_MS and the time as 8 little-endian bytes. */
+  expireAtMs(ms: number): void {
+    this.buf[this.at++] = OPCODE_EXPIRETIME_MS
+    this.buf.writeUInt32LE(ms % 2 ** 32, this.at)
+    this.buf.writeUInt32LE(Math.floor(ms / 2 ** 32), this.at + 4)
+    this.at += 8
+  }
+
   /** Hands the chunk to the sink; the buffer is reused once the sink's write has completed (no copy). */
   async flush(): Promise<void> {
     if (this.at === 0) return
@@ -145,7 +153,8 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
       view.liveInSlots(table, from, Math.min(slots, from + SLOTS_PER_STEP), collect)
       for (let i = 0; i < refs.length; i++) {
         let v = view.locate(refs[i])
-        const need = 1 + lengthBytes(v.keyLength) + v.keyLength + lengthBytes(v.valueLength) + v.valueLength
+        const expiry = view.expiryOf(refs[i])
+        const need = (expiry > 0 ? 9 : 0) + 1 + lengthBytes(v.keyLength) + v.keyLength + lengthBytes(v.valueLength) + v.valueLength
         if (out.at + need > out.buf.length) {
           maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
           await out.room(need)
@@ -153,6 +162,7 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
           // Again: the cursor is shared, and another reader may have moved it meanwhile.
           v = view.locate(refs[i])
         }
+        if (expiry > 0) out.expireAtMs(expiry)
         out.byte(TYPE_STRING)
         out.string(v.u8, v.keyStart, v.keyLength)
         out.string(v.u8, v.valueStart, v.valueLength)

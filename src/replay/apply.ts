@@ -11,7 +11,7 @@
  * index as serial replay, because each partition sees its ops in LSN order
  * and installing is idempotent.
  */
-import { opBytes, opKeyAt } from '../codec/record.js'
+import { opKeyAt, opSizeAt } from '../codec/record.js'
 import {
   BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET,
   OP_KEY_HASH_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET,
@@ -51,10 +51,10 @@ export function applyRange(
       const p = hash >>> PARTITION_SHIFT
       if (p % laneCount === lane) {
         const prevRef = dv.getUint32(at + OP_PREV_REF_OFFSET, true)
-        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, opKeyAt(at), keyLength)
+        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, opKeyAt(dv, at), keyLength)
         installed++
       }
-      at += opBytes(keyLength, valueLength)
+      at += opSizeAt(dv, at)
     }
     block += length
   }
@@ -100,17 +100,17 @@ export function sweepRange(
       if (p % laneCount === lane && (checkSets || u8[at + OP_TYPE_OFFSET] !== OP_TYPE_SET)) {
         const ref = refAtOffset(baseRef, at)
         const table = tables[p]
-        const found = findSlotForOp(table, log, hash, ref, u8, opKeyAt(at), keyLength)
+        const found = findSlotForOp(table, log, hash, ref, u8, opKeyAt(dv, at), keyLength)
         if (found >= 0 && slotRef(table, found) === ref) {
           if (u8[at + OP_TYPE_OFFSET] === OP_TYPE_SET || !tombstoneDroppable(dv, at, baseLsn + at, horizonLsn)) {
             blocked = true
           } else {
             removeAt(table, found)
-            dropped += opBytes(keyLength, valueLength)
+            dropped += opSizeAt(dv, at)
           }
         }
       }
-      at += opBytes(keyLength, valueLength)
+      at += opSizeAt(dv, at)
     }
     block += length
   }

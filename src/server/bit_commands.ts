@@ -126,7 +126,7 @@ function setbit(s: Session, a: Args): void {
   const mask = 1 << (7 - (offset % 8))
   const old = (v.bytes[byte] & mask) !== 0 ? 1 : 0
   v.bytes[byte] = on === 1 ? v.bytes[byte] | mask : v.bytes[byte] & ~mask
-  writeValue(s, a, 1, v.bytes, v.length)
+  writeValue(s, a, 1, v.bytes, v.length, ref)
   s.conn.out.integer(old)
 }
 
@@ -163,7 +163,8 @@ function bitop(s: Session, a: Args): void {
       recordWrite(s)
     }
   } else {
-    writeValue(s, a, 2, result, length)
+    // BITOP's destination is a new value: no TTL, as Redis sets it.
+    writeValue(s, a, 2, result, length, REF_NONE)
   }
   out.integer(length)
 }

@@ -7,7 +7,7 @@
  */
 import { OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, argString, parseInt64Bytes } from './args.js'
-import { recordWrite, type Session } from './commands.js'
+import { recordWrite, type Session, keptExpiry } from './commands.js'
 
 const OP_GET = 0
 const OP_SET = 1
@@ -146,7 +146,8 @@ export function bitfield(s: Session, a: Args, readOnly: boolean): void {
     out.integerText((f.op === OP_SET ? old : next).toString())
   }
   if (writes) {
-    s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], buf, 0, needed, null, 0, 0)
+    // A rewrite of the value keeps the key's TTL, as Redis's BITFIELD does.
+    s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], buf, 0, needed, null, 0, 0, live ? keptExpiry(s, ref) : 0)
     recordWrite(s)
   }
 }

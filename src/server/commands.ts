@@ -10,6 +10,7 @@
 import { KEY_BYTES_MAX, OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { DbError, dbError } from '../errors.js'
 import { opBytes } from '../codec/record.js'
+import { parseSetOptions } from './expire_args.js'
 import { type Args, argInt, argIs, argString, globMatch, INT64_MAX, INT64_MIN, parseInt64Bytes, parseIntBytes } from './args.js'
 import type { Connection } from './connection.js'
 import type { ServedNode } from '../node.js'
@@ -63,7 +64,8 @@ const scratch = Buffer.allocUnsafe(64)
 export function opBound(keyLength: number, valueLength: number, valueBytesMax: number): number {
   if (keyLength > KEY_BYTES_MAX) throw dbError('KEY_TOO_LARGE', `key is larger than ${KEY_BYTES_MAX} bytes`)
   if (valueLength > valueBytesMax) throw dbError('VALUE_TOO_LARGE', 'string exceeds maximum allowed size (proto-max-bulk-len)')
-  return opBytes(keyLength, valueLength)
+  // Room for an expiry time too: whether the version keeps or gets one is decided when it is written.
+  return opBytes(keyLength, valueLength, true)
 }
 
 /** The largest value this node stores (the bound every write checks). */
@@ -91,35 +93,32 @@ export function recordWrite(s: Session): void {
   s.conn.lastWriteBlockStart = s.node.writer!.lastOpBlockStart()
 }
 
-function setValue(s: Session, a: Args, k: number, v: number): void {
+/** Writes the key of argument k with the value of argument v, expiring at `expireAtMs` (0: never; SET and GETSET clear a TTL). */
+function setValue(s: Session, a: Args, k: number, v: number, expireAtMs = 0): void {
   const w = s.node.writer!
-  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[k], a.argLength[k], a.data, a.argStart[v], a.argLength[v], null, 0, 0)
+  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[k], a.argLength[k], a.data, a.argStart[v], a.argLength[v], null, 0, 0, expireAtMs)
   recordWrite(s)
 }
 
+/** The expiry a rewrite of the live version `ref` keeps (INCR, APPEND, SETRANGE, ... keep a key's TTL, as Redis does). */
+export function keptExpiry(s: Session, ref: number): number {
+  return ref === REF_NONE ? 0 : s.node.view.expiryOf(ref)
+}
+
 function set(s: Session, a: Args): void {
-  let nx = false; let xx = false; let getOld = false
-  for (let i = 3; i < a.argc; i++) {
-    if (argIs(a, i, 'nx')) nx = true
-    else if (argIs(a, i, 'xx')) xx = true
-    else if (argIs(a, i, 'get')) getOld = true
-    else if (argIs(a, i, 'ex') || argIs(a, i, 'px') || argIs(a, i, 'exat') || argIs(a, i, 'pxat') || argIs(a, i, 'keepttl')) {
-      s.conn.out.error('ERR key expiry (EX/PX/EXAT/PXAT/KEEPTTL) is not supported by freshet')
-      return
-    } else { s.conn.out.error('ERR syntax error'); return }
-  }
-  if (nx && xx) { s.conn.out.error('ERR syntax error'); return }
+  const o = parseSetOptions(s, a, 3)
+  if (o === null) return
   const w = s.node.writer!
   const head = w.probe(a.data, a.argStart[1], a.argLength[1])
   const live = head !== REF_NONE && s.node.view.isSet(head)
-  if ((nx && live) || (xx && !live)) {
-    if (getOld) replyValue(s, live ? head : REF_NONE)
+  if ((o.nx && live) || (o.xx && !live)) {
+    if (o.get) replyValue(s, live ? head : REF_NONE)
     else s.conn.out.nullBulk()
     return
   }
-  if (getOld) replyValue(s, live ? head : REF_NONE) // copied out before the new version is written
-  setValue(s, a, 1, 2)
-  if (!getOld) s.conn.out.raw(OK)
+  if (o.get) replyValue(s, live ? head : REF_NONE) // copied out before the new version is written
+  setValue(s, a, 1, 2, o.keepTtl && live ? keptExpiry(s, head) : o.expireAtMs)
+  if (!o.get) s.conn.out.raw(OK)
 }
 
 function getset(s: Session, a: Args): void {
@@ -198,7 +197,8 @@ function incrBy(s: Session, a: Args, delta: number, deltaBig: bigint | null): vo
     text = big.toString()
   }
   const n = scratch.write(text, 0, 'latin1')
-  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], scratch, 0, n, null, 0, 0)
+  const live = head !== REF_NONE && s.node.view.isSet(head)
+  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], scratch, 0, n, null, 0, 0, live ? keptExpiry(s, head) : 0)
   recordWrite(s)
   s.conn.out.integerText(text)
 }
@@ -221,7 +221,7 @@ function append(s: Session, a: Args): void {
     const c = s.node.view.locate(head)
     total += c.valueLength
     if (total > valueMax(s)) { s.conn.out.error('ERR string exceeds maximum allowed size (proto-max-bulk-len)'); return }
-    w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], c.u8, c.valueStart, c.valueLength, a.data, a.argStart[2], a.argLength[2])
+    w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], c.u8, c.valueStart, c.valueLength, a.data, a.argStart[2], a.argLength[2], keptExpiry(s, head))
     recordWrite(s)
   } else {
     w.writeProbed(OP_TYPE_SET, a.data, a.argStart[1], a.argLength[1], a.data, a.argStart[2], a.argLength[2], null, 0, 0)
@@ -333,7 +333,8 @@ export const COMMANDS: CommandSpec[] = [
   { name: 'strlen', arity: 2, flags: F_READ, run: strlen },
   { name: 'dbsize', arity: 1, flags: F_READ | F_OBSERVES_ALL, run: (s) => s.conn.out.integer(s.node.keyCount()) },
   { name: 'scan', arity: -2, flags: F_READ | F_OBSERVES_ALL, run: scan },
-  { name: 'lsn', arity: 1, flags: 0, run: (s) => s.conn.out.integer(s.node.writer === null ? s.node.view.visibleLsn : s.node.writer.blockEndOf(s.conn.lastWriteBlockStart)) },
+  // Not inside MULTI (as WAIT): it seals the block holding the connection's last write, which a transaction still has open.
+  { name: 'lsn', arity: 1, flags: F_BLOCKING, run: (s) => s.conn.out.integer(s.node.writer === null ? s.node.view.visibleLsn : s.node.writer.blockEndOf(s.conn.lastWriteBlockStart)) },
 ]
 
 export { OK, QUEUED }

@@ -1,8 +1,6 @@
 /**
  * Commands that exist so a Redis user's tools and habits work on a
- * string-only, single-database, expiry-free dataset: the TTL family answers as
- * Redis does for keys without expiry (and refuses to set one, until expiry
- * lands), FLUSHALL/FLUSHDB delete every key, OBJECT and MEMORY USAGE describe string values, MOVE and SWAPDB
+ * string-only, single-database dataset: FLUSHALL/FLUSHDB delete every key, OBJECT and MEMORY USAGE describe string values, MOVE and SWAPDB
  * behave as in a Redis configured with one database, and the commands of data
  * types freshet does not have (lists, hashes, sets, sorted sets, streams,
  * HyperLogLog, geo) answer an error that names freshet's scope.
@@ -17,17 +15,11 @@ import { opBytes } from '../codec/record.js'
 import { type Args, argInt, argIs, argString, parseInt64Bytes } from './args.js'
 import { type CommandSpec, F_MAY_FREE, F_READ, F_WRITE, lookupArg, recordWrite, type Session } from './commands.js'
 
-const ERR_EXPIRY = 'ERR key expiry is not supported by freshet yet (keys never expire)'
 /** Redis keeps a small integer as "int" up to this many characters, other short strings as "embstr". */
 const INT_ENCODING_CHARS_MAX = 20
 const EMBSTR_BYTES_MAX = 44
 /** Each key costs one index slot (hash + ref) besides its op in the log. */
 const INDEX_SLOT_BYTES = 8
-
-/** TTL/PTTL/EXPIRETIME/PEXPIRETIME: -2 for a missing key, -1 for a key without expiry (every key). */
-function noExpiry(s: Session, a: Args): void {
-  s.conn.out.integer(lookupArg(s, a, 1) === REF_NONE ? -2 : -1)
-}
 
 function object(s: Session, a: Args): void {
   const out = s.conn.out
@@ -139,7 +131,6 @@ function otherType(type: string): CommandSpec['run'] {
   return (s, a) => s.conn.out.error(`ERR freshet stores strings only: '${argString(a, 0).slice(0, 32).toLowerCase()}' is a ${type} command`)
 }
 
-const refuseExpiry: CommandSpec['run'] = (s) => s.conn.out.error(ERR_EXPIRY)
 
 const ERR_NO_SCRIPTS = 'ERR freshet runs no scripts or functions'
 
@@ -157,18 +148,6 @@ function scripting(s: Session, a: Args): void {
 }
 
 export const KEYSPACE_EXTRAS: CommandSpec[] = [
-  { name: 'ttl', arity: 2, flags: F_READ, run: noExpiry },
-  { name: 'pttl', arity: 2, flags: F_READ, run: noExpiry },
-  { name: 'expiretime', arity: 2, flags: F_READ, run: noExpiry },
-  { name: 'pexpiretime', arity: 2, flags: F_READ, run: noExpiry },
-  // No key has a timeout to remove.
-  { name: 'persist', arity: 2, flags: F_READ, run: (s) => s.conn.out.integer(0) },
-  { name: 'expire', arity: -3, flags: 0, run: refuseExpiry },
-  { name: 'pexpire', arity: -3, flags: 0, run: refuseExpiry },
-  { name: 'expireat', arity: -3, flags: 0, run: refuseExpiry },
-  { name: 'pexpireat', arity: -3, flags: 0, run: refuseExpiry },
-  { name: 'setex', arity: 4, flags: 0, run: refuseExpiry },
-  { name: 'psetex', arity: 4, flags: 0, run: refuseExpiry },
   { name: 'object', arity: -2, flags: F_READ, run: object },
   { name: 'memory', arity: -2, flags: F_READ, run: memory },
   { name: 'flushall', arity: -1, flags: F_WRITE | F_MAY_FREE, bound: flushBound, run: flushall },

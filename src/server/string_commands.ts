@@ -15,7 +15,7 @@
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { type Args, argIs, globMatch, parseInt64Bytes } from './args.js'
 import { addExtended, type Extended, formatExtended, parseExtended, TEXT_CHARS_MAX as FLOAT_TEXT_CHARS_MAX } from './long_double.js'
-import { type CommandSpec, exists, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, lookupArg, OK, opBound, recordWrite, type Session, valueMax } from './commands.js'
+import { type CommandSpec, exists, F_MAY_FREE, F_OBSERVES_ALL, F_READ, F_WRITE, lookupArg, OK, opBound, recordWrite, keptExpiry, type Session, valueMax } from './commands.js'
 
 export const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
 export const ERR_SYNTAX = 'ERR syntax error'
@@ -224,25 +224,13 @@ function getdel(s: Session, a: Args): void {
   recordWrite(s)
 }
 
-function getex(s: Session, a: Args): void {
-  for (let i = 2; i < a.argc; i++) {
-    if (argIs(a, i, 'persist')) continue
-    if (argIs(a, i, 'ex') || argIs(a, i, 'px') || argIs(a, i, 'exat') || argIs(a, i, 'pxat')) {
-      s.conn.out.error('ERR key expiry (EX/PX/EXAT/PXAT) is not supported by freshet')
-      return
-    }
-    s.conn.out.error(ERR_SYNTAX)
-    return
-  }
-  const ref = lookupArg(s, a, 1)
-  if (ref === REF_NONE) { s.conn.out.nullBulk(); return }
-  const c = s.node.view.locate(ref)
-  s.conn.out.bulk(c.u8, c.valueStart, c.valueLength)
-}
-
-/** Writes the key of argument i with the value `bytes[0, length)`. */
-export function writeValue(s: Session, a: Args, i: number, bytes: Uint8Array, length: number): void {
-  s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[i], a.argLength[i], bytes, 0, length, null, 0, 0)
+/**
+ * Writes the key of argument i with the value `bytes[0, length)`; it keeps
+ * the expiry of `ttlFrom` (the live version it rewrites: SETRANGE, SETBIT,
+ * INCRBYFLOAT keep a key's TTL, as Redis does), or has none (REF_NONE).
+ */
+export function writeValue(s: Session, a: Args, i: number, bytes: Uint8Array, length: number, ttlFrom: number): void {
+  s.node.writer!.writeProbed(OP_TYPE_SET, a.data, a.argStart[i], a.argLength[i], bytes, 0, length, null, 0, 0, keptExpiry(s, ttlFrom))
   recordWrite(s)
 }
 
@@ -273,7 +261,7 @@ function incrbyfloat(s: Session, a: Args): void {
   const text = formatExtended(sum)
   const n = Buffer.byteLength(text, 'latin1')
   const bytes = Buffer.from(text, 'latin1')
-  writeValue(s, a, 1, bytes, n)
+  writeValue(s, a, 1, bytes, n, ref)
   s.conn.out.bulk(bytes, 0, n)
 }
 
@@ -290,7 +278,7 @@ function setrange(s: Session, a: Args): void {
   if (offset + n > valueMax(s)) { s.conn.out.error(ERR_TOO_LARGE); return }
   const v = valueCopy(s, ref, offset + n)
   v.bytes.set(a.data.subarray(a.argStart[3], a.argStart[3] + n), offset)
-  writeValue(s, a, 1, v.bytes, v.length)
+  writeValue(s, a, 1, v.bytes, v.length, ref)
   s.conn.out.integer(v.length)
 }
 
@@ -307,7 +295,8 @@ function moveValue(s: Session, a: Args, keep: boolean): void {
   const valueStart = c.valueStart
   const valueLength = c.valueLength
   w.probe(a.data, a.argStart[2], a.argLength[2])
-  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[2], a.argLength[2], u8, valueStart, valueLength, null, 0, 0)
+  // RENAME keeps the source's TTL, COPY copies it.
+  w.writeProbed(OP_TYPE_SET, a.data, a.argStart[2], a.argLength[2], u8, valueStart, valueLength, null, 0, 0, keptExpiry(s, src))
   if (!keep) {
     w.probe(a.data, a.argStart[1], a.argLength[1])
     w.writeProbed(OP_TYPE_DELETE, a.data, a.argStart[1], a.argLength[1], null, 0, 0, null, 0, 0)
@@ -374,7 +363,6 @@ function moveBound(s: Session, a: Args, extra: number): number {
 export const STRING_COMMANDS: CommandSpec[] = [
   { name: 'setnx', arity: 3, flags: F_WRITE, bound: keyValueBound, run: setnx },
   { name: 'getdel', arity: 2, flags: F_WRITE | F_MAY_FREE, bound: deleteBound, run: getdel },
-  { name: 'getex', arity: -2, flags: F_READ, run: getex },
   { name: 'getrange', arity: 4, flags: F_READ, run: getrange },
   { name: 'substr', arity: 4, flags: F_READ, run: getrange },
   { name: 'incrbyfloat', arity: 3, flags: F_WRITE, bound: (s, a) => opBound(a.argLength[1], FLOAT_TEXT_CHARS_MAX, valueMax(s)), run: incrbyfloat },

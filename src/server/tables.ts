@@ -8,5 +8,6 @@ import { BIT_COMMANDS } from './bit_commands.js'
 import { COMMANDS, type CommandSpec } from './commands.js'
 import { KEYSPACE_EXTRAS } from './keyspace_extras.js'
 import { STRING_COMMANDS } from './string_commands.js'
+import { EXPIRE_COMMANDS } from './expire_commands.js'
 
-export const SHARED_COMMANDS: ReadonlyArray<readonly CommandSpec[]> = [COMMANDS, STRING_COMMANDS, BIT_COMMANDS, KEYSPACE_EXTRAS, ADMIN_COMMANDS]
+export const SHARED_COMMANDS: ReadonlyArray<readonly CommandSpec[]> = [COMMANDS, STRING_COMMANDS, EXPIRE_COMMANDS, BIT_COMMANDS, KEYSPACE_EXTRAS, ADMIN_COMMANDS]

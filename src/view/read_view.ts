@@ -8,7 +8,8 @@
  * backup reads at its visible LSN, which moves only between event-loop
  * turns, so one command (MGET, SCAN, EXEC) sees one snapshot for all its keys.
  */
-import { opKeyAt } from '../codec/record.js'
+import { opExpiryMs, opKeyAt } from '../codec/record.js'
+import { nowMs } from '../io/clock.js'
 import {
   OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_KEY_LENGTH_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_OFFSET, OP_TYPE_SET,
   OP_VALUE_LENGTH_OFFSET, PARTITION_COUNT, REF_NONE,
@@ -55,13 +56,26 @@ export class ReadView {
    * primary a reply waits until this position is committed.
    */
   observedLsn: number
+  /**
+   * The time (ms since the Unix epoch) at which this view decides expiry: a
+   * version expiring at or before it is not there. -1: now (a primary's view,
+   * read at each question). A backup's view reads at its newest visible
+   * block's commit time (the log's clock), so a view is one consistent state.
+   */
+  timeMs: number
 
-  constructor(log: ViewedLog, index: Index, visibleLsn: number) {
+  constructor(log: ViewedLog, index: Index, visibleLsn: number, timeMs = -1) {
     this.log = log
     this.index = index
     this.visibleLsn = visibleLsn
     this.cursor = new VersionCursor()
     this.observedLsn = -1
+    this.timeMs = timeMs
+  }
+
+  /** The time expiry is decided at (see timeMs). */
+  nowMs(): number {
+    return this.timeMs >= 0 ? this.timeMs : nowMs()
   }
 
   observe(lsn: number): void {
@@ -93,7 +107,7 @@ export class ReadView {
     const id = Math.floor(position / this.log.segmentBytes)
     const at = position - id * this.log.segmentBytes
     const dv = this.log.dv[id]
-    return dv.getUint8(at + OP_FLAGS_OFFSET) === OP_FLAG_RELOCATED && dv.getUint32(at + OP_PREV_REF_OFFSET, true) === watched
+    return (dv.getUint8(at + OP_FLAGS_OFFSET) & OP_FLAG_RELOCATED) !== 0 && dv.getUint32(at + OP_PREV_REF_OFFSET, true) === watched
   }
 
   /** Ref of the key's live value (a visible set version), or REF_NONE. */
@@ -102,10 +116,28 @@ export class ReadView {
     return ref !== REF_NONE && this.isSet(ref) ? ref : REF_NONE
   }
 
+  /** Is `ref` a set that has not expired at this view's time (a live value)? */
   isSet(ref: number): boolean {
     const position = refPosition(ref)
     const id = Math.floor(position / this.log.segmentBytes)
+    const at = position - id * this.log.segmentBytes
+    if (this.log.u8[id][at + OP_TYPE_OFFSET] !== OP_TYPE_SET) return false
+    const expiry = opExpiryMs(this.log.dv[id], at)
+    return expiry === 0 || expiry > this.nowMs()
+  }
+
+  /** Is `ref` a set, expired or not (what a block's live-key count counts)? */
+  isSetOp(ref: number): boolean {
+    const position = refPosition(ref)
+    const id = Math.floor(position / this.log.segmentBytes)
     return this.log.u8[id][position - id * this.log.segmentBytes + OP_TYPE_OFFSET] === OP_TYPE_SET
+  }
+
+  /** The version's expiry time (ms since the Unix epoch), 0 if it never expires. */
+  expiryOf(ref: number): number {
+    const position = refPosition(ref)
+    const id = Math.floor(position / this.log.segmentBytes)
+    return opExpiryMs(this.log.dv[id], position - id * this.log.segmentBytes)
   }
 
   /** Points `cursor` at the version's key and value bytes. */
@@ -116,7 +148,7 @@ export class ReadView {
     const dv = this.log.dv[id]
     const c = this.cursor
     c.u8 = this.log.u8[id]
-    c.keyStart = opKeyAt(at)
+    c.keyStart = opKeyAt(dv, at)
     c.keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
     c.valueStart = c.keyStart + c.keyLength
     c.valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)

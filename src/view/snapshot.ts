@@ -21,18 +21,19 @@ export class Snapshot {
   private readonly store: SegmentStore
   private closed: boolean
 
-  private constructor(store: SegmentStore, index: Index, lsn: number) {
+  private constructor(store: SegmentStore, index: Index, lsn: number, timeMs: number) {
     this.store = store
     this.lsn = lsn
-    this.view = new ReadView(store, index, lsn)
+    this.view = new ReadView(store, index, lsn, timeMs)
     this.closed = false
     store.pin(lsn)
   }
 
-  /** A snapshot of everything below `lsn` (a block end at or below the node's visible LSN). */
-  static open(store: SegmentStore, index: Index, lsn: number): Snapshot {
+  /** A snapshot of everything below `lsn` (a block end at or below the node's visible LSN), with expiry decided at `timeMs`. */
+  static open(store: SegmentStore, index: Index, lsn: number, timeMs: number): Snapshot {
     assert(lsn >= store.horizonLsn() && lsn <= store.endLsn, 'a snapshot lies within the retained log')
-    return new Snapshot(store, index, lsn)
+    assert(timeMs >= 0, 'a snapshot decides expiry at one fixed time')
+    return new Snapshot(store, index, lsn, timeMs)
   }
 
   close(): void {

@@ -157,7 +157,40 @@ export const EXCHANGES: Exchange[] = [
   { name: 'move and swapdb with one database', requests: [['SET', '{k}a', '1'], ['MOVE', '{k}a', '0'], ['MOVE', '{k}a', '1'], ['MOVE', '{k}a', 'x'], ['SWAPDB', '0', '0'], ['SWAPDB', '0', '1'], ['SWAPDB', 'x', '0'], ['SELECT', '0'], ['SELECT', '1']] },
   { name: 'object and memory: subcommand errors', requests: [['OBJECT', 'ENCODING'], ['OBJECT', 'ENCODING', 'a', 'b'], ['MEMORY', 'FOO'], ['MEMORY', 'USAGE'], ['OBJECT', 'FREQ', '{k}missing']] },
   { name: 'other data types are out of scope', requests: [['LPUSH', '{k}l', 'x'], ['HSET', '{k}h', 'f', 'v'], ['SADD', '{k}s', 'm'], ['ZADD', '{k}z', '1', 'm']] },
-  { name: 'expiry is refused until it lands', requests: [['SET', '{k}a', '1'], ['EXPIRE', '{k}a', '10'], ['SETEX', '{k}b', '10', 'v'], ['TTL', '{k}a']] },
+  // ---------------------------------------------------------------- key expiry (absolute times and long TTLs: the replies do not depend on when they run)
+  { name: 'expiry: SET EX/PX/EXAT/PXAT/KEEPTTL and TTL, PTTL, EXPIRETIME, PEXPIRETIME', requests: [
+    ['SET', '{k}a', '1', 'EX', '1000'], ['TTL', '{k}a'], ['SET', '{k}b', '1', 'EXAT', '4102444800'], ['EXPIRETIME', '{k}b'], ['PEXPIRETIME', '{k}b'],
+    ['SET', '{k}c', '1', 'PXAT', '4102444800123'], ['PEXPIRETIME', '{k}c'], ['EXPIRETIME', '{k}c'], ['SET', '{k}c', '2', 'KEEPTTL'], ['PEXPIRETIME', '{k}c'],
+    ['SET', '{k}c', '3'], ['TTL', '{k}c'], ['PTTL', '{k}none'], ['TTL', '{k}none'], ['EXPIRETIME', '{k}none'], ['SET', '{k}d', 'v', 'PX', '100000000'], ['GET', '{k}d']] },
+  { name: 'expiry: SET option errors', requests: [
+    ['SET', '{k}a', '1', 'EX', '0'], ['SET', '{k}a', '1', 'EX', '-5'], ['SET', '{k}a', '1', 'PX', 'abc'], ['SET', '{k}a', '1', 'EX'], ['SET', '{k}a', '1', 'EX', '10', 'PX', '10'],
+    ['SET', '{k}a', '1', 'EX', '10', 'KEEPTTL'], ['SET', '{k}a', '1', 'KEEPTTL', 'EX', '10'], ['SET', '{k}a', '1', 'EX', '9223372036854775807'], ['SET', '{k}a', '1', 'EXAT', '0'],
+    ['SET', '{k}a', '1', 'NX', 'XX'], ['SET', '{k}a', '1', 'EX', '10', 'EX', '20'], ['TTL', '{k}a'], ['SET', '{k}a', '1', 'KEEPTTL', 'KEEPTTL'], ['SET', '{k}a', '1', 'KEEPTTL', 'GET']] },
+  { name: 'expiry: SETEX, PSETEX and their errors', requests: [
+    ['SETEX', '{k}a', '1000', 'v'], ['TTL', '{k}a'], ['GET', '{k}a'], ['PSETEX', '{k}b', '100000000', 'w'], ['GET', '{k}b'], ['SETEX', '{k}a', '0', 'v'], ['SETEX', '{k}a', '-1', 'v'],
+    ['PSETEX', '{k}a', '0', 'v'], ['SETEX', '{k}a', 'x', 'v'], ['SETEX', '{k}a', '9223372036854775807', 'v'], ['TTL', '{k}a']] },
+  { name: 'expiry: EXPIRE family with NX, XX, GT, LT; PERSIST', requests: [
+    ['SET', '{k}a', '1'], ['EXPIRE', '{k}a', '1000', 'XX'], ['TTL', '{k}a'], ['EXPIRE', '{k}a', '1000', 'GT'], ['EXPIRE', '{k}a', '1000', 'NX'], ['TTL', '{k}a'],
+    ['EXPIRE', '{k}a', '2000', 'NX'], ['EXPIRE', '{k}a', '2000', 'GT'], ['TTL', '{k}a'], ['EXPIRE', '{k}a', '1500', 'GT'], ['EXPIRE', '{k}a', '1500', 'LT'], ['TTL', '{k}a'],
+    ['EXPIRE', '{k}a', '1000', 'XX', 'LT'], ['TTL', '{k}a'], ['PERSIST', '{k}a'], ['PERSIST', '{k}a'], ['TTL', '{k}a'], ['EXPIRE', '{k}a', '3000', 'LT'], ['TTL', '{k}a'],
+    ['EXPIREAT', '{k}a', '4102444800'], ['EXPIRETIME', '{k}a'], ['PEXPIREAT', '{k}a', '4102444800999'], ['PEXPIRETIME', '{k}a'], ['PEXPIRE', '{k}a', '100000000'], ['GET', '{k}a'],
+    ['EXPIRE', '{k}none', '10'], ['PERSIST', '{k}none'], ['EXPIRE', '{k}a', '10', 'NX', 'XX'], ['EXPIRE', '{k}a', '10', 'GT', 'LT'], ['EXPIRE', '{k}a', '10', 'FOO'],
+    ['EXPIRE', '{k}a', 'ten'], ['EXPIRE', '{k}a', '9223372036854775807'], ['EXPIRE', '{k}a'], ['GET', '{k}a']] },
+  { name: 'expiry: a time in the past deletes the key', requests: [
+    ['SET', '{k}a', '1'], ['EXPIRE', '{k}a', '-1'], ['EXISTS', '{k}a'], ['SET', '{k}b', '1'], ['EXPIREAT', '{k}b', '1'], ['GET', '{k}b'], ['SET', '{k}c', '1'], ['PEXPIRE', '{k}c', '0'], ['EXISTS', '{k}a', '{k}b', '{k}c']] },
+  { name: 'expiry: writes keep or clear a TTL as Redis does', requests: [
+    ['SET', '{k}a', '10', 'EXAT', '4102444800'], ['INCR', '{k}a'], ['EXPIRETIME', '{k}a'], ['APPEND', '{k}a', '5'], ['EXPIRETIME', '{k}a'], ['SETRANGE', '{k}a', '0', '9'], ['EXPIRETIME', '{k}a'],
+    ['INCRBYFLOAT', '{k}a', '1.5'], ['EXPIRETIME', '{k}a'], ['SETBIT', '{k}a', '1', '1'], ['EXPIRETIME', '{k}a'], ['GETSET', '{k}a', 'x'], ['TTL', '{k}a'],
+    ['SET', '{k}b', 'v', 'EXAT', '4102444800'], ['RENAME', '{k}b', '{k}c'], ['EXPIRETIME', '{k}c'], ['COPY', '{k}c', '{k}d'], ['EXPIRETIME', '{k}d'],
+    ['MSET', '{k}c', '1'], ['TTL', '{k}c'], ['SET', '{k}e', 'v', 'EXAT', '4102444800'], ['GETDEL', '{k}e'], ['TTL', '{k}e']] },
+  { name: 'expiry: GETEX', requests: [
+    ['SET', '{k}a', 'v'], ['GETEX', '{k}a', 'EX', '1000'], ['TTL', '{k}a'], ['GETEX', '{k}a', 'PERSIST'], ['TTL', '{k}a'], ['GETEX', '{k}a', 'EXAT', '4102444800'], ['EXPIRETIME', '{k}a'],
+    ['GETEX', '{k}a'], ['GETEX', '{k}none', 'EX', '10'], ['GETEX', '{k}a', 'EX', '0'], ['GETEX', '{k}a', 'EX', '10', 'PX', '10'], ['GETEX', '{k}a', 'PERSIST', 'EX', '10'],
+    ['GETEX', '{k}a', 'FOO'], ['GETEX', '{k}a', 'EX'], ['GETEX', '{k}a', 'PXAT', '1'], ['EXISTS', '{k}a']] },
+  // (Not DBSIZE: the keyspace is shared by every exchange, and Redis holds keys of other types freshet refused.)
+  { name: 'expiry: WATCH sees an expiry change', requests: [
+    ['SET', '{k}a', '1', 'EX', '1000'], ['SET', '{k}b', '1'], ['WATCH', '{k}a'], ['EXPIRE', '{k}a', '2000'], ['MULTI'], ['GET', '{k}a'], ['EXEC'],
+    ['WATCH', '{k}b'], ['PERSIST', '{k}b'], ['MULTI'], ['GET', '{k}b'], ['EXEC']] },
 
   // ---------------------------------------------------------------- connection state
   { name: 'reset: leaves MULTI, forgets WATCH and the name, back to RESP2', requests: [['CLIENT', 'SETNAME', 'x'], ['WATCH', '{k}a'], ['MULTI'], ['RESET'], ['CLIENT', 'GETNAME'], ['SET', '{k}a', '1'], ['MULTI'], ['GET', '{k}a'], ['EXEC']] },

@@ -21,7 +21,7 @@ afterAll(async () => {
   await cleanupClusters()
 })
 
-/** Every key and value (hex) of a node, by SCAN + GET. */
+/** Every key and value (hex) of a node with its absolute expiry (PEXPIRETIME, -1: none), by SCAN + MGET. */
 async function digest(c: Redis): Promise<Map<string, string>> {
   const m = new Map<string, string>()
   let cursor = '0'
@@ -35,7 +35,10 @@ async function digest(c: Redis): Promise<Map<string, string>> {
   for (let i = 0; i < keys.length; i += 500) {
     const batch = keys.slice(i, i + 500).map((h) => Buffer.from(h, 'hex'))
     const values = await c.mgetBuffer(...batch)
-    values.forEach((v, j) => m.set(keys[i + j], v === null ? 'null' : v.toString('hex')))
+    const p = c.pipeline()
+    for (const k of batch) p.call('PEXPIRETIME', k)
+    const expiries = (await p.exec())!.map(([, e]) => String(e))
+    values.forEach((v, j) => m.set(keys[i + j], `${v === null ? 'null' : v.toString('hex')}@${expiries[j]}`))
   }
   return m
 }
@@ -75,6 +78,9 @@ async function writeMix(c: Redis, seed: number): Promise<void> {
   p.set('bigger', rng.bytes(70_000))
   p.set(Buffer.from([0, 1, 2, 255]), 'binary key')
   p.set('unicode ключ', 'значение')
+  // Keys with an absolute expiry far ahead (their times are compared exactly).
+  p.set('ttl:a', 'x', 'PXAT', 4102444800000)
+  p.set('ttl:b', 'y'.repeat(100), 'EXAT', 4102444801)
   await p.exec()
 }
 
@@ -179,7 +185,7 @@ describe('RDB files freshet writes', () => {
 })
 
 describe('RDB files redis-server writes', () => {
-  test('load into freshet exactly (LZF, integer encodings, binary); TTL keys, other types and databases are refused, or skipped with --skip-unsupported; expired keys are dropped', async () => {
+  test('load into freshet exactly (LZF, integer encodings, binary, expiry times); other types and databases are refused, or skipped with --skip-unsupported; expired keys are dropped', async () => {
     const dir = makeTempDir('freshet-rdb-redis-')
     const redis = await startRedis(['--dir', dir, '--dbfilename', 'redis.rdb', '--enable-debug-command', 'yes'])
     const r = connect(redis.port, { password: '' })
@@ -206,7 +212,7 @@ describe('RDB files redis-server writes', () => {
       disconnect(f)
       await node.node.stop()
       // Now a key with a TTL, a list and a key in database 1.
-      await r.set('ttl', 'v', 'EX', 1000)
+      await r.set('ttl', 'v', 'PXAT', 4102444802000)
       await r.rpush('list', 'a', 'b')
       await r.select(1)
       await r.set('db1', 'x')
@@ -221,6 +227,8 @@ describe('RDB files redis-server writes', () => {
       expect(skipped.code, skipped.stderr).toBe(0)
       const again = await startPrimaryNode({ dir: refusedDir })
       const g = connect(again.port)
+      // The key with a time to live loads with its expiry; the list and db 1 were skipped.
+      want.set(Buffer.from('ttl').toString('hex'), `${Buffer.from('v').toString('hex')}@4102444802000`)
       expect(await digest(g)).toEqual(want)
       disconnect(g)
     } finally {
