@@ -65,6 +65,8 @@ export interface ServedNode {
   /** Keys with a time to live and keys the active cycle expired (INFO keyspace expires=, stats expired_keys); a backup tracks neither: 0. */
   expiringKeys(): number
   expiredKeysTotal(): number
+  /** DEBUG SET-ACTIVE-EXPIRE: runs or pauses the active expiry cycle (a backup has none). */
+  setActiveExpiry(on: boolean): void
 }
 
 /** One INFO section's lines, in order: `key:value`. */

@@ -227,6 +227,7 @@ export class Backup implements ServedNode, ReceiverSink {
   // ---- ServedNode ----
   heldReplyBoundMs(): number { return 0 }
   expiringKeys(): number { return 0 }
+  setActiveExpiry(): void {}
   expiredKeysTotal(): number { return 0 }
   heldReplyError(): string { return '' }
   releasedLsn(): number { return Number.MAX_SAFE_INTEGER }

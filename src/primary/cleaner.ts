@@ -55,7 +55,7 @@
 import {
   BLOCK_HEADER_BYTES, OP_FLAG_EXPIRES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_SET, PARTITION_BITS,
 } from '../constants.js'
-import { blockLength, blockOpCount, copyBytes, opBytes, opExpires, opKeyAt, opKeyHash, opKeyLength, opSizeAt, opType, opUsedBytes, opValueLength, padOp } from '../codec/record.js'
+import { blockLength, blockOpCount, copyBytes, opBytes, opExpires, opExpiryMs, opKeyAt, opKeyHash, opKeyLength, opSizeAt, opType, opUsedBytes, opValueLength, padOp } from '../codec/record.js'
 import { findSlotForOp, setSlotRef, slotRef } from '../index/indirection.js'
 import { sweepRange, tombstoneDroppable } from '../replay/apply.js'
 import { assert } from '../assert.js'
@@ -66,6 +66,8 @@ import type { LogFiles } from '../log/log_file.js'
 import type { GroupCommit } from '../log/group_commit.js'
 import type { Appender } from '../log/appender.js'
 import type { Index } from '../index/indirection.js'
+import { nowMs } from '../io/clock.js'
+import { EXPIRED, type Expiry } from './expiry.js'
 
 /** What the cleaner works on: the primary's log, index and live-byte counts (Primary implements it). */
 export interface CleanedLog {
@@ -77,6 +79,8 @@ export interface CleanedLog {
   readonly options: { maxMemoryBytes: number, windowForceBytes?: number, log: (line: string) => void }
   readonly segmentLive: Float64Array
   liveBytes: number
+  /** Keys with a time to live: an expired head is deleted rather than relocated (expiry.ts). */
+  readonly expiry: Pick<Expiry, 'expire'>
   usedMemoryBytes(): number
   retainFloor(): number
   retainBytes(): number
@@ -109,6 +113,8 @@ export interface CleanerStats {
   tombstoneBytesDropped: number
   /** Tombstones copied to the tail because an older version of their key is still retained. */
   tombstonesRelocated: number
+  /** Expired heads of victims deleted instead of relocated. */
+  expiredDropped: number
   /** Segments released above the horizon (holes), of segmentsCleaned. */
   holesCreated: number
   timeMs: number
@@ -144,7 +150,7 @@ export class Cleaner {
     this.onReleased = onReleased
     this.stats = {
       segmentsCleaned: 0, bytesScanned: 0, bytesRelocated: 0, opsRelocated: 0, tombstoneBytesDropped: 0,
-      tombstonesRelocated: 0, holesCreated: 0, timeMs: 0,
+      tombstonesRelocated: 0, expiredDropped: 0, holesCreated: 0, timeMs: 0,
     }
     // After a restart the relocations behind the recovered horizon and holes lie somewhere in the recovered
     // log (they were durable before their victims went): a backup releases them once it holds all of it.
@@ -328,7 +334,9 @@ export class Cleaner {
     const committed = victim.committedBytes()
     const baseRef = segmentBaseRef(victim.id, store.segmentBytes)
     const dv = victim.dv
+    const now = nowMs()
     let scanned = 0
+    let expired = 0
     while (this.offset < committed && scanned < budget) {
       const block = this.offset
       const length = blockLength(dv, block)
@@ -347,8 +355,15 @@ export class Cleaner {
           // The op's own ref as the hint: a slot holding it is this key without comparing bytes.
           const slot = findSlotForOp(table, store, hash, ref, victim.u8, opKeyAt(dv, at), keyLength)
           if (slot >= 0 && slotRef(table, slot) === ref) {
-            this.relocate(victim, at, size, ref, partition, slot)
-            if (!isSet) this.stats.tombstonesRelocated++
+            // An expired head is dead: its delete (a tombstone in the tail, as the active cycle would
+            // log) supersedes it, so its value is never copied. Relocated if the node takes no writes now.
+            if (isSet && opExpires(dv, at) && opExpiryMs(dv, at) <= now &&
+              p.expiry.expire(victim.u8, opKeyAt(dv, at), keyLength, now) === EXPIRED) {
+              expired++
+            } else {
+              this.relocate(victim, at, size, ref, partition, slot)
+              if (!isSet) this.stats.tombstonesRelocated++
+            }
           }
         }
         at += size
@@ -357,6 +372,7 @@ export class Cleaner {
       scanned += length
     }
     this.stats.bytesScanned += scanned
+    this.stats.expiredDropped += expired
     if (this.offset >= committed) {
       if (this.victimAt < this.victims.length - 1) {
         this.victimAt++

@@ -20,6 +20,11 @@ import type { ReadView } from '../view/read_view.js'
 export const CYCLE_INTERVAL_MS = 100
 export const CYCLE_BUDGET_MS = 25
 
+/** What expire() did. */
+export const EXPIRED = 1
+export const NOT_EXPIRED = 0
+export const REFUSED = -1
+
 /** What the cycle needs of the primary. */
 export interface ExpiringLog {
   readonly view: ReadView
@@ -80,6 +85,32 @@ export class Expiry {
     this.keys.delete(Buffer.from(key.buffer, key.byteOffset + keyStart, keyLength).toString('latin1'))
   }
 
+  /**
+   * Deletes the key at key[keyStart, +keyLength) if its newest version is a
+   * set that expired at or before `now` (logged like any delete, so backups
+   * replay it and WATCH sees a change). Returns EXPIRED, NOT_EXPIRED (a write
+   * since renewed or removed it), or REFUSED when the node takes no writes now
+   * (fenced, or its sync backups are missing). The caller seals the block.
+   */
+  expire(key: Uint8Array, keyStart: number, keyLength: number, now: number): number {
+    const log = this.log
+    try {
+      log.beginWrite(opBytes(keyLength, 0), false)
+    } catch {
+      return REFUSED
+    }
+    try {
+      const head = log.probe(key, keyStart, keyLength)
+      const v = log.view
+      if (head === REF_NONE || !v.isSetOp(head) || v.expiryOf(head) <= 0 || v.expiryOf(head) > now) return NOT_EXPIRED
+      log.writeProbed(OP_TYPE_DELETE, key, keyStart, keyLength, null, 0, 0, null, 0, 0)
+      this.expiredTotal++
+      return EXPIRED
+    } finally {
+      log.endWrite()
+    }
+  }
+
   /** One pass of the active cycle at `now`, within the budget; returns the keys it expired. */
   cycle(now: number): number {
     const log = this.log
@@ -97,26 +128,13 @@ export class Expiry {
         continue
       }
       const key = Buffer.from(name, 'latin1')
-      try {
-        log.beginWrite(opBytes(key.length, 0), false)
-      } catch {
-        break // the node takes no writes now (fenced, or its sync backups are missing): later
-      }
-      try {
-        const head = log.probe(key, 0, key.length)
-        // Still that expiring version (a write since would have renewed or dropped the entry).
-        const v = log.view
-        if (head !== REF_NONE && v.isSetOp(head) && v.expiryOf(head) > 0 && v.expiryOf(head) <= now) {
-          log.writeProbed(OP_TYPE_DELETE, key, 0, key.length, null, 0, 0, null, 0, 0)
-          expired++
-        }
-      } finally {
-        log.endWrite()
-      }
-      this.keys.delete(name)
+      const result = this.expire(key, 0, key.length, now)
+      if (result === REFUSED) break // later
+      if (result === EXPIRED) expired++
+      // The delete untracked it; a version renewed since was tracked again under its new time.
+      else if (this.keys.get(name) === at) this.keys.delete(name)
     }
     if (expired > 0) log.endTurn()
-    this.expiredTotal += expired
     this.cyclesTotal++
     this.cycleMsTotal += performance.now() - started
     return expired

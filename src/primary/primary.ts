@@ -316,6 +316,7 @@ export class Primary implements ServedNode, NodeWriter {
           ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
           ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
           ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_tombstones_relocated', c.tombstonesRelocated],
+          ['cleaner_expired_dropped', c.expiredDropped],
           ['cleaner_holes_created', c.holesCreated], ['cleaner_ms', Math.round(c.timeMs)],
           ['write_amplification', this.writtenBytesTotal > 0 ? ((this.writtenBytesTotal + c.bytesRelocated) / this.writtenBytesTotal).toFixed(3) : '1.000'],
         ]
@@ -343,6 +344,7 @@ export class Primary implements ServedNode, NodeWriter {
 
   expiringKeys(): number { return this.expiry.size }
   expiredKeysTotal(): number { return this.expiry.expiredTotal }
+  setActiveExpiry(on: boolean): void { if (on) this.expiry.start(); else this.expiry.stop() }
 
   /** Writes made by commands since start (RDB saves: rdb_changes_since_last_save). */
   changesTotal(): number {

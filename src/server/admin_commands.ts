@@ -12,7 +12,7 @@ import type { RespServer } from './server.js'
 import { command } from './command_info.js'
 import { client, setClientName } from './client_command.js'
 import { REF_NONE } from '../constants.js'
-import { nowMs } from '../io/clock.js'
+import { advanceClock, nowMs } from '../io/clock.js'
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'multi', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
@@ -231,7 +231,9 @@ const KEY_VALUE_SEPARATOR = Buffer.from([0])
 /**
  * DEBUG SLEEP (blocks the whole node, as Redis's does: tests use it to make
  * latency), DEBUG DIGEST (a digest of the dataset: equal on nodes that hold
- * the same keys and values, whatever their order) and DEBUG DIGEST-VALUE.
+ * the same keys and values, whatever their order), DEBUG DIGEST-VALUE, DEBUG
+ * SET-ACTIVE-EXPIRE 0|1 (as Redis's) and DEBUG ADVANCE-CLOCK ms (freshet's:
+ * moves the node's clock forward, so tests of TTLs need not sleep).
  * Only from a loopback connection.
  */
 function debug(s: Session, a: Args): void {
@@ -269,7 +271,19 @@ function debug(s: Session, a: Args): void {
     }
     return
   }
-  out.error(`ERR DEBUG subcommand '${argString(a, 1).slice(0, 64)}' is not supported by freshet (SLEEP, DIGEST, DIGEST-VALUE are)`)
+  if (argIs(a, 1, 'set-active-expire') && a.argc === 3) {
+    s.node.setActiveExpiry(argString(a, 2) !== '0')
+    out.raw(OK)
+    return
+  }
+  if (argIs(a, 1, 'advance-clock') && a.argc === 3) {
+    const ms = Number(argString(a, 2))
+    if (!Number.isSafeInteger(ms) || ms < 0) { out.error('ERR value is not an integer or out of range'); return }
+    advanceClock(ms)
+    out.raw(OK)
+    return
+  }
+  out.error(`ERR DEBUG subcommand '${argString(a, 1).slice(0, 64)}' is not supported by freshet (SLEEP, DIGEST, DIGEST-VALUE, SET-ACTIVE-EXPIRE, ADVANCE-CLOCK are)`)
 }
 
 /**

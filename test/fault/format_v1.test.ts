@@ -16,6 +16,7 @@ const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/format/v1/log', import.me
 const MANIFEST_V1_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v1/log', import.meta.url))
 const MANIFEST_V2_DIR = fileURLToPath(new URL('../fixtures/format/manifest-v2/log', import.meta.url))
 const EPOCHS_V1_DIR = fileURLToPath(new URL('../fixtures/format/epochs-v1/log', import.meta.url))
+const BLOCK_V2_DIR = fileURLToPath(new URL('../fixtures/format/block-v2/log', import.meta.url))
 
 /** The model the fixture generator (test/fixtures/format/make_v1.mjs) wrote. */
 function expected(): Map<string, string> {
@@ -138,5 +139,51 @@ describe('epoch history format 1 fixture (a promoted backup)', () => {
     await expectReopened(copy, model)
     expect(readEpochs(copy)).toEqual([{ epoch: 1, startLsn: 0 }, { epoch: 2, startLsn: 2514848 }])
     expect(fs.readdirSync(EPOCHS_V1_DIR).sort()).toEqual(['epochs.json', 'freshet.json', 'manifest.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
+  }, 60_000)
+})
+
+describe('block format 2 fixture (ops with an expiry time)', () => {
+  const FAR_MS = 4102444800000 // 2100-01-01, as test/fixtures/format/v1_writes.mjs wrote
+  /** Each expiring key's value and PEXPIRETIME as the generator's writes left them (-1: none, -2: no key). */
+  const expiring: Array<[string, string | null, number]> = [
+    ['t:far', 'far', FAR_MS], ['t:far2', 'far2', FAR_MS + 123], ['t:append', 'vmore', FAR_MS + 1],
+    ['t:n', '15', FAR_MS + 2], ['t:persist', 'p', -1], ['t:cleared', 'c2', -1], ['t:gone', null, -2],
+  ]
+  const expectExpiring = async (c: ReturnType<typeof connectClient>): Promise<void> => {
+    for (const [k, v, at] of expiring) {
+      expect(await c.get(k), k).toBe(v)
+      expect(Number(await c.call('PEXPIRETIME', k)), k).toBe(at)
+    }
+  }
+
+  test('opens with every value and expiry time as written (a TTL that ran out stays out), is cleaned, and reopens', async () => {
+    const first = fs.readFileSync(`${BLOCK_V2_DIR}/segment-000000000000.log`)
+    expect(first.readUInt16LE(8), "the fixture's blocks are of format 2").toBe(2)
+    const copy = copyDir(BLOCK_V2_DIR)
+    const model = expected()
+    await openFixture(copy, model, async (c) => {
+      await expectExpiring(c)
+      // t:gone's op is in the log without a delete: the active cycle logs one.
+      for (let i = 0; i < 100 && Number(/expired_keys:(\d+)/.exec(await c.info('stats'))![1]) < 1; i++) await new Promise((r) => setTimeout(r, 25))
+      expect(Number(/expired_keys:(\d+)/.exec(await c.info('stats'))![1])).toBe(1)
+      expect(/^db0:(\S+)/m.exec(await c.info('keyspace'))![1]).toBe(`keys=${model.size + 6},expires=4,avg_ttl=0`)
+      // Cleaning every segment but the newest two relocates the expiring heads (segment 2) with their expiry times.
+      await overwrite(c, model, 400)
+      const segment2 = `${copy}/segment-000000000002.log`
+      for (let i = 0; i < 400 && fs.existsSync(segment2); i++) {
+        await c.call('FRESHET.CLEAN', '100')
+        await new Promise((r) => setTimeout(r, 25))
+      }
+      expect(fs.existsSync(segment2), 'segment 2 released').toBe(false)
+      await expectExpiring(c)
+    })
+    for (const [k, v] of expiring) if (v !== null) model.set(k, v)
+    await expectReopened(copy, model)
+    const again = await startPrimary({ dir: copy, commit: 'local', segmentSize: '1mb' })
+    const c = connectClient(again.port)
+    await expectExpiring(c)
+    await closeClient(c)
+    expect((await again.stop()).code).toBe(0)
+    expect(fs.readdirSync(BLOCK_V2_DIR).sort()).toEqual(['epochs.json', 'freshet.json', 'manifest.json', 'segment-000000000000.log', 'segment-000000000001.log', 'segment-000000000002.log'])
   }, 60_000)
 })

@@ -69,4 +69,57 @@ describe('key expiry across a primary and a backup', () => {
       disconnect(b)
     }
   }, 90_000)
+
+  test('under a controlled clock: an hour-long TTL runs out at once; with the active cycle paused, the cleaner deletes expired heads instead of copying them', async () => {
+    const cluster = await Cluster.start({ commit: 'local', workers: [1], segmentSize: '1mb', args: ['--retain-bytes', '0'] })
+    const p = cluster.primaryClient()
+    const b = cluster.backupClient(0)
+    const caughtUp = async (): Promise<void> => { await b.call('WAITLSN', String(await p.call('LSN')), '10000') }
+    try {
+      expect(await p.call('DEBUG', 'SET-ACTIVE-EXPIRE', '0')).toBe('OK')
+      // Segment 0: 100 expiring 8 KB values and 50 small keys that live on.
+      const big = 'e'.repeat(8000)
+      for (let i = 0; i < 100; i++) await p.set(`e:${i}`, big, 'EX', 3600)
+      for (let i = 0; i < 50; i++) await p.set(`n:${i}`, `n${i}`)
+      await caughtUp()
+      expect(Number(await b.call('TTL', 'e:0'))).toBeGreaterThan(3500)
+      expect(await p.call('DEBUG', 'ADVANCE-CLOCK', String(3_601_000))).toBe('OK')
+      // The primary's reads are at its clock: gone, though nothing deleted them yet (DBSIZE counts them, as Redis's).
+      expect(await p.get('e:0')).toBeNull()
+      expect(await p.call('TTL', 'e:0')).toBe(-2)
+      expect(await p.dbsize()).toBe(150)
+      // The backup's view is at its newest block's commit time: still before the jump, until a block of after it arrives.
+      expect(await b.get('e:0')).toBe(big)
+      await p.set('tick', '1')
+      await caughtUp()
+      expect(await b.get('e:0')).toBeNull()
+      expect(await b.exists('e:1')).toBe(0)
+      // Overwrites that fill segments 1 and 2 (mostly dead) and part of 3: the cleaner (with --retain-bytes 0) takes
+      // segment 0 on its own or when told (FRESHET.CLEAN; a segment is a candidate once the backup has it).
+      const fill = 'f'.repeat(9000)
+      for (let i = 0; i < 300; i++) await p.set(`f:${i % 40}`, fill)
+      await waitFor(async () => {
+        if (Number((await info(p, 'memory')).get('cleaner_expired_dropped')) >= 100) return true
+        await p.call('FRESHET.CLEAN', '3')
+        return false
+      }, 15_000, 'the cleaner to take segment 0')
+      // Each expired head was deleted (only the paused cycle or the cleaner expires), none copied.
+      expect(Number((await info(p, 'memory')).get('cleaner_expired_dropped'))).toBe(100)
+      expect(Number((await info(p, 'stats')).get('expired_keys'))).toBe(100)
+      expect(await p.dbsize()).toBe(91)
+      await caughtUp()
+      expect(await b.dbsize()).toBe(91)
+      expect(await b.call('DEBUG', 'DIGEST')).toBe(await p.call('DEBUG', 'DIGEST'))
+      // The deletes are in the log: a restarted primary (its clock no longer advanced) does not bring them back.
+      disconnect(p)
+      await cluster.stopPrimary()
+      await cluster.restartPrimary()
+      const p2 = cluster.primaryClient()
+      expect(await p2.exists('e:0', 'e:99')).toBe(0)
+      expect(await p2.dbsize()).toBe(91)
+      disconnect(p2)
+    } finally {
+      disconnect(b)
+    }
+  }, 90_000)
 })
