@@ -3,7 +3,7 @@
  *
  *   --quick   small parameters, all benches in under a minute (CI: keeps benches from rotting)
  *   --full    the real numbers (minutes)
- *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak, failover, rdb
+ *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak, failover, rdb, expiry
  *   --json    also write every figure, the machine and the hashes to FILE
  *
  * Prints the machine, then one short summary and a result hash per bench.
@@ -24,6 +24,7 @@ import * as history from './history.bench.js'
 import * as soak from './soak.bench.js'
 import * as failover from './failover.bench.js'
 import * as rdb from './rdb.bench.js'
+import * as expiry from './expiry.bench.js'
 
 const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise<BenchReport> }> = [
   { name: 'append', run: append.run },
@@ -36,6 +37,7 @@ const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise
   { name: 'soak', run: soak.run },
   { name: 'failover', run: failover.run },
   { name: 'rdb', run: rdb.run },
+  { name: 'expiry', run: expiry.run },
 ]
 
 interface Cli {

@@ -62,15 +62,24 @@ export interface ServedNode {
   heldReplyBoundMs(): number
   /** The error (`CODE message`) a reply held past heldReplyBoundMs() gets. */
   heldReplyError(): string
-  /** Keys with a time to live and keys the active cycle expired (INFO keyspace expires=, stats expired_keys); a backup tracks neither: 0. */
-  expiringKeys(): number
-  expiredKeysTotal(): number
+  /** Key expiry's figures (INFO keyspace expires=, stats expired_keys and expire_cycle_cpu_milliseconds); a backup expires nothing: zeros. */
+  expiryStats(): ExpiryStats
   /** DEBUG SET-ACTIVE-EXPIRE: runs or pauses the active expiry cycle (a backup has none). */
   setActiveExpiry(on: boolean): void
 }
 
 /** One INFO section's lines, in order: `key:value`. */
 export type InfoLines = Array<[string, string | number]>
+
+/** What key expiry reports (the primary's; a backup's are zeros). */
+export interface ExpiryStats {
+  /** Keys with a time to live. */
+  expiring: number
+  /** Keys expired (deleted by the active cycle or the cleaner). */
+  expired: number
+  /** Milliseconds the active cycle has run. */
+  cycleMs: number
+}
 
 /** A component's contributions to INFO sections, by section name (registered at the composition root). */
 export type InfoSections = Record<string, () => InfoLines>

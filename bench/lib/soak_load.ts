@@ -4,7 +4,8 @@
  * chosen uniformly or by a Zipf law (YCSB's skew 0.99), at `rate` ops/s
  * (0 = as fast as the bounded in-flight window allows). Every choice comes
  * from a seeded PRNG. Replies are counted: acknowledged, and errors by code
- * (an -OOM here is what the soak must never see).
+ * (an -OOM here is what the soak must never see). Another bench may supply
+ * its own commands at the same pacing (the expiry bench).
  */
 import { RespClient, RespErrorReply, type Reply } from '../../src/client/client.js'
 import { Prng } from './common.js'
@@ -83,6 +84,8 @@ export interface SoakLoadOptions {
   /** Commands in flight per client at most. */
   inflightPerClientMax: number
   seed: number
+  /** Makes each command instead of the SET/DEL mix (another bench's load at the same pacing); `keys`, `distribution` and `deleteShare` then go unused. */
+  command?: () => Array<string | Buffer>
 }
 
 export class SoakLoad {
@@ -162,6 +165,7 @@ export class SoakLoad {
       if (n <= 0) continue
       const cmds: Array<Array<string | Buffer>> = []
       for (let i = 0; i < n; i++) {
+        if (o.command !== undefined) { cmds.push(o.command()); continue }
         const key = soakKey(this.chooser.next())
         if (this.chooser.unit() < o.deleteShare) {
           cmds.push(['DEL', key])

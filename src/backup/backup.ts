@@ -31,7 +31,7 @@ import { SegmentStore } from '../log/segment_store.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { ReplayScheduler } from '../replay/scheduler.js'
 import type { CommandSpec } from '../server/commands.js'
-import type { InfoSections, ServedNode } from '../node.js'
+import type { ExpiryStats, InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot, snapshotInfo } from '../view/snapshot.js'
 import { ACK_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
@@ -51,6 +51,9 @@ import type { PromotedLog } from '../primary/primary.js'
 import { dbError } from '../errors.js'
 import type { HandshakeLine } from './handshake.js'
 import { LINK_READ_BYTES, PrimaryLink, RECONNECT_MS_MAX, RECONNECT_MS_MIN } from './link.js'
+
+/** A backup expires nothing itself: it replays the primary's deletes. */
+const NO_EXPIRY: ExpiryStats = Object.freeze({ expiring: 0, expired: 0, cycleMs: 0 })
 
 export interface BackupOptions {
   dir: string
@@ -226,9 +229,8 @@ export class Backup implements ServedNode, ReceiverSink {
 
   // ---- ServedNode ----
   heldReplyBoundMs(): number { return 0 }
-  expiringKeys(): number { return 0 }
+  expiryStats(): ExpiryStats { return NO_EXPIRY }
   setActiveExpiry(): void {}
-  expiredKeysTotal(): number { return 0 }
   heldReplyError(): string { return '' }
   releasedLsn(): number { return Number.MAX_SAFE_INTEGER }
   waitLsn(): number { return -1 }

@@ -29,7 +29,7 @@ import { LogFiles, type CrashStep } from '../log/log_file.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { SegmentStore } from '../log/segment_store.js'
 import { ReadView, VISIBLE_ALL } from '../view/read_view.js'
-import type { InfoSections, KeyWriteObserver, NodeWriter, ServedNode } from '../node.js'
+import type { ExpiryStats, InfoSections, KeyWriteObserver, NodeWriter, ServedNode } from '../node.js'
 import { F_ADMIN, type CommandSpec } from '../server/commands.js'
 import { argInt } from '../server/args.js'
 import { currentEpoch, openEpochs, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
@@ -342,8 +342,7 @@ export class Primary implements ServedNode, NodeWriter {
     this.writesTotal = 0
   }
 
-  expiringKeys(): number { return this.expiry.size }
-  expiredKeysTotal(): number { return this.expiry.expiredTotal }
+  expiryStats(): ExpiryStats { return { expiring: this.expiry.size, expired: this.expiry.expiredTotal, cycleMs: this.expiry.cycleMsTotal } }
   setActiveExpiry(on: boolean): void { if (on) this.expiry.start(); else this.expiry.stop() }
 
   /** Writes made by commands since start (RDB saves: rdb_changes_since_last_save). */

@@ -388,14 +388,14 @@ function sectionLines(server: RespServer, section: string): Array<[string, strin
         ['total_connections_received', server.connectionsTotal], ['total_commands_processed', server.commandsTotal],
         ['instantaneous_ops_per_sec', server.instantaneousOps()],
         ['rejected_connections', server.rejectedConnections], ['internal_errors', server.internalErrors],
-        ['expired_keys', node.expiredKeysTotal()], ['evicted_keys', 0],
+        ['expired_keys', node.expiryStats().expired], ['expire_cycle_cpu_milliseconds', Math.round(node.expiryStats().cycleMs)], ['evicted_keys', 0],
         ...server.info.lines('stats'),
       ]
     case 'replication':
       return withRedisReplicationFields(server.info.lines('replication'), node.role)
     case 'keyspace': {
       const keys = node.keyCount()
-      return keys > 0 ? [['db0', `keys=${keys},expires=${node.expiringKeys()},avg_ttl=0`]] : []
+      return keys > 0 ? [['db0', `keys=${keys},expires=${node.expiryStats().expiring},avg_ttl=0`]] : []
     }
     default:
       return server.info.lines(section)
