@@ -10,6 +10,7 @@
  * advanced, a block was sealed) are passed to its constructor and wired at
  * the composition root (cli/run_primary.ts, cli/run_backup.ts).
  */
+import type { FreshnessGate } from './server/freshness.js'
 import type { ReadView } from './view/read_view.js'
 
 export type NodeRole = 'primary' | 'backup'
@@ -47,6 +48,8 @@ export interface ServedNode {
   readonly view: ReadView
   /** The primary itself, or null on a backup. */
   readonly writer: NodeWriter | null
+  /** Holds reads to their freshness contract (a backup); null where every read is fresh (a primary). */
+  readonly freshness: FreshnessGate | null
   /** Replies that observed positions below this may leave. */
   releasedLsn(): number
   /** The newest op written (a reply that observed everything, DBSIZE or SCAN, waits for it). */

@@ -34,7 +34,7 @@ import type { CommandSpec } from '../server/commands.js'
 import type { ExpiryStats, InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot, snapshotInfo } from '../view/snapshot.js'
-import { ACK_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
+import { ACK_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
 import { LinkError, Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
 import { checksumEndingAt } from '../ship/agreement.js'
@@ -45,6 +45,7 @@ import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
 import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 import { Releases } from './releases.js'
 import { LsnWaits } from './wait_lsn.js'
+import { FreshReads } from './fresh_reads.js'
 import { ReplayLag } from './replay_lag.js'
 import { currentEpoch, formatHistory, historyUpTo, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
 import type { PromotedLog } from '../primary/primary.js'
@@ -89,6 +90,8 @@ export interface FullResync {
 
 /** The confirmed LSN goes to disk at most this often (an older value is always safe). */
 const CONFIRMED_PERSIST_MS = 1000
+/** What an idle primary's heartbeats leave unsaid: their interval, the sender's tick (half of it) and timer slack. */
+const HEARTBEAT_ALLOWANCE_MS = HEARTBEAT_INTERVAL_MS * 1.5 + 10
 /** The link pauses with this much room left in the pending ring: one read holds fewer blocks (each is longer than its header). */
 const PENDING_ROOM_PER_READ = Math.ceil(LINK_READ_BYTES / BLOCK_HEADER_BYTES)
 
@@ -117,6 +120,13 @@ export class Backup implements ServedNode, ReceiverSink {
   /** The replication link to the primary (link.ts). */
   readonly link: PrimaryLink
   primaryCommitLsn: number
+  /** A commit the primary announced before its blocks arrived, and its commit time (lagMs). */
+  private unreceivedLsn: number
+  private unreceivedMs: number
+  /** The newest heartbeat's commit LSN and time, and the newest heartbeat time whose commit LSN is visible (stalenessMs). */
+  private beatLsn: number
+  private beatMs: number
+  private certifiedMs: number
   visibleKeyCount: number
   appliedBytesTotal: number
   /** Replay (visibility) may go up to here: min(received, primary's safe LSN), a block end. */
@@ -140,6 +150,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private readonly pending: PendingBlocks
   /** WAITLSN's parked connections (wait_lsn.ts). */
   private readonly waits: LsnWaits
+  /** Reads parked by their freshness contract (ServedNode.freshness). */
+  readonly freshness: FreshReads
   private readonly timer: NodeJS.Timeout
   private closed: boolean
   private listenPort: number
@@ -182,10 +194,16 @@ export class Backup implements ServedNode, ReceiverSink {
     this.releases = new Releases(store, files, this.scheduler, () => Math.min(this.groupCommit.durableLsn, this.view.visibleLsn), options.log)
     this.lag = new ReplayLag()
     this.primaryCommitLsn = store.endLsn
+    this.unreceivedLsn = 0
+    this.unreceivedMs = 0
+    this.beatLsn = 0
+    this.beatMs = 0
+    this.certifiedMs = 0
     this.visibleKeyCount = keyCountAt(store, confirmedLsn)
     this.appliedBytesTotal = 0
     this.pending = new PendingBlocks()
     this.waits = new LsnWaits(this)
+    this.freshness = new FreshReads(this)
     this.closed = false
     this.listenPort = options.listenPort
     this.link = new PrimaryLink(options.primaryHost, options.primaryPort, store.segmentBytes, this, options.log)
@@ -267,11 +285,43 @@ export class Backup implements ServedNode, ReceiverSink {
 
   lagBytes(): number { return Math.max(0, this.primaryCommitLsn - this.appliedLsn()) }
 
+  /**
+   * How stale what is visible may be, at most: the age of the newest primary
+   * time as of which every commit is visible here (the newest visible block's
+   * commit time, or a heartbeat's time once its commit LSN is visible; the
+   * log is sequential, so nothing committed before either is missing). A
+   * read "at most N ms stale" (FRESHET.READ MAXLAG) is held to this bound:
+   * it reflects every write the primary committed more than N ms before it.
+   * On an idle, connected backup it stays under a heartbeat interval.
+   */
+  stalenessMs(): number {
+    const complete = Math.max(this.view.timeMs, this.certifiedMs)
+    return complete > 0 ? Math.max(0, nowMs() - complete) : Number.POSITIVE_INFINITY
+  }
+
+  /**
+   * lag_ms: the age of the oldest write not yet visible here (PostgreSQL's
+   * replay_lag, read at any instant), in three cases: a received block not
+   * yet visible (its commit time: exact); else a commit the primary announced
+   * beyond what arrived (its heartbeat's time: a lower bound); else nothing
+   * is known to be missing, and the lag is the staleness bound less what an
+   * idle primary's heartbeats leave (HEARTBEAT_INTERVAL_MS and the sender's
+   * tick): 0 when caught up, and growing, never 0 between blocks, while the
+   * primary's word arrives late. With the link down, at least the time since
+   * the primary was last heard from.
+   */
   lagMs(): number {
-    if (this.appliedLsn() >= this.primaryCommitLsn && this.pending.count === 0) return 0
-    let lag = this.lag.lastMs
-    if (this.pending.count > 0) lag = Math.max(lag, nowMs() - this.pending.commitMs[this.pending.head])
-    return lag
+    const now = nowMs()
+    let lag: number
+    if (this.pending.count > 0) lag = now - this.pending.commitMs[this.pending.head]
+    else if (this.unreceivedLsn > this.store.endLsn) lag = now - this.unreceivedMs
+    else lag = this.stalenessMs() - HEARTBEAT_ALLOWANCE_MS
+    if (!this.linkUp) lag = Math.max(lag, now - this.link.lastHeardMs)
+    return Number.isFinite(lag) ? Math.max(0, lag) : 0
+  }
+
+  private certify(): void {
+    if (this.beatMs > this.certifiedMs && this.appliedLsn() >= this.beatLsn) this.certifiedMs = this.beatMs
   }
 
   /** The backup's INFO sections. */
@@ -282,7 +332,7 @@ export class Backup implements ServedNode, ReceiverSink {
         ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
         ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
         ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
-        ['lag_ms', this.lagMs().toFixed(3)], ['workers', this.scheduler.laneCount],
+        ['lag_ms', this.lagMs().toFixed(3)], ['staleness_ms', Number.isFinite(this.stalenessMs()) ? this.stalenessMs().toFixed(3) : '-1'], ['workers', this.scheduler.laneCount],
       ],
       persistence: () => [
         ...this.resyncInfo(),
@@ -471,8 +521,16 @@ export class Backup implements ServedNode, ReceiverSink {
     this.pending.push(endLsn, commitTimeMs, keyCount)
   }
 
-  heartbeat(commitLsn: number, _commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {
+  heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {
     if (commitLsn > this.primaryCommitLsn) this.primaryCommitLsn = commitLsn
+    // What this heartbeat certifies (every commit before its time) counts once its commit LSN is visible.
+    if (Number.isFinite(commitTimeMs) && commitTimeMs > this.beatMs) { this.beatLsn = commitLsn; this.beatMs = commitTimeMs }
+    this.certify()
+    // The first commit announced beyond what has arrived: the lag's oldest write while nothing is pending.
+    if (commitLsn > this.store.endLsn && this.unreceivedLsn <= this.store.endLsn && Number.isFinite(commitTimeMs)) {
+      this.unreceivedLsn = commitLsn
+      this.unreceivedMs = commitTimeMs
+    }
     this.releases.horizon(horizonLsn, horizonAfterLsn)
     // confirm() (after the chunk) makes it visible, whole blocks only; a bad value confirms nothing.
     if (Number.isSafeInteger(safeLsn) && safeLsn > this.primarySafeLsn) this.primarySafeLsn = safeLsn
@@ -514,6 +572,7 @@ export class Backup implements ServedNode, ReceiverSink {
     }
     this.cutVisible(lsn).then(() => reopen(`log cut at LSN ${lsn} (the new primary's history)`), (err: unknown) => this.cutFailed(err))
     this.waits.fail(`the log is being cut at LSN ${lsn}`)
+    this.freshness.fail(`the log is being cut at LSN ${lsn}`)
   }
 
   /** Cuts below the confirmed LSN: the log (memory and files) and the confirmed position; the caller reopens this backup. */
@@ -565,6 +624,7 @@ export class Backup implements ServedNode, ReceiverSink {
     await this.scheduler.close()
     // WAITLSN waits end here: answered if this log reached them, else an error (nothing more will arrive as a backup).
     this.waits.fail(`promoted to primary at LSN ${end}`)
+    this.freshness.fail(`promoted to primary at LSN ${end}`)
     const history = [...historyUpTo(this.history, end)]
     const next = Math.max(this.epoch, history.length > 0 ? currentEpoch(history) : 0, 1) + 1
     if (history.length === 0) history.push({ epoch: next - 1, startLsn: 0 })
@@ -646,7 +706,9 @@ export class Backup implements ServedNode, ReceiverSink {
       this.lag.record(Math.max(0, now - this.pending.commitMs[newest]))
     }
     if (this.pending.count < PENDING_BLOCKS_MAX / 2) this.link.resume()
+    this.certify()
     if (this.waits.size > 0) this.waits.check()
+    if (this.freshness.size > 0) this.freshness.check()
     this.link.scheduleAck()
     // As soon as the relocations that moved the primary's horizon are visible (a segment at a time, like the primary).
     this.releases.maybeRelease()
@@ -658,6 +720,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.link.tick(now)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
     if (this.waits.size > 0) this.waits.check()
+    if (this.freshness.size > 0) this.freshness.check()
     this.releases.maybeRelease()
   }
 

@@ -51,6 +51,8 @@ export class PrimaryLink {
   private reconnectMs: number
   private reconnectTimer: NodeJS.Timeout | null
   private lastFrameMs: number
+  /** When the primary last sent anything (or this link was made): a lost primary's lag is at least the time since. */
+  lastHeardMs: number
   private ackScheduled: boolean
   private readonly ackBuf: Buffer
   private readonly readBuf: Buffer
@@ -69,6 +71,7 @@ export class PrimaryLink {
     this.reconnectMs = RECONNECT_MS_MIN
     this.reconnectTimer = null
     this.lastFrameMs = 0
+    this.lastHeardMs = nowMs()
     this.ackScheduled = false
     this.ackBuf = Buffer.alloc(FRAME_HEADER_BYTES + ACK_PAYLOAD_BYTES)
     this.readBuf = Buffer.alloc(LINK_READ_BYTES)
@@ -193,6 +196,7 @@ export class PrimaryLink {
     if (this.socket !== socket) return
     let chunk = this.readBuf.subarray(0, n)
     this.lastFrameMs = nowMs()
+    this.lastHeardMs = this.lastFrameMs
     if (this.handshake !== null) {
       chunk = this.readHandshake(socket, chunk)
       if (this.handshake !== null || chunk.length === 0 || this.socket !== socket) return

@@ -263,6 +263,9 @@ export class Primary implements ServedNode, NodeWriter {
     return 0
   }
 
+  /** Every read on a primary is fresh. */
+  readonly freshness = null
+
   heldReplyError(): string {
     if (this.fenced !== null) return `READONLY this node was a primary and is fenced (${this.fenced}): the write's outcome is unknown`
     return `NOREPLICAS Not enough good replicas to write: no ${this.options.commit === 'remote-flush' ? 'flush' : 'apply'} by the required sync backups within --sync-timeout ${this.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT} ms (the write's outcome is unknown)`

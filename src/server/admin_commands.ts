@@ -4,6 +4,7 @@
  * state (AUTH, HELLO, CLIENT, QUIT), introspection (INFO, CONFIG, COMMAND).
  * INFO renders the server's own sections and asks the node for the rest.
  */
+import { parseFreshness } from './freshness.js'
 import { keyHash } from '../codec/hash.js'
 import { createHash } from 'node:crypto'
 import { argInt, argIs, argString, globMatch, parseMemory, type Args } from './args.js'
@@ -41,6 +42,29 @@ export const ADMIN_COMMANDS: CommandSpec[] = [
     const user = a.argc === 3 ? argString(a, 1) : 'default'
     if (checkPassword(s, user, argString(a, a.argc - 1))) { s.conn.authenticate(); s.conn.out.raw(OK); return }
     s.conn.out.error(WRONGPASS)
+  } },
+  // The freshness contract of this connection's reads (server/freshness.ts).
+  { name: 'freshet.freshness', arity: -1, flags: 0, run: (s, a) => {
+    const out = s.conn.out
+    if (a.argc === 1) {
+      const f = s.conn.freshness
+      out.simple(f === null ? 'OFF' : `MAXLAG ${Number.isFinite(f.maxLagMs) ? f.maxLagMs : -1} MINLSN ${f.minLsn} WAIT ${f.waitMs}`)
+      return
+    }
+    if (a.argc === 2 && argIs(a, 1, 'off')) { s.conn.freshness = null; out.raw(OK); return }
+    const parsed = parseFreshness(s, a, 1, a.argc)
+    if (parsed === null) return
+    if (parsed.next !== a.argc) { out.error('ERR syntax error'); return }
+    s.conn.freshness = parsed.f
+    out.raw(OK)
+  } },
+  // One command under a contract: FRESHET.READ [MAXLAG ms] [MINLSN lsn] [WAIT ms] command [arg ...].
+  { name: 'freshet.read', arity: -4, flags: F_BLOCKING, run: (s, a) => {
+    const parsed = parseFreshness(s, a, 1, a.argc)
+    if (parsed === null) return
+    if (parsed.next >= a.argc) { s.conn.out.error('ERR FRESHET.READ needs a command after its options'); return }
+    if (argIs(a, parsed.next, 'freshet.read')) { s.conn.out.error('ERR FRESHET.READ cannot be nested'); return }
+    s.server.dispatchUnder(s.conn, a, parsed.next, parsed.f)
   } },
   { name: 'quit', arity: -1, flags: F_NOAUTH | F_MULTI_CONTROL, run: (s) => { s.conn.out.raw(OK); s.conn.closing = true } },
   { name: 'client', arity: -2, flags: 0, run: client },

@@ -10,6 +10,7 @@
  * depending on the commit mode) has passed the mark. Replies therefore leave
  * in order, and no client ever observes a write that is not yet committed.
  */
+import type { Freshness } from './freshness.js'
 import type { WatchRegistry } from './watches.js'
 import type { Socket } from 'node:net'
 import { ARGS_MAX, REPLY_BUFFER_BYTES_MAX, UNAUTH_ARGS_MAX, UNAUTH_BULK_BYTES_MAX, UNAUTH_QUERY_BYTES_MAX } from '../constants.js'
@@ -53,6 +54,8 @@ export class Connection {
   observedLsn: number
   /** What command handlers see (set once by the server that accepted the connection). */
   session: Session | null
+  /** FRESHET.FRESHNESS: the contract this connection's reads are held to, or null. */
+  freshness: Freshness | null
   /** The newest command's name and when it ran (CLIENT LIST cmd= and idle=). */
   lastCommand: string
   lastCommandMs: number
@@ -104,6 +107,7 @@ export class Connection {
     this.commandsTotal = 0
     this.observedLsn = -1
     this.session = null
+    this.freshness = null
     this.lastCommand = 'NULL'
     this.lastCommandMs = this.createdMs
     this.watchedKeys = []

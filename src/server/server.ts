@@ -8,6 +8,7 @@
  * bytes (a client over them is cut off), bulk and key/value sizes. Bad input
  * gets an error reply and at most its own connection closed.
  */
+import type { Freshness } from './freshness.js'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { PROTOCOL_ERROR_LINGER_MS_MAX, QUERY_BUFFER_BYTES_MAX } from '../constants.js'
@@ -361,6 +362,17 @@ export class RespServer {
       out.raw(QUEUED)
       return
     }
+    const gate = this.node.freshness
+    const fresh = conn.freshness
+    if (fresh !== null && gate !== null && ((spec.flags & F_READ) !== 0 || spec.name === 'exec') && !gate.fresh(fresh)) {
+      gate.park(conn.session!, fresh, copyArgs(a), (b) => this.execute(conn, spec, b))
+      return
+    }
+    this.execute(conn, spec, a)
+  }
+
+  /** Runs a command that passed dispatch's checks (at once, or once a parked read became fresh). */
+  private execute(conn: Connection, spec: CommandSpec, a: Args): void {
     const session = conn.session!
     const view = this.node.view
     view.observedLsn = -1
@@ -446,9 +458,22 @@ export class RespServer {
     this.scheduleTurnEnd()
   }
 
+  /** FRESHET.READ: dispatches the command in a[from, argc) under the contract `f` (the connection's own is restored). */
+  dispatchUnder(conn: Connection, a: Args, from: number, f: Freshness): void {
+    const inner: Args = { data: a.data, argStart: a.argStart.subarray(from), argLength: a.argLength.subarray(from), argc: a.argc - from }
+    const own = conn.freshness
+    conn.freshness = f
+    try {
+      this.dispatch(conn, inner)
+    } finally {
+      conn.freshness = own
+    }
+  }
+
   /** RESET: the connection's state back to that of a new connection. */
   resetConnection(conn: Connection): void {
     conn.endTransaction()
+    conn.freshness = null
     conn.name = ''
     conn.out.protocol = 2
     this.monitors.delete(conn)

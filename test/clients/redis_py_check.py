@@ -91,6 +91,17 @@ except redis.exceptions.ReadOnlyError:
     readonly = True
 check("backup readonly", readonly, True)
 
+# The freshness contract is a plain command: a read of one's own write on a backup, and a clear error when too stale.
+r.set("py:fresh", "mine")
+lsn = r.execute_command("LSN")
+check("fresh read", b.execute_command("FRESHET.READ", "MINLSN", lsn, "WAIT", 10000, "GET", "py:fresh"), b"mine")
+try:
+    b.execute_command("FRESHET.READ", "MINLSN", lsn + 10**12, "GET", "py:fresh")
+    stale = None
+except redis.exceptions.ResponseError as e:
+    stale = str(e).split(" ")[0]
+check("stale read refused", stale, "STALE")
+
 resp2 = redis.Redis(host="127.0.0.1", port=primary_port, password=password, protocol=2)
 check("resp2 client", (resp2.get("py:k"), resp2.get("py:missing")), (b"vABz", None))
 print(f"PASSED {checks}")

@@ -28,7 +28,7 @@ const throwing: CommandSpec[] = [
 
 function stubNode(): ServedNode {
   const view = { observedLsn: -1, observe: () => {} } as unknown as ReadView
-  return { role: 'backup', view, writer: null, releasedLsn: () => 0, waitLsn: () => -1, endTurn: () => {}, keyCount: () => 0, resetStats: () => {}, loading: () => null, heldReplyBoundMs: () => 0, heldReplyError: () => '', expiryStats: () => ({ expiring: 0, expired: 0, cycleMs: 0 }), setActiveExpiry: () => {} }
+  return { role: 'backup', view, writer: null, releasedLsn: () => 0, waitLsn: () => -1, endTurn: () => {}, keyCount: () => 0, resetStats: () => {}, loading: () => null, heldReplyBoundMs: () => 0, heldReplyError: () => '', expiryStats: () => ({ expiring: 0, expired: 0, cycleMs: 0 }), setActiveExpiry: () => {}, freshness: null }
 }
 
 let server: RespServer
