@@ -46,6 +46,7 @@ import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 import { Releases } from './releases.js'
 import { LsnWaits } from './wait_lsn.js'
 import { FreshReads } from './fresh_reads.js'
+import { LAG_HISTOGRAMS } from '../metrics/lag_histograms.js'
 import { ReplayLag } from './replay_lag.js'
 import { currentEpoch, formatHistory, historyUpTo, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
 import type { PromotedLog } from '../primary/primary.js'
@@ -519,6 +520,7 @@ export class Backup implements ServedNode, ReceiverSink {
   // ---- ReceiverSink ----
   block(_startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void {
     this.pending.push(endLsn, commitTimeMs, keyCount)
+    LAG_HISTOGRAMS.received.observe(Math.max(0, nowMs() - commitTimeMs) / 1000)
   }
 
   heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {

@@ -7,6 +7,7 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks'
 import type { InfoLines } from '../node.js'
+import { LAG_HISTOGRAMS } from '../metrics/lag_histograms.js'
 
 interface WindowSummary { p50Ms: number, p99Ms: number, maxMs: number, count: number }
 
@@ -31,6 +32,7 @@ export class ReplayLag {
     const us = Math.max(1, Math.round(lagMs * 1000))
     this.total.record(us)
     this.window.record(us)
+    LAG_HISTOGRAMS.visible.observe(lagMs / 1000)
   }
 
   /** Closes the current window (its summary is what INFO shows) and opens the next. */

@@ -57,6 +57,7 @@ function nodeFlags(c: Command): Command {
     .option('--workers <n>', 'replay worker threads (as a backup; default: min(4, cores))')
     .option('--primaryauth <password>', 'the password of the primary it follows')
     .option('--dbfilename <name>', 'RDB snapshots (SAVE, BGSAVE) are written to <dir>/<name>', 'dump.rdb')
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (default: off)')
     .addOption(new Option('--initial-lsn <lsn>', 'a new log directory starts at this LSN (a segment boundary; for tests)').hideHelp())
 }
 
@@ -72,7 +73,8 @@ function nodeOptions(o: Record<string, string | undefined>, port: number, requir
     retainBytes: parseBytes(o.retainBytes!, '--retain-bytes', true),
     initialLsn: o.initialLsn !== undefined ? parseCount(o.initialLsn, '--initial-lsn', 0, 2 ** 52) : 0,
     workers: o.workers !== undefined ? parseCount(o.workers, '--workers', 1, 256) : Math.min(4, os.cpus().length),
-    primaryAuth: o.primaryauth ?? null, dbfilename: parseFileName(o.dbfilename!, '--dbfilename'), log,
+    primaryAuth: o.primaryauth ?? null, dbfilename: parseFileName(o.dbfilename!, '--dbfilename'),
+    metricsPort: o.metricsPort !== undefined ? parseCount(o.metricsPort, '--metrics-port', 0, 65535) : null, log,
   }
 }
 

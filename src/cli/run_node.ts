@@ -19,6 +19,8 @@
  * A backup whose log a failover took back below what it had shown (a CUT
  * below its confirmed LSN) cuts it and is reopened here (Backup `reopen`).
  */
+import type http from 'node:http'
+import { serveMetrics } from '../metrics/metrics.js'
 import os from 'node:os'
 import path from 'node:path'
 import { Backup, type BackupOptions } from '../backup/backup.js'
@@ -57,6 +59,8 @@ export interface NodeRunOptions {
   primaryAuth: string | null
   /** RDB snapshots (SAVE, BGSAVE, SYNC) go to <dir>/<dbfilename>. */
   dbfilename: string
+  /** --metrics-port: serve /metrics (Prometheus) on host:port; null: off. */
+  metricsPort: number | null
   log: (line: string) => void
 }
 
@@ -82,6 +86,9 @@ export class RunningNode {
   /** SAVE, BGSAVE, LASTSAVE, SYNC of whichever role is served (rdb/saves.ts). */
   readonly saves: RdbSaves
 
+  /** The /metrics endpoint (--metrics-port), or null. */
+  metrics: http.Server | null
+
   private constructor(options: NodeRunOptions, role: Role, server: RespServer) {
     this.options = options
     this.role = role
@@ -90,6 +97,7 @@ export class RunningNode {
     this.lastChange = null
     this.visibleCutsTotal = 0
     this.stopping = null
+    this.metrics = null
     this.saves = new RdbSaves({ dir: options.dir, dbfilename: options.dbfilename, redisVersion: REDIS_VERSION, stepMs: SAVE_STEP_MS_DEFAULT, log: options.log },
       () => this.role.kind === 'primary' ? this.role.primary : this.role.backup)
   }
@@ -121,6 +129,7 @@ export class RunningNode {
     node = new RunningNode(o, role, server)
     node.serveRole()
     await server.listen()
+    if (o.metricsPort !== null) node.metrics = await serveMetrics(server, o.host, o.metricsPort, o.log)
     if (role.kind === 'primary') {
       o.log(`primary listening on ${o.host}:${server.port} (dir ${o.dir}, commit ${o.commit}, epoch ${role.primary.epoch}, commit_lsn ${role.primary.commitLsn()})`)
     } else {
@@ -280,6 +289,7 @@ export class RunningNode {
   stop(): Promise<void> {
     if (this.stopping === null) this.stopping = (async () => {
       const r = this.role
+      this.metrics?.close()
       if (r.kind === 'primary') {
         // Seal and flush the log before closing connections: replies of writes made durable still go out.
         this.server.quiesce()

@@ -378,7 +378,7 @@ export function renderInfo(server: RespServer, requested: string[]): string {
   return parts.join('\r\n')
 }
 
-function sectionLines(server: RespServer, section: string): Array<[string, string | number]> | null {
+export function sectionLines(server: RespServer, section: string): Array<[string, string | number]> | null {
   const node = server.node
   switch (section) {
     case 'server':

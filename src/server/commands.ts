@@ -38,6 +38,9 @@ export interface CommandSpec {
   /** For writes: bytes all of its ops may take in the log (validates sizes; throws DbError). */
   bound?: (s: Session, a: Args, extra: number) => number
   run: (s: Session, a: Args) => void
+  /** Times run and error replies, since start (INFO commandstats, /metrics); kept by the server. */
+  calls?: number
+  failed?: number
 }
 
 /**

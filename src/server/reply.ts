@@ -13,11 +13,14 @@ export class ReplyWriter {
   length: number
   /** The protocol the client chose with HELLO: 2 (default) or 3 (RESP3 nulls, maps, verbatim text). */
   protocol: number
+  /** Error replies written (the server counts them per command). */
+  errors: number
 
   constructor(initialBytes = 16 * 1024) {
     this.buf = Buffer.allocUnsafe(initialBytes)
     this.length = 0
     this.protocol = 2
+    this.errors = 0
   }
 
   ensure(n: number): void {
@@ -68,6 +71,7 @@ export class ReplyWriter {
 
   /** `text` starts with the error code word, e.g. "ERR …", "WRONGTYPE …". */
   error(text: string): void {
+    this.errors++
     const clean = text.replace(/[\r\n]+/g, ' ')
     this.ensure(clean.length * 3 + 3)
     this.buf[this.length++] = 45 // '-'

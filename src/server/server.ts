@@ -377,10 +377,13 @@ export class RespServer {
     const view = this.node.view
     view.observedLsn = -1
     if ((spec.flags & F_OBSERVES_ALL) !== 0) view.observe(this.node.waitLsn())
+    const errors = conn.out.errors
     try {
       this.run(spec, session, a)
     } finally {
       if (view.observedLsn > conn.observedLsn) conn.observedLsn = view.observedLsn
+      spec.calls = (spec.calls ?? 0) + 1
+      if (conn.out.errors !== errors) spec.failed = (spec.failed ?? 0) + 1
     }
   }
 
