@@ -3,7 +3,7 @@
  *
  *   --quick   small parameters, all benches in under a minute (CI: keeps benches from rotting)
  *   --full    the real numbers (minutes)
- *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak, failover, rdb, expiry
+ *   --only    a comma-separated subset of: append, redis, recovery, replay, cluster, resync, history, soak, failover, rdb, expiry, metrics
  *   --json    also write every figure, the machine and the hashes to FILE
  *
  * Prints the machine, then one short summary and a result hash per bench.
@@ -25,6 +25,7 @@ import * as soak from './soak.bench.js'
 import * as failover from './failover.bench.js'
 import * as rdb from './rdb.bench.js'
 import * as expiry from './expiry.bench.js'
+import * as metrics from './metrics.bench.js'
 
 const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise<BenchReport> }> = [
   { name: 'append', run: append.run },
@@ -38,6 +39,7 @@ const BENCHES: ReadonlyArray<{ name: string, run: (ctx: BenchContext) => Promise
   { name: 'failover', run: failover.run },
   { name: 'rdb', run: rdb.run },
   { name: 'expiry', run: expiry.run },
+  { name: 'metrics', run: metrics.run },
 ]
 
 interface Cli {

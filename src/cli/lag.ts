@@ -1,7 +1,8 @@
 /**
  * `freshet lag HOST:PORT…`: a live view of replication lag. For a primary it
  * shows every backup (lag in ms and bytes, applied LSN rate); for a backup,
- * its own link. Once a second until Ctrl-C, or one sample with --once.
+ * its own link, its staleness bound and its commit-to-visible lag over the
+ * last second (p50, p99). Once a second until Ctrl-C, or one sample with --once.
  */
 import { RespClient, parseFields, parseInfo, RespErrorReply } from '../client/client.js'
 import { parseHostPort } from './options.js'
@@ -33,16 +34,20 @@ export async function runLag(addresses: string[], once: boolean, password: strin
           throw dbError(reply.code === 'NOAUTH' ? 'AUTH_FAILED' : 'PROTOCOL', `${targets[i].addr}: ${reply.text}${reply.code === 'NOAUTH' ? ' (pass --password)' : ''}`)
         }
         const info = parseInfo(reply)
-        const rows: Array<{ name: string, lagMs: string, lagBytes: string, applied: number }> = []
+        const rows: Array<{ name: string, lagMs: string, lagBytes: string, applied: number, more: string }> = []
         if (info.get('freshet_role') === 'primary') {
           for (const [k, v] of info) {
             if (!/^backup\d+$/.test(k)) continue
             const f = parseFields(v)
-            rows.push({ name: `${targets[i].addr} ${k} ${f.get('addr')}`, lagMs: f.get('lag_ms') ?? '?', lagBytes: f.get('lag_bytes') ?? '?', applied: Number(f.get('applied_lsn')) })
+            rows.push({ name: `${targets[i].addr} ${k} ${f.get('addr')}`, lagMs: f.get('lag_ms') ?? '?', lagBytes: f.get('lag_bytes') ?? '?', applied: Number(f.get('applied_lsn')), more: '' })
           }
           if (rows.length === 0) out(`${targets[i].addr} primary commit_lsn=${info.get('commit_lsn')}: no backups connected`)
         } else {
-          rows.push({ name: `${targets[i].addr} backup link=${info.get('link')}`, lagMs: info.get('lag_ms') ?? '?', lagBytes: info.get('lag_bytes') ?? '?', applied: Number(info.get('applied_lsn')) })
+          // Its own view: the staleness bound, and commit-to-visible lag over the last second (p50, p99).
+          const stats = await clients[i].call('INFO', 'stats')
+          const st = stats instanceof RespErrorReply ? new Map<string, string>() : parseInfo(stats)
+          const more = ` staleness_ms=${info.get('staleness_ms') ?? '?'} visible_p50_ms=${st.get('replay_lag_window_p50_ms') ?? '?'} visible_p99_ms=${st.get('replay_lag_window_p99_ms') ?? '?'}`
+          rows.push({ name: `${targets[i].addr} backup link=${info.get('link')}`, lagMs: info.get('lag_ms') ?? '?', lagBytes: info.get('lag_bytes') ?? '?', applied: Number(info.get('applied_lsn')), more })
           const persistence = await clients[i].call('INFO', 'persistence')
           if (!(persistence instanceof RespErrorReply)) {
             const p = parseInfo(persistence)
@@ -57,7 +62,7 @@ export async function runLag(addresses: string[], once: boolean, password: strin
           const prev = previous.get(r.name)
           const rate = prev !== undefined ? ((r.applied - prev.appliedLsn) / ((now - prev.atMs) / 1000) / 1e6).toFixed(2) + ' MB/s' : '-'
           previous.set(r.name, { appliedLsn: r.applied, atMs: now })
-          out(`${new Date(now).toISOString().slice(11, 19)} ${r.name} lag_ms=${r.lagMs} lag_bytes=${r.lagBytes} applied_lsn=${r.applied} applied_rate=${rate}`)
+          out(`${new Date(now).toISOString().slice(11, 19)} ${r.name} lag_ms=${r.lagMs} lag_bytes=${r.lagBytes} applied_lsn=${r.applied} applied_rate=${rate}${r.more}`)
         }
       }
       if (once) break

@@ -51,7 +51,7 @@ test('lag --once shows every backup of a primary, and a backup\'s own link', asy
   }
   const backup = lag([`127.0.0.1:${cluster.backups[0].port}`, '--once', '--password', password])
   expect(backup.status).toBe(0)
-  expect(backup.stdout).toMatch(/ backup link=up lag_ms=\d+\.\d+ lag_bytes=\d+ applied_lsn=\d+/)
+  expect(backup.stdout).toMatch(/ backup link=up lag_ms=\d+\.\d+ lag_bytes=\d+ applied_lsn=\d+ applied_rate=- staleness_ms=\d+\.\d+ visible_p50_ms=\d+\.\d+ visible_p99_ms=\d+\.\d+$/m)
 })
 
 test('a missing or wrong password, or an unreachable node, is a clear error (exit 2)', () => {
