@@ -37,7 +37,7 @@ import { RespClient, parseInfo } from '../src/client/client.js'
 import { writeLineChart, type Series } from './lib/chart.js'
 import { MB, Prng, makeTempDir, param, processCpuMs, removeDir, type BenchContext, type BenchReport } from './lib/common.js'
 import { CLI_PATH, freePort, startUntilReady, stop, which, type Started } from './lib/proc.js'
-import { SoakLoad } from './lib/soak_load.js'
+import { SoakLoad, preloadKeys } from './lib/soak_load.js'
 
 const VALUE_BYTES = 100
 const PERM_KEYS = 100_000
@@ -51,7 +51,6 @@ const SAMPLE_MS = 1000
 const BUCKET_MS = 10
 const READY_TIMEOUT_MS = 60_000
 const DRAIN_TIMEOUT_MS = 60_000
-const PRELOAD_BATCH = 2000
 const SEED = 0xe991
 
 /** bench/results in the source tree (this file runs as dist/bench/expiry.bench.js). */
@@ -171,19 +170,6 @@ async function startPair(system: System, redisServer: string): Promise<Node[]> {
   return nodes
 }
 
-async function preload(port: number, value: Buffer): Promise<void> {
-  const c = await RespClient.connect('127.0.0.1', port)
-  try {
-    for (let at = 0; at < PERM_KEYS; at += PRELOAD_BATCH) {
-      const cmds: Array<Array<string | Buffer>> = []
-      for (let i = at; i < Math.min(PERM_KEYS, at + PRELOAD_BATCH); i++) cmds.push(['SET', `perm:${i}`, value])
-      await c.pipeline(cmds)
-    }
-  } finally {
-    c.close()
-  }
-}
-
 interface RunResult {
   system: System
   samples: Sample[]
@@ -201,7 +187,7 @@ async function runSystem(system: System, redisServer: string, rate: number, phas
     const [p, r] = clients
     const t0 = performance.now()
     const model = new SessionLoad(t0, phaseMs)
-    await preload(nodes[0].port, model.value)
+    await preloadKeys('127.0.0.1', nodes[0].port, PERM_KEYS, VALUE_BYTES, (i) => `perm:${i}`)
     model.preloaded()
     load = await SoakLoad.connect({
       host: '127.0.0.1', port: nodes[0].port, clients: LOAD_CLIENTS, rate, valueBytes: VALUE_BYTES, keys: PERM_KEYS,

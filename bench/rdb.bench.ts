@@ -18,9 +18,9 @@ import path from 'node:path'
 import { RespClient, parseInfo } from '../src/client/client.js'
 import { figure, makeTempDir, param, removeDir, showFigure, type BenchContext, type BenchReport } from './lib/common.js'
 import { CLI_PATH, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
+import { preloadKeys } from './lib/soak_load.js'
 
 const VALUE = 'v'.repeat(64)
-const FILL_BATCH = 2000
 const READY_TIMEOUT_MS = 120_000
 const SAVE_TIMEOUT_MS = 600_000
 
@@ -29,19 +29,6 @@ interface Proc { port: number, started: Started, dir: string }
 async function info(port: number, section: string): Promise<Map<string, string>> {
   const c = await RespClient.connect('127.0.0.1', port)
   try { return parseInfo(await c.call('INFO', section)) } finally { c.close() }
-}
-
-async function fill(port: number, keys: number): Promise<void> {
-  const c = await RespClient.connect('127.0.0.1', port)
-  try {
-    for (let i = 0; i < keys; i += FILL_BATCH) {
-      const cmds: Array<Array<string | number>> = []
-      for (let k = i; k < Math.min(keys, i + FILL_BATCH); k++) cmds.push(['SET', `key:${k}`, VALUE])
-      await c.pipeline(cmds)
-    }
-  } finally {
-    c.close()
-  }
 }
 
 /** A pipelined SET load at about `perSecond`, until stopped. */
@@ -159,7 +146,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
         procs.push(p)
         const b = await startFreshet('backup', p.port)
         procs.push(b)
-        await fill(p.port, keys)
+        await preloadKeys('127.0.0.1', p.port, keys, VALUE.length, (i) => `key:${i}`)
         const commit = Number((await info(p.port, 'replication')).get('commit_lsn'))
         await until('the backup to catch up', async () => Number((await info(b.port, 'replication')).get('applied_lsn')) >= commit)
         const t = await timedBgsave(p.port, b.port, keys, rate, async () => {
@@ -179,7 +166,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
         procs.push(p)
         const r = await startRedis(redisServer, p.port)
         procs.push(r)
-        await fill(p.port, keys)
+        await preloadKeys('127.0.0.1', p.port, keys, VALUE.length, (i) => `key:${i}`)
         await until('the replica to catch up', async () => {
           const [pi, ri] = [await info(p.port, 'replication'), await info(r.port, 'replication')]
           return ri.get('master_link_status') === 'up' && ri.get('slave_repl_offset') === pi.get('master_repl_offset')

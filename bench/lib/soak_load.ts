@@ -182,14 +182,14 @@ export class SoakLoad {
   }
 }
 
-/** Writes every key once (SET, pipelined in batches on one connection): the live set the soak then overwrites. */
-export async function preloadKeys(host: string, port: number, keys: number, valueBytes: number): Promise<void> {
+/** Writes every key once (SET, pipelined in batches on one connection): the live set a load then overwrites. */
+export async function preloadKeys(host: string, port: number, keys: number, valueBytes: number, name: (i: number) => string = soakKey): Promise<void> {
   const c = await RespClient.connect(host, port)
   try {
     const value = Buffer.alloc(valueBytes, 'v')
     for (let at = 0; at < keys; at += BATCH_MAX) {
       const cmds: Array<Array<string | Buffer>> = []
-      for (let i = at; i < Math.min(keys, at + BATCH_MAX); i++) cmds.push(['SET', soakKey(i), value])
+      for (let i = at; i < Math.min(keys, at + BATCH_MAX); i++) cmds.push(['SET', name(i), value])
       const replies = await c.pipeline(cmds)
       const bad = replies.find((r) => r instanceof RespErrorReply)
       if (bad !== undefined) throw new Error(`preload: ${(bad as RespErrorReply).text}`)
