@@ -31,7 +31,7 @@ import { SegmentStore } from '../log/segment_store.js'
 import { recoverInto, type RecoveryReport } from '../replay/recover.js'
 import { ReplayScheduler } from '../replay/scheduler.js'
 import type { CommandSpec } from '../server/commands.js'
-import type { ExpiryStats, InfoSections, ServedNode } from '../node.js'
+import type { ExpiryStats, InfoLines, InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot, snapshotInfo } from '../view/snapshot.js'
 import { ACK_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
@@ -325,16 +325,22 @@ export class Backup implements ServedNode, ReceiverSink {
     if (this.beatMs > this.certifiedMs && this.appliedLsn() >= this.beatLsn) this.certifiedMs = this.beatMs
   }
 
+  /** INFO replication of a backup. */
+  private replicationInfo(): InfoLines {
+    const staleness = this.stalenessMs()
+    return [
+      ['role', 'backup'], ['epoch', this.epoch], ['epoch_history', formatHistory(this.history)], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
+      ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
+      ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
+      ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
+      ['lag_ms', this.lagMs().toFixed(3)], ['staleness_ms', Number.isFinite(staleness) ? staleness.toFixed(3) : '-1'], ['workers', this.scheduler.laneCount],
+    ]
+  }
+
   /** The backup's INFO sections. */
   infoSections(): InfoSections {
     return {
-      replication: () => [
-        ['role', 'backup'], ['epoch', this.epoch], ['epoch_history', formatHistory(this.history)], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
-        ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
-        ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
-        ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
-        ['lag_ms', this.lagMs().toFixed(3)], ['staleness_ms', Number.isFinite(this.stalenessMs()) ? this.stalenessMs().toFixed(3) : '-1'], ['workers', this.scheduler.laneCount],
-      ],
+      replication: () => this.replicationInfo(),
       persistence: () => [
         ...this.resyncInfo(),
         ['dir', this.options.dir], ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk()], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],

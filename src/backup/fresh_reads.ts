@@ -49,22 +49,23 @@ export class FreshReads implements FreshnessGate {
 
   /** Runs the parked reads that are fresh now; answers those past their budget. */
   check(now = nowMs()): void {
-    this.settle(now, (p) => this.stale(p.f))
+    this.settle(now, true, (p) => this.stale(p.f))
   }
 
   /** Answers every parked read -STALE: `why` nothing more will arrive. */
   fail(why: string): void {
-    this.settle(Number.POSITIVE_INFINITY, (p) => `${this.stale(p.f)} (${why})`)
+    this.settle(Number.POSITIVE_INFINITY, false, (p) => `${this.stale(p.f)} (${why})`)
   }
 
-  private settle(now: number, error: (p: ParkedRead) => string): void {
+  /** Runs the fresh parked reads (when `run`) and answers those past `now`'s deadline with `error`. */
+  private settle(now: number, run: boolean, error: (p: ParkedRead) => string): void {
     const take = (w: BlockedWait): ParkedRead => {
       const p = this.parked.get(w.session)!
       this.parked.delete(w.session)
       return p
     }
     this.waits.settle(now, (w) => {
-      if (now === Number.POSITIVE_INFINITY || !this.fresh(this.parked.get(w.session)!.f)) return false
+      if (!run || !this.fresh(this.parked.get(w.session)!.f)) return false
       const p = take(w)
       p.run(p.args)
       return true

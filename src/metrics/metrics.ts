@@ -12,6 +12,7 @@
 import http from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { RespServer } from '../server/server.js'
+import { parseFields } from '../client/client.js'
 import { sectionLines } from '../server/admin_commands.js'
 import { LAG_HISTOGRAMS } from './lag_histograms.js'
 
@@ -93,7 +94,7 @@ export async function renderMetrics(server: RespServer): Promise<{ contentType: 
     if (kind === 'gauge') new Gauge({ name, help, registers: [reg] }).set(v * scale)
     else new Counter({ name, help, registers: [reg] }).inc(v * scale)
   }
-  const backups = [...section('replication')].filter(([k]) => /^backup\d+$/.test(k)).map(([, v]) => new Map(v.split(',').map((kv) => kv.split('=') as [string, string])))
+  const backups = [...section('replication')].filter(([k]) => /^backup\d+$/.test(k)).map(([, v]) => parseFields(v))
   if (backups.length > 0) {
     for (const [field, name, help, scale] of BACKUP_FIELDS) {
       const g = new Gauge({ name, help, labelNames: ['backup'], registers: [reg] })
