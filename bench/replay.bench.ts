@@ -14,7 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { BLOCK_HEADER_BYTES, BLOCK_LENGTH_OFFSET, BLOCK_OP_COUNT_OFFSET, OP_HEADER_BYTES, OP_KEY_LENGTH_OFFSET, OP_TYPE_SET, OP_VALUE_LENGTH_OFFSET, alignUp } from '../src/constants.js'
 import { opBytes } from '../src/codec/record.js'
-import { Index, tableSlotCount, TABLE_HEADER_WORDS } from '../src/index/indirection.js'
+import { Index, UNCOUNTED, tableSlotCount, TABLE_HEADER_WORDS } from '../src/index/indirection.js'
 import { Primary } from '../src/primary/primary.js'
 import { applyRange } from '../src/replay/apply.js'
 import { ReplayScheduler, createReplayPool } from '../src/replay/scheduler.js'
@@ -90,7 +90,7 @@ function measure<T>(f: () => T): { value: T, seconds: number, cpuSeconds: number
 
 function serial(store: SegmentStore): Index {
   const index = new Index()
-  for (const s of store.segments) applyRange(store, s.id, 0, s.committedBytes(), index.tables, 0, 1)
+  for (const s of store.segments) applyRange(store, s.id, 0, s.committedBytes(), index.tables, 0, 1, UNCOUNTED)
   return new Index(index.tables)
 }
 
@@ -99,7 +99,7 @@ function dualCopy(store: SegmentStore): { index: Index, map: Map<string, Buffer>
   const index = new Index()
   const map = new Map<string, Buffer>()
   for (const s of store.segments) {
-    applyRange(store, s.id, 0, s.committedBytes(), index.tables, 0, 1)
+    applyRange(store, s.id, 0, s.committedBytes(), index.tables, 0, 1, UNCOUNTED)
     const u8 = s.buf
     const dv = s.dv
     let block = 0

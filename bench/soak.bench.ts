@@ -21,7 +21,7 @@
  * Zipf phase at the target rate: 50 % of the baseline's peak, so both
  * clusters are offered the same load. All through, every sample interval, the
  * bench reads on each node INFO used_memory, used_memory_rss, log_bytes,
- * index_bytes (live_bytes on the primary), the bytes of its segment-*.log
+ * index_bytes, live_bytes, segment_pool_bytes, the bytes of its segment-*.log
  * files, the backups' lag, and the load's acknowledged ops.
  *
  * Figures: per phase, achieved throughput and backup lag p50/p99 (CONFIG
@@ -253,7 +253,8 @@ class Sampler {
         arrayBuffersBytes: num(info, 'process_array_buffers'),
         logBytes: num(info, 'log_bytes'),
         indexBytes: num(info, 'index_bytes'),
-        liveBytes: i === 0 ? num(info, 'live_bytes') : NaN,
+        liveBytes: num(info, 'live_bytes'),
+        poolBytes: num(info, 'segment_pool_bytes'),
         diskBytes: segmentFileBytes(this.c.dirs[i]),
         logDiskBytes: num(info, 'log_disk_bytes'),
         lagMs: i === 0 ? NaN : num(info, 'lag_ms'),

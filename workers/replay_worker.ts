@@ -46,8 +46,9 @@ function replay(task: ReplayTask): ReplayResult {
     before.push(t)
   }
   let installed = 0
+  const heads = { bytes: 0 }
   for (let i = 0; i < task.ranges.length; i += 3) {
-    installed += applyRange(log, task.ranges[i], task.ranges[i + 1], task.ranges[i + 2], tables, task.lane, task.laneCount)
+    installed += applyRange(log, task.ranges[i], task.ranges[i + 1], task.ranges[i + 2], tables, task.lane, task.laneCount, heads)
   }
   const grownPartitions: number[] = []
   const grownTables: SharedArrayBuffer[] = []
@@ -57,5 +58,5 @@ function replay(task: ReplayTask): ReplayResult {
       grownTables.push(tables[p].buffer as SharedArrayBuffer)
     }
   }
-  return { installed, grownPartitions, grownTables, cpuMs: performance.now() - t0 }
+  return { installed, headBytes: heads.bytes, grownPartitions, grownTables, cpuMs: performance.now() - t0 }
 }

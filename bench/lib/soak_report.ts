@@ -25,8 +25,10 @@ export interface NodeSample {
   arrayBuffersBytes: number
   logBytes: number
   indexBytes: number
-  /** Primary only (NaN on backups). */
+  /** The node's own live_bytes (a backup counts what its replay installed; NaN where a node reports none). */
   liveBytes: number
+  /** Released segment buffers kept for reuse (segment_pool_bytes: in RSS, not in used_memory). */
+  poolBytes: number
   diskBytes: number
   logDiskBytes: number
   /** Backups: INFO replication lag_ms and the last window's replay lag p50/p99 (NaN on the primary). */
@@ -56,7 +58,7 @@ export interface PhaseResult {
   drainMs: number
   cleanerSegmentsCleaned: number
   /** Medians over the phase's second half, per node. */
-  steady: Array<{ usedMemoryBytes: number, rssBytes: number, diskBytes: number, indexBytes: number, liveBytes: number, usedOverLiveIndex: number, rssOverLiveIndex: number, diskOverLive: number }>
+  steady: Array<{ usedMemoryBytes: number, poolBytes: number, rssBytes: number, diskBytes: number, indexBytes: number, liveBytes: number, usedOverLiveIndex: number, usedPoolOverLiveIndex: number, rssOverLiveIndex: number, diskOverLive: number }>
 }
 
 export interface RunResult {
@@ -86,18 +88,23 @@ function median(xs: number[]): number {
 export function steadyOf(samples: Sample[], phase: string, fromS: number): PhaseResult['steady'] {
   const steady = samples.filter((s) => s.phase === phase && s.tS >= fromS)
   return NODE_NAMES.map((_, i) => {
-    const live = median(steady.map((s) => s.nodes[0].liveBytes))
+    // Each node against its own live data (older result files: backups reported none, so the primary's).
+    const own = median(steady.map((s) => s.nodes[i].liveBytes))
+    const live = Number.isNaN(own) ? median(steady.map((s) => s.nodes[0].liveBytes)) : own
     const index = median(steady.map((s) => s.nodes[i].indexBytes))
     const used = median(steady.map((s) => s.nodes[i].usedMemoryBytes))
+    const pool = median(steady.map((s) => s.nodes[i].poolBytes))
     const rss = median(steady.map((s) => s.nodes[i].rssBytes))
     const disk = median(steady.map((s) => s.nodes[i].diskBytes))
     return {
       usedMemoryBytes: used,
+      poolBytes: pool,
       rssBytes: rss,
       diskBytes: disk,
       indexBytes: index,
       liveBytes: live,
       usedOverLiveIndex: Number((used / (live + index)).toFixed(3)),
+      usedPoolOverLiveIndex: Number(((used + pool) / (live + index)).toFixed(3)),
       rssOverLiveIndex: Number((rss / (live + index)).toFixed(3)),
       diskOverLive: Number((disk / live).toFixed(3)),
     }
@@ -110,8 +117,14 @@ export function chartSoakRun(file: string, mode: string, r: RunResult): void {
   const memory: Series[] = []
   const rss: Series[] = []
   const mb = (x: number): number => x / MB
+  const lag: Series[] = []
   for (let i = 0; i < NODE_NAMES.length; i++) {
-    const pts = (f: (n: NodeSample) => number): Array<[number, number]> => r.samples.filter((s) => !Number.isNaN(f(s.nodes[i]))).map((s) => [s.tS, mb(f(s.nodes[i]))])
+    const raw = (f: (n: NodeSample) => number): Array<[number, number]> => r.samples.filter((s) => !Number.isNaN(f(s.nodes[i]))).map((s) => [s.tS, f(s.nodes[i])])
+    const pts = (f: (n: NodeSample) => number): Array<[number, number]> => raw(f).map(([t, y]) => [t, mb(y)])
+    if (i > 0) {
+      lag.push({ name: `${NODE_NAMES[i]} replay lag p99 (last window)`, color: NODE_COLORS[i], style: 'solid', width: 2, points: raw((n) => n.lagWindowP99Ms) })
+      lag.push({ name: `${NODE_NAMES[i]} lag_ms (sampled)`, color: NODE_COLORS[i], style: 'dotted', width: 2, points: raw((n) => n.lagMs) })
+    }
     memory.push({ name: `${NODE_NAMES[i]} used_memory`, color: NODE_COLORS[i], style: 'solid', width: 3, points: pts((n) => n.usedMemoryBytes) })
     memory.push({ name: `${NODE_NAMES[i]} disk (segment files)`, color: NODE_COLORS[i], style: 'dotted', width: 3, points: pts((n) => n.diskBytes) })
     rss.push({ name: `${NODE_NAMES[i]} RSS`, color: NODE_COLORS[i], style: 'solid', width: 2, points: pts((n) => n.rssBytes) })
@@ -120,8 +133,8 @@ export function chartSoakRun(file: string, mode: string, r: RunResult): void {
   memory.push({ name: 'primary live + index', color: [0, 0, 0], style: 'solid', width: 1, points: liveIndex })
   memory.push({ name: `${TARGET_MEMORY_RATIO_MAX}x (live + index)`, color: [0, 0, 0], style: 'dashed', width: 1, points: liveIndex.map(([t, y]) => [t, y * TARGET_MEMORY_RATIO_MAX]) })
   const title = r.kind === 'reclaim'
-    ? `freshet soak (${mode}), cleaner on: memory and disk of each node`
-    : `freshet soak (${mode}), baseline (no reclamation needed): memory and disk of each node`
+    ? `freshet soak (${mode}), cleaner on: memory, disk, RSS and lag of each node`
+    : `freshet soak (${mode}), baseline (no reclamation needed): memory, disk, RSS and lag of each node`
   writeLineChart(file, {
     title,
     subtitle: `primary ${r.nodeArgs.primary.filter((a) => a !== '0' && a !== '--port').join(' ')}; ${r.samples.length} samples`,
@@ -129,6 +142,7 @@ export function chartSoakRun(file: string, mode: string, r: RunResult): void {
     panels: [
       { yLabel: 'used memory and disk, MB', series: memory },
       { yLabel: 'RSS, MB', series: rss },
+      { yLabel: 'backup lag, ms', series: lag },
     ],
     markers: r.markers.map((m) => ({ x: m.tS, label: m.label })), widthPx: 1600, panelHeightPx: 420,
   })
@@ -144,6 +158,30 @@ function fmtRatio(x: number): string {
 
 function maxP99(ph: PhaseResult): number {
   return Math.max(...ph.lag.map((l) => l.p99Ms))
+}
+
+/** RSS growth is judged over the run's last RSS_GROWTH_WINDOW_S seconds (the issue: under 5 % over the last 10 minutes). */
+const RSS_GROWTH_WINDOW_S = 600
+const TARGET_RSS_GROWTH_MAX = 0.05
+
+/**
+ * Per node: RSS growth over the last RSS_GROWTH_WINDOW_S seconds of load
+ * (the run's whole loaded time if shorter): the median of the window's last
+ * tenth of samples over the median of its first tenth, less 1 (medians, so
+ * one sample taken mid-GC does not decide it). Returns the window's length too.
+ */
+export function rssGrowthOf(samples: Sample[]): { windowS: number, growth: number[] } {
+  const loaded = samples.filter((s) => s.phase === 'uniform' || s.phase === 'zipf')
+  if (loaded.length < 2) return { windowS: 0, growth: NODE_NAMES.map(() => NaN) }
+  const endS = loaded[loaded.length - 1].tS
+  const window = loaded.filter((s) => s.tS >= endS - RSS_GROWTH_WINDOW_S)
+  const k = Math.max(1, Math.floor(window.length / 10))
+  const head = window.slice(0, k)
+  const tail = window.slice(-k)
+  return {
+    windowS: endS - window[0].tS,
+    growth: NODE_NAMES.map((_, i) => median(tail.map((s) => s.nodes[i].rssBytes)) / median(head.map((s) => s.nodes[i].rssBytes)) - 1),
+  }
 }
 
 /** Per node: RSS, JS heap total and array buffers at the first and the last sample. */
@@ -177,7 +215,7 @@ export function reportSoak(ctx: BenchContext, runs: RunResult[], figures: BenchR
   const base = runs.find((r) => r.kind === 'baseline')!
   const reclaim = runs.find((r) => r.kind === 'reclaim')!
   ctx.log('')
-  ctx.log(`Steady state = the second half of each phase (medians). Memory is used_memory (log + index); RSS includes the Node.js runtime (idle RSS at start: ${base.idleRssBytes.map(fmtMb).join(' / ')} MB).`)
+  ctx.log(`Steady state = the second half of each phase (medians). Memory is used_memory (log held + index; pooled segment buffers are reported apart, as an allocator's free pages would be); RSS includes the Node.js runtime (idle RSS at start: ${base.idleRssBytes.map(fmtMb).join(' / ')} MB).`)
   ctx.log(`Baseline check: cleaner_segments_cleaned = ${base.cleanerSegmentsCleaned} (${base.cleanerSegmentsCleaned === 0 ? 'no reclamation, as intended' : 'THE CLEANER RAN: the baseline is not reclamation-free'}); reclaim run: ${reclaim.cleanerSegmentsCleaned} segments cleaned, write amplification ${reclaim.writeAmplification}, full resyncs b1/b2 ${reclaim.fullResyncs.slice(1).join('/')}, segment buffers left to the GC p/b1/b2 ${reclaim.buffersDropped.join('/')}.`)
   ctx.log(`DBSIZE after drain p/b1/b2: baseline ${base.dbsize.join('/')}, reclaim ${reclaim.dbsize.join('/')}.`)
   ctx.log(`RSS over the reclaim run, first -> last sample, MB (JS heap total; array buffers) p/b1/b2: ${rssGrowth(reclaim.samples)}.`)
@@ -205,6 +243,15 @@ export function reportSoak(ctx: BenchContext, runs: RunResult[], figures: BenchR
     figures[`ratio.${dist}.lag_p99`] = Number(lag.toFixed(3))
     figures[`ratio.${dist}.memory_worst_node`] = mem
     figures[`ratio.${dist}.rss_worst_node`] = rss
+    const withPool = Math.max(...r.steady.map((s) => s.usedPoolOverLiveIndex))
+    ctx.log(`| (used_memory + segment pool) / (live + index), worst node (informative) | ${dist} | ${fmtRatio(withPool)} | - | - |`)
+    figures[`ratio.${dist}.memory_with_pool_worst_node`] = withPool
+    ctx.log(`| used_memory / (live + index) per node p/b1/b2 | ${dist} | ${r.steady.map((s) => fmtRatio(s.usedOverLiveIndex)).join(' / ')} | <= ${TARGET_MEMORY_RATIO_MAX}x | ${r.steady.every((s) => s.usedOverLiveIndex <= TARGET_MEMORY_RATIO_MAX) ? 'yes' : 'no'} |`)
   }
+  const g = rssGrowthOf(reclaim.samples)
+  const worstGrowth = Math.max(...g.growth)
+  ctx.log(`| RSS growth over the last ${Math.round(g.windowS)} s of load, per node p/b1/b2 | both | ${g.growth.map((x) => `${(x * 100).toFixed(1)} %`).join(' / ')} | < ${TARGET_RSS_GROWTH_MAX * 100} % | ${worstGrowth < TARGET_RSS_GROWTH_MAX ? 'yes' : 'no'} |`)
+  figures['rss_growth.window_s'] = Math.round(g.windowS)
+  g.growth.forEach((x, i) => { figures[`rss_growth.${NODE_NAMES[i]}`] = Number(x.toFixed(4)) })
   ctx.log('')
 }

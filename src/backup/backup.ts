@@ -33,7 +33,8 @@ import { ReplayScheduler } from '../replay/scheduler.js'
 import type { CommandSpec } from '../server/commands.js'
 import type { ExpiryStats, InfoLines, InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
-import { Snapshot, snapshotInfo } from '../view/snapshot.js'
+import { Snapshot } from '../view/snapshot.js'
+import { memoryInfo } from '../metrics/memory_info.js'
 import { ACK_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
 import { LinkError, Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
@@ -157,7 +158,7 @@ export class Backup implements ServedNode, ReceiverSink {
   private closed: boolean
   private listenPort: number
 
-  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, pool: ReplayScheduler | null, confirmedLsn: number) {
+  private constructor(options: BackupOptions, store: SegmentStore, index: Index, files: LogFiles, recovery: RecoveryReport, pool: ReplayScheduler | null, headBytes: number, confirmedLsn: number) {
     this.options = options
     this.store = store
     this.index = index
@@ -191,6 +192,10 @@ export class Backup implements ServedNode, ReceiverSink {
     this.scheduler = pool ?? new ReplayScheduler({ workers: options.workers, store, index, onVisible: () => {}, onError }, confirmedLsn)
     this.scheduler.onVisible = (lsn) => this.visible(lsn)
     this.scheduler.onError = onError
+    this.scheduler.heads.bytes = headBytes
+    const maxMemory = options.maxMemoryBytes
+    // Pooled buffers never take the node past --max-memory (no limit: the pool's count bounds them).
+    if (maxMemory !== undefined) store.poolRoomBytes = () => maxMemory - this.usedMemoryBytes()
     this.receiver = new Receiver(store, this.epoch, this)
     this.releases = new Releases(store, files, this.scheduler, () => Math.min(this.groupCommit.durableLsn, this.view.visibleLsn), options.log)
     this.lag = new ReplayLag()
@@ -227,11 +232,11 @@ export class Backup implements ServedNode, ReceiverSink {
     const store = new SegmentStore(options.segmentBytes)
     const files = LogFiles.open(options.dir, options.segmentBytes, { acceptLogDamage: options.acceptLogDamage === true })
     let confirmed = readConfirmedLsn(options.dir, options.log)
-    const { index, report, scheduler, replayedLsn } = await recoverInto(files, store, options.workers, confirmed)
+    const { index, report, scheduler, replayedLsn, headBytes } = await recoverInto(files, store, options.workers, confirmed)
     if (report.cutReason !== null) options.log(`log recovery: ${report.cutReason}; ${report.truncatedBytes} bytes cut at LSN ${report.endLsn}`)
     confirmed = replayedLsn
     if (confirmed < report.endLsn) options.log(`log recovery: LSN ${confirmed}..${report.endLsn} is held unconfirmed until the primary confirms it`)
-    const backup = new Backup(options, store, index, files, report, scheduler, confirmed)
+    const backup = new Backup(options, store, index, files, report, scheduler, headBytes, confirmed)
     const marker = readResyncMarker(options.dir, options.log)
     if (marker !== null) {
       options.log(`a full resync was under way (to LSN ${marker.targetLsn}): loading until it is visible`)
@@ -270,7 +275,7 @@ export class Backup implements ServedNode, ReceiverSink {
 
   /** Bytes of memory this backup holds: retained segments and the index. */
   usedMemoryBytes(): number {
-    return this.store.memoryBytes() + this.index.memoryBytes()
+    return this.store.retainedBytes() + this.index.memoryBytes()
   }
 
   resetStats(): void {
@@ -349,10 +354,11 @@ export class Backup implements ServedNode, ReceiverSink {
         ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
       ],
       memory: () => [
-        ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes ?? 0],
-        ['log_bytes', this.store.retainedBytes()], ['segment_pool_bytes', this.store.pooledBytes()],
-          ['segment_buffers_allocated', this.store.buffersAllocated], ['segment_buffers_dropped', this.store.buffersDropped], ['index_bytes', this.index.memoryBytes()],
-        ['index_keys', this.index.slotsUsed()], ['segments_released_total', this.releases.segmentsReleasedTotal], ...snapshotInfo(this.store), ['pinned_bytes', this.releases.pinnedBytes()],
+        ...memoryInfo(this.store, this.index, {
+          usedBytes: this.usedMemoryBytes(), maxMemoryBytes: this.options.maxMemoryBytes ?? 0,
+          liveBytes: this.scheduler.heads.bytes, pinnedBytes: this.releases.pinnedBytes(),
+        }),
+        ['segments_released_total', this.releases.segmentsReleasedTotal],
       ],
       stats: () => {
         return [

@@ -205,18 +205,35 @@ export function findSlotForOp(
 }
 
 /**
+ * Bytes of the heads an index holds (every key's newest version, tombstones
+ * included: what the primary counts as live_bytes), kept by the code that
+ * installs and drops heads. One per writer thread; no allocation per op.
+ */
+export interface HeadBytes {
+  bytes: number
+}
+
+/** A sink for callers that keep their own count (the primary) or none (tests). */
+export const UNCOUNTED: HeadBytes = { bytes: 0 }
+
+/**
  * Installs version `ref` (whose previous version is `prevRef`) of the key
  * stored at that ref if it is newer than what the table holds
- * (install-if-newer: idempotent and order-independent). Returns the table,
- * replaced if it grew.
+ * (install-if-newer: idempotent and order-independent), adding to `heads`
+ * its `size` (the op's bytes) less those of the head it replaced. Returns
+ * the table, replaced if it grew.
  */
 export function installOp(
   table: Int32Array, log: LogSegments, hash: number, ref: number, prevRef: number,
-  keyU8: Uint8Array, keyStart: number, keyLength: number,
+  keyU8: Uint8Array, keyStart: number, keyLength: number, size: number, heads: HeadBytes,
 ): Int32Array {
   let slot = findSlotForOp(table, log, hash, prevRef, keyU8, keyStart, keyLength)
   if (slot >= 0) {
-    if (isNewer(ref, slotRef(table, slot))) setSlotRef(table, slot, ref)
+    const old = slotRef(table, slot)
+    if (isNewer(ref, old)) {
+      setSlotRef(table, slot, ref)
+      heads.bytes += size - opBytesAt(log, old)
+    }
     return table
   }
   if (tableNeedsGrowth(table)) {
@@ -225,15 +242,16 @@ export function installOp(
     assert(slot < 0, 'a key absent before growth is absent after')
   }
   insertAt(table, -slot - 1, hash, ref)
+  heads.bytes += size
   return table
 }
 
-/** installOp without a previous-version hint: every hash match compares key bytes. */
+/** installOp without a previous-version hint (every hash match compares key bytes), uncounted. */
 export function installVersion(
   table: Int32Array, log: LogSegments, hash: number, ref: number,
   keyU8: Uint8Array, keyStart: number, keyLength: number,
 ): Int32Array {
-  return installOp(table, log, hash, ref, REF_NONE, keyU8, keyStart, keyLength)
+  return installOp(table, log, hash, ref, REF_NONE, keyU8, keyStart, keyLength, opBytesAt(log, ref), UNCOUNTED)
 }
 
 /** Follows the version chain from `ref` to the newest version below `visibleLsn` (REF_NONE if none). */

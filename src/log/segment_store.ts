@@ -16,22 +16,29 @@ import { assert } from '../assert.js'
 import { BLOCK_HEADER_BYTES } from '../constants.js'
 import { blockLength } from '../codec/record.js'
 import { dbError } from '../errors.js'
+import { nowMs } from '../io/clock.js'
 import { REF_SPAN_BYTES, REF_WINDOW_BYTES } from '../index/ref.js'
 import { Segment } from './segment.js'
 import type { LogSegments } from '../index/indirection.js'
 
 /**
- * Released segments kept for reuse, at most this many. The tail takes a new
- * segment about as often as the cleaner releases one, so reusing the buffers
- * keeps memory (and RSS) flat. A buffer left to the GC is not returned soon:
- * a SharedArrayBuffer goes only once every isolate that saw it (replay
- * workers too) has collected its handle, and the soak measured backups'
- * RSS growing by ~13 MB a minute while they dropped a pooled-out buffer every
- * few seconds. Backups release in bursts (the holes of a few cleanings become
- * releasable together, up to BATCH_SEGMENTS_MAX at a time under pressure), so
- * the pool holds a burst and two more. Pooled bytes count in used_memory.
+ * Released segment buffers are kept for reuse (the pool) rather than left to
+ * the GC. A dropped buffer is not returned soon: a SharedArrayBuffer goes
+ * only once every isolate that saw it (replay workers too) has collected its
+ * handle, and a worker that allocates little collects rarely, so every drop
+ * under churn is RSS that stays (the soak measured backups' RSS climbing by
+ * about a dropped buffer per drop). Under steady churn the tail takes a new
+ * segment about as often as the cleaner releases one, so a pool that may hold
+ * a whole burst of releases (the cleaner's batches; a backup's holes, which
+ * become releasable together) never drops anything. Its bound is the room
+ * left under the node's memory limit (`poolRoomBytes`), at most
+ * SEGMENT_POOL_MAX buffers; a buffer unused for POOL_IDLE_MS goes (memory
+ * follows live data after a large delete). Like an allocator's retained free
+ * pages, pooled buffers are not in used_memory: INFO shows them as
+ * segment_pool_bytes (and they are in RSS).
  */
-export const SEGMENT_POOL_MAX = 6
+export const SEGMENT_POOL_MAX = 64
+export const POOL_IDLE_MS = 30_000
 
 export class SegmentStore implements LogSegments {
   readonly segmentBytes: number
@@ -66,8 +73,10 @@ export class SegmentStore implements LogSegments {
   private readonly pins: Map<number, number>
   /** Called when the last pin at an LSN goes (the cleaner may release what it held). */
   onUnpinned: (() => void) | null
-  /** Released segments' buffers, oldest first, with the log end at their release. */
-  private readonly pool: Array<{ segment: Segment, releasedAt: number }>
+  /** Released segments' buffers, oldest first, with the log end and the time at their release. */
+  private readonly pool: Array<{ segment: Segment, releasedAt: number, releasedMs: number }>
+  /** Bytes the pool may hold now (the node's room under its memory limit). Default: no limit but the count. */
+  poolRoomBytes: () => number
   /** Segment buffers allocated since the store opened (not taken from the pool). */
   buffersAllocated: number
   /** Released segment buffers left to the GC (the pool was full). */
@@ -93,6 +102,7 @@ export class SegmentStore implements LogSegments {
     this.pins = new Map()
     this.onUnpinned = null
     this.pool = []
+    this.poolRoomBytes = () => Number.MAX_SAFE_INTEGER
     this.buffersAllocated = 0
     this.buffersDropped = 0
   }
@@ -186,6 +196,7 @@ export class SegmentStore implements LogSegments {
 
   /** A zeroed segment `id`: a pooled buffer if one may be reused, else a new one. */
   private newSegment(id: number): Segment {
+    this.trimPool(nowMs())
     const pooled = this.pool.length > 0 && this.reusable(this.pool[0].releasedAt) ? this.pool.shift()!.segment : null
     if (pooled === null) {
       this.buffersAllocated++
@@ -277,10 +288,23 @@ export class SegmentStore implements LogSegments {
     this.bySlot[slot] = undefined
     delete this.u8[slot]
     delete this.dv[slot]
-    if (this.pool.length < SEGMENT_POOL_MAX) this.pool.push({ segment: s, releasedAt: this.endLsn })
-    else this.buffersDropped++
     this.retainedCount--
+    const now = nowMs()
+    this.trimPool(now)
+    if (this.pool.length < SEGMENT_POOL_MAX && this.pooledBytes() + this.segmentBytes <= this.poolRoomBytes()) {
+      this.pool.push({ segment: s, releasedAt: this.endLsn, releasedMs: now })
+    } else {
+      this.buffersDropped++
+    }
     return true
+  }
+
+  /** Drops pooled buffers unused for POOL_IDLE_MS (oldest first). */
+  private trimPool(now: number): void {
+    while (this.pool.length > 0 && now - this.pool[0].releasedMs > POOL_IDLE_MS) {
+      this.pool.shift()
+      this.buffersDropped++
+    }
   }
 
   /** The horizon never sits on a hole: it moves past holes at the oldest end. */
@@ -353,11 +377,6 @@ export class SegmentStore implements LogSegments {
       segment.cut(i === keepId ? lsn - segment.baseLsn : 0)
     }
     this.endLsn = lsn
-  }
-
-  /** Bytes of memory held by segments: the retained log and the pooled buffers. */
-  memoryBytes(): number {
-    return (this.retainedCount + this.pool.length) * this.segmentBytes
   }
 
   /** Bytes of the retained log (whole segments, horizon to tail, holes left out). */

@@ -56,7 +56,7 @@ import {
   BLOCK_HEADER_BYTES, OP_FLAG_EXPIRES, OP_FLAG_RELOCATED, OP_FLAGS_OFFSET, OP_PREV_REF_OFFSET, OP_TYPE_SET, PARTITION_BITS,
 } from '../constants.js'
 import { blockLength, blockOpCount, copyBytes, opBytes, opExpires, opExpiryMs, opKeyAt, opKeyHash, opKeyLength, opSizeAt, opType, opUsedBytes, opValueLength, padOp } from '../codec/record.js'
-import { findSlotForOp, setSlotRef, slotRef } from '../index/indirection.js'
+import { UNCOUNTED, findSlotForOp, setSlotRef, slotRef } from '../index/indirection.js'
 import { sweepRange, tombstoneDroppable } from '../replay/apply.js'
 import { assert } from '../assert.js'
 import { REF_WINDOW_FORCE_BYTES, refAtOffset, refOfLsn, segmentBaseRef, slotOfRef } from '../index/ref.js'
@@ -418,7 +418,7 @@ export class Cleaner {
     const store = p.store
     for (const id of this.victims) {
       const victim = store.segment(id)!
-      const dropped = sweepRange(store, id, victim.committedBytes(), p.index.tables, 0, 1, this.newHorizonLsn)
+      const dropped = sweepRange(store, id, victim.committedBytes(), p.index.tables, 0, 1, this.newHorizonLsn, UNCOUNTED)
       assert(dropped >= 0, 'every head of a victim that must stay was relocated before its release')
       p.liveBytes -= dropped
       const slot = store.slotOf(id)

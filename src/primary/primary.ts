@@ -22,7 +22,8 @@ import { nowMs } from '../io/clock.js'
 import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, tableNeedsGrowth, tableSlotCount } from '../index/indirection.js'
 import { Cleaner } from './cleaner.js'
-import { Snapshot, snapshotInfo } from '../view/snapshot.js'
+import { Snapshot } from '../view/snapshot.js'
+import { memoryInfo } from '../metrics/memory_info.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles, type CrashStep } from '../log/log_file.js'
@@ -208,6 +209,8 @@ export class Primary implements ServedNode, NodeWriter {
     store.onUnpinned = () => this.cleaner.kick()
     const shippedFloor = hooks.shippedFloor
     if (shippedFloor !== undefined) store.reusable = (releasedAt) => shippedFloor() >= releasedAt
+    // Pooled buffers never take the node past --max-memory.
+    store.poolRoomBytes = () => this.options.maxMemoryBytes - this.usedMemoryBytes()
     this.pHash = 0
     this.pPartition = 0
     this.pSlot = 0
@@ -307,15 +310,12 @@ export class Primary implements ServedNode, NodeWriter {
       ],
       memory: () => {
         const c = this.cleaner.stats
-        const held = this.store.retainedBytes()
         return [
-          ['used_memory', this.usedMemoryBytes()], ['maxmemory', this.options.maxMemoryBytes],
-          ['live_bytes', this.liveBytes], ['log_bytes', held], ['segment_pool_bytes', this.store.pooledBytes()],
-          ['segment_buffers_allocated', this.store.buffersAllocated], ['segment_buffers_dropped', this.store.buffersDropped],
-          ['index_bytes', this.index.memoryBytes()],
-          ['index_keys', this.index.slotsUsed()],
-          ['utilisation', held > 0 ? (this.liveBytes / held).toFixed(3) : '0'],
-          ['retain_bytes', this.retainBytes()], ...snapshotInfo(this.store), ['pinned_bytes', this.cleaner.pinnedBytes()],
+          ...memoryInfo(this.store, this.index, {
+            usedBytes: this.usedMemoryBytes(), maxMemoryBytes: this.options.maxMemoryBytes,
+            liveBytes: this.liveBytes, pinnedBytes: this.cleaner.pinnedBytes(),
+          }),
+          ['retain_bytes', this.retainBytes()],
           ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
           ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
           ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_tombstones_relocated', c.tombstonesRelocated],
@@ -402,7 +402,7 @@ export class Primary implements ServedNode, NodeWriter {
 
   /** Segments held (the retained log, whole segments) plus the index. */
   usedMemoryBytes(): number {
-    return this.store.memoryBytes() + this.index.memoryBytes()
+    return this.store.retainedBytes() + this.index.memoryBytes()
   }
 
   /**

@@ -18,7 +18,7 @@ import {
   PARTITION_BITS,
 } from '../constants.js'
 import { REF_NONE, lsnOfRef, refAtOffset, segmentBaseRef, slotOfSegment } from '../index/ref.js'
-import { findSlotForOp, installOp, removeAt, slotRef, type LogSegments } from '../index/indirection.js'
+import { findSlotForOp, installOp, removeAt, slotRef, type HeadBytes, type LogSegments } from '../index/indirection.js'
 import { assert } from '../assert.js'
 
 const PARTITION_SHIFT = 32 - PARTITION_BITS
@@ -26,11 +26,12 @@ const PARTITION_SHIFT = 32 - PARTITION_BITS
 /**
  * Applies the ops of the whole blocks in segment `segmentId`, offsets
  * [start, end), to the partitions of `lane`. `tables` is updated in place when a
- * table grows. Returns the number of ops installed.
+ * table grows; `heads` gains the head bytes installed less those replaced.
+ * Returns the number of ops installed.
  */
 export function applyRange(
   log: LogSegments, segmentId: number, start: number, end: number,
-  tables: Int32Array[], lane: number, laneCount: number,
+  tables: Int32Array[], lane: number, laneCount: number, heads: HeadBytes,
 ): number {
   const slot = slotOfSegment(segmentId, log.segmentBytes)
   const u8 = log.u8[slot]
@@ -49,12 +50,13 @@ export function applyRange(
       const valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
       const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
       const p = hash >>> PARTITION_SHIFT
+      const size = opSizeAt(dv, at)
       if (p % laneCount === lane) {
         const prevRef = dv.getUint32(at + OP_PREV_REF_OFFSET, true)
-        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, opKeyAt(dv, at), keyLength)
+        tables[p] = installOp(tables[p], log, hash, refAtOffset(baseRef, at), prevRef, u8, opKeyAt(dv, at), keyLength, size, heads)
         installed++
       }
-      at += opSizeAt(dv, at)
+      at += size
     }
     block += length
   }
@@ -74,10 +76,11 @@ export function applyRange(
  * is still a head (the release must not go on; a backup retries later).
  * With `checkSets` false only tombstones are probed (a backup trusts the
  * primary's relocations: replay installed them; the primary checks).
+ * `heads` loses the bytes of every head dropped, blocked or not.
  */
 export function sweepRange(
   log: LogSegments, segmentId: number, end: number, tables: Int32Array[], lane: number, laneCount: number,
-  horizonLsn: number, checkSets = true,
+  horizonLsn: number, heads: HeadBytes, checkSets = true,
 ): number {
   const slot = slotOfSegment(segmentId, log.segmentBytes)
   const u8 = log.u8[slot]
@@ -107,6 +110,7 @@ export function sweepRange(
           } else {
             removeAt(table, found)
             dropped += opSizeAt(dv, at)
+            heads.bytes -= opSizeAt(dv, at)
           }
         }
       }

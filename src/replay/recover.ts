@@ -26,6 +26,8 @@ export interface Recovered {
   scheduler: ReplayScheduler | null
   /** The index holds the log up to here (a block end): min(log end, replayToLsn). */
   replayedLsn: number
+  /** Bytes of the index's heads (HeadBytes). */
+  headBytes: number
 }
 
 /**
@@ -53,20 +55,21 @@ export async function recoverInto(files: LogFiles, store: SegmentStore, workers:
     const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
     await scheduler.replayTo(replayedLsn)
     const t2 = performance.now()
-    return { index, scheduler, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: scheduler.installedTotal } }
+    return { index, scheduler, headBytes: scheduler.heads.bytes, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: scheduler.installedTotal } }
   }
   const result = await files.recover(store)
   const t1 = performance.now()
   const replayedLsn = replayLimit(store, result.endLsn, replayToLsn)
   const index = Index.withCapacity(result.keyCount)
   let ops = 0
+  const heads = { bytes: 0 }
   for (const segment of store.segments) {
     const committed = Math.min(segment.committedBytes(), replayedLsn - segment.baseLsn)
-    if (committed > 0) ops += applyRange(store, segment.id, 0, committed, index.tables, 0, 1)
+    if (committed > 0) ops += applyRange(store, segment.id, 0, committed, index.tables, 0, 1, heads)
   }
   const t2 = performance.now()
   // applyRange swapped grown tables in place; a new Index recounts their bytes.
-  return { index: new Index(index.tables), scheduler: null, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
+  return { index: new Index(index.tables), scheduler: null, headBytes: heads.bytes, replayedLsn, report: { ...result, readMs: t1 - t0, replayMs: t2 - t1, opsInstalled: ops } }
 }
 
 /** min(log end, replayToLsn) if that is a block end of the recovered log; else its horizon (install nothing: always safe). */

@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url'
 import { Piscina } from 'piscina'
 import { compiledPath } from '../dist_path.js'
 import { assert } from '../assert.js'
-import type { Index } from '../index/indirection.js'
+import type { HeadBytes, Index } from '../index/indirection.js'
 import type { SegmentStore } from '../log/segment_store.js'
 import type { ReplayResult, ReplayTask, ScanTask } from './task.js'
 import { applyRange, sweepRange } from './apply.js'
@@ -73,6 +73,11 @@ export class ReplayScheduler {
   /** Small ranges applied on the calling thread while every lane was idle. */
   inlineBatchesTotal: number
   installedTotal: number
+  /**
+   * Bytes of the index's heads (live_bytes: every key's newest version,
+   * tombstones included), kept from what replay installs and sweeps drop.
+   */
+  readonly heads: HeadBytes
   workerCpuMs: number
   closed: boolean
   /** Holders of the partition tables (a sweep, a reset): while any, no lane task starts. */
@@ -96,6 +101,7 @@ export class ReplayScheduler {
     this.tasksTotal = 0
     this.inlineBatchesTotal = 0
     this.installedTotal = 0
+    this.heads = { bytes: 0 }
     this.workerCpuMs = 0
     this.closed = false
     this.holds = 0
@@ -139,7 +145,7 @@ export class ReplayScheduler {
     const swept: number[] = []
     for (const id of ids) {
       const segment = store.segment(id)
-      if (segment !== undefined && sweepRange(store, id, segment.committedBytes(), tables, 0, 1, horizonLsn, false) >= 0) swept.push(id)
+      if (segment !== undefined && sweepRange(store, id, segment.committedBytes(), tables, 0, 1, horizonLsn, this.heads, false) >= 0) swept.push(id)
     }
     this.resume()
     return swept
@@ -149,6 +155,7 @@ export class ReplayScheduler {
   async resetTo(lsn: number): Promise<void> {
     await this.quiesce()
     this.laneApplied.fill(lsn)
+    this.heads.bytes = 0
     this.targetLsn = lsn
     this.visibleLsn = lsn
     this.resume()
@@ -188,7 +195,7 @@ export class ReplayScheduler {
       if (segment === undefined || from >= lsn) break
       const start = from - segment.baseLsn
       const end = Math.min(segment.committedBytes(), lsn - segment.baseLsn)
-      this.installedTotal += applyRange(store, segment.id, start, end, tables, 0, 1)
+      this.installedTotal += applyRange(store, segment.id, start, end, tables, 0, 1, this.heads)
       from = segment.baseLsn + end
     }
     for (let p = 0; p < tables.length; p++) if (tables[p] !== this.index.tables[p]) this.index.replaceTable(p, tables[p])
@@ -244,6 +251,7 @@ export class ReplayScheduler {
       this.index.replaceTable(result.grownPartitions[i], new Int32Array(result.grownTables[i]))
     }
     this.installedTotal += result.installed
+    this.heads.bytes += result.headBytes
     this.workerCpuMs += result.cpuMs
     this.laneApplied[lane] = endLsn
     if (this.idleWaiters.length > 0 && this.allIdle()) {

@@ -30,6 +30,8 @@ export type WorkerTask = ReplayTask | ScanTask
 
 export interface ReplayResult {
   installed: number
+  /** Head bytes installed less those replaced (HeadBytes). */
+  headBytes: number
   /** Partitions whose table grew, with the new table. */
   grownPartitions: number[]
   grownTables: SharedArrayBuffer[]

@@ -18,7 +18,7 @@ import {
   REF_NONE,
 } from '../../src/constants.js'
 import {
-  Index, findSlot, growTable, installVersion, partitionOf, resolveVisible, tableSlotCount, tableUsed,
+  Index, findSlot, growTable, installVersion, opBytesAt, partitionOf, resolveVisible, tableSlotCount, tableUsed,
 } from '../../src/index/indirection.js'
 import { SegmentStore } from '../../src/log/segment_store.js'
 import { applyRange } from '../../src/replay/apply.js'
@@ -386,13 +386,27 @@ function buildLog(plan: LogPlan, segmentBytes: number): BuiltLog {
 }
 
 /** Applies chunks (runs of consecutive blocks in one segment) in `order` for every lane. */
-function replay(log: BuiltLog, laneCount: number, chunks: { id: number, start: number, end: number }[], laneOrder: number[]): { index: Index, installed: number } {
+function replay(log: BuiltLog, laneCount: number, chunks: { id: number, start: number, end: number }[], laneOrder: number[]): { index: Index, installed: number, headBytes: number } {
   const tables = new Index().tables
   let installed = 0
+  let headBytes = 0
   for (const lane of laneOrder) {
-    for (const c of chunks) installed += applyRange(log.store, c.id, c.start, c.end, tables, lane, laneCount)
+    // One count per lane, as each replay worker keeps its own.
+    const heads = { bytes: 0 }
+    for (const c of chunks) installed += applyRange(log.store, c.id, c.start, c.end, tables, lane, laneCount, heads)
+    headBytes += heads.bytes
   }
-  return { index: new Index(tables), installed }
+  return { index: new Index(tables), installed, headBytes }
+}
+
+/** Bytes of every head in `index`, counted by walking its tables. */
+function headBytesOf(index: Index, log: BuiltLog): number {
+  let n = 0
+  for (const key of log.versions.keys()) {
+    const ref = head(index, log.store, key)
+    if (ref !== REF_NONE) n += opBytesAt(log.store, ref)
+  }
+  return n
 }
 
 /** Merges consecutive block ranges of one segment into chunks wherever `cut` says not to cut. */
@@ -431,10 +445,15 @@ test.prop(
         expect(head(r.index, log.store, key)).toBe(head(serial.index, log.store, key))
       }
       for (let p = 0; p < PARTITION_COUNT; p++) expect(tableUsed(r.index.tables[p])).toBe(tableUsed(serial.index.tables[p]))
+      // A backup's live_bytes: what the lanes counted as they installed and replaced heads, in any order.
+      expect(r.headBytes).toBe(headBytesOf(serial.index, log))
     }
-    // Replaying everything again changes nothing (install-if-newer is idempotent).
+    expect(serial.headBytes).toBeGreaterThan(0)
+    // Replaying everything again changes nothing (install-if-newer is idempotent), and counts nothing.
     const tables = serial.index.tables
-    for (const c of chunks) applyRange(log.store, c.id, c.start, c.end, tables, 0, 1)
+    const again = { bytes: 0 }
+    for (const c of chunks) applyRange(log.store, c.id, c.start, c.end, tables, 0, 1, again)
+    expect(again.bytes).toBe(0)
     for (const [key, list] of log.versions) expect(head(serial.index, log.store, key)).toBe(list[list.length - 1])
   },
 )

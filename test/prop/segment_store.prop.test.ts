@@ -134,7 +134,8 @@ class CheckCommand implements fc.Command<Model, Real> {
       expect(r.created[i]).toBe(s.segments[i])
       expect(s.u8[i]).toBe(s.segments[i].u8)
     }
-    expect(s.memoryBytes()).toBe(n * S)
+    expect(s.retainedBytes()).toBe(n * S)
+    expect(s.pooledBytes()).toBe(0)
     if (m.blocks.length > 0) expect(n).toBe(s.segmentId(m.endLsn - 1) + 1)
     // Blocks are disjoint, ordered, each inside one segment; each segment's committed bytes end at its last block.
     let prevEnd = 0

@@ -85,6 +85,26 @@ async function settle(cluster: Cluster, model: Model): Promise<number> {
   }
 }
 
+/**
+ * Every backup's own live_bytes (counted from what its replay installed and
+ * its releases dropped) comes to equal the primary's once it has released
+ * what the primary released (bounded wait), and its utilisation is its own.
+ */
+async function expectLiveAgrees(cluster: Cluster, backups: number, what: string): Promise<void> {
+  const primaryLive = await num(cluster, 'primary', 'memory', 'live_bytes')
+  expect(primaryLive, `${what}: the primary holds live data`).toBeGreaterThan(0)
+  for (let b = 0; b < backups; b++) {
+    let seen = -1
+    await waitFor(async () => {
+      seen = await num(cluster, b, 'memory', 'live_bytes')
+      return seen === primaryLive
+    }, 15_000, `${what}: backup ${b}'s live_bytes to equal the primary's`, 50).catch(() => {})
+    expect(seen, `${what}: backup ${b}'s live_bytes`).toBe(primaryLive)
+    const held = await num(cluster, b, 'memory', 'log_bytes')
+    expect(await num(cluster, b, 'memory', 'utilisation')).toBeCloseTo(primaryLive / held, 3)
+  }
+}
+
 /** Forces cleanings until the primary has cleaned `count` more segments (bounded); filler writes join the model. */
 async function clean(cluster: Cluster, count: number, model: Model): Promise<void> {
   const c = cluster.primaryClient()
@@ -165,6 +185,7 @@ test('deleted stays deleted and old stays old through cleaning, kill -9 and rest
   expect(await num(cluster, 'primary', 'memory', 'index_keys')).toBeLessThan(600 + 300 + 50 + 1)
   await expectModel(cluster.primaryClient(), model, 'primary after cleaning')
   await expectModel(cluster.backupClient(0), model, 'backup after cleaning')
+  await expectLiveAgrees(cluster, 1, 'after cleaning')
 
   // kill -9 of the primary (local mode: every acknowledged write is durable) and restart.
   await cluster.killPrimary()
@@ -177,6 +198,7 @@ test('deleted stays deleted and old stays old through cleaning, kill -9 and rest
   await cluster.waitConnectedBackups(1)
   await settle(cluster, model)
   await expectModel(cluster.backupClient(0), model, 'backup after restart')
+  await expectLiveAgrees(cluster, 1, 'after the backup recovered its log')
 
   // A new backup: the primary released its first segments, so it gets a full resync.
   const fresh = await cluster.addBackup({ workers: 2 })
@@ -186,6 +208,7 @@ test('deleted stays deleted and old stays old through cleaning, kill -9 and rest
   expect((await info(freshClient, 'persistence')).get('full_resyncs_total')).toBe('1')
   expect(fresh.stderr()).toMatch(/full resync from the primary at LSN \d+/)
   await expectModel(freshClient, model, 'new backup after full resync')
+  await expectLiveAgrees(cluster, 2, 'after a full resync')
 
   // More history on top, cleaned again: every node still equals the model.
   const c2 = cluster.primaryClient()
@@ -196,6 +219,7 @@ test('deleted stays deleted and old stays old through cleaning, kill -9 and rest
   await expectModel(cluster.primaryClient(), model, 'primary at the end')
   await expectModel(cluster.backupClient(0), model, 'backup at the end')
   await expectModel(cluster.backupClient(1), model, 'new backup at the end')
+  await expectLiveAgrees(cluster, 2, 'at the end')
 }, 240_000)
 
 test('a backup stopped briefly resumes; one stopped past --retain-bytes resumes by full resync with the reason logged on both sides', async () => {
@@ -328,6 +352,7 @@ test('cost-benefit cleaning leaves holes: backups release the same segments; a r
   await settle(cluster, model)
   expect(await num(cluster, 0, 'persistence', 'log_holes'), 'the restarted backup recovered its holes').toBeGreaterThan(0)
   await expectModel(cluster.backupClient(0), model, 'backup after restart')
+  await expectLiveAgrees(cluster, 1, 'after the backup recovered its log')
 
   const fresh = await cluster.addBackup({ workers: 2 })
   await cluster.waitConnectedBackups(2)
@@ -345,4 +370,5 @@ test('cost-benefit cleaning leaves holes: backups release the same segments; a r
   await expectModel(cluster.primaryClient(), model, 'primary after kill -9 and restart')
   await expectModel(cluster.backupClient(0), model, 'backup at the end')
   await expectModel(cluster.backupClient(1), model, 'new backup at the end')
+  await expectLiveAgrees(cluster, 2, 'at the end')
 }, 240_000)

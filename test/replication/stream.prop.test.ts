@@ -324,7 +324,7 @@ function serialReplay(store: SegmentStoreT): IndexT {
   for (const segment of store.segments) {
     if (segment === undefined) continue
     const committed = segment.committedBytes()
-    if (committed > 0) applyRange(store, segment.id, 0, committed, index.tables, 0, 1)
+    if (committed > 0) applyRange(store, segment.id, 0, committed, index.tables, 0, 1, { bytes: 0 })
   }
   return index
 }

@@ -1,28 +1,64 @@
 /**
  * Released segment buffers are reused, not left to the GC (a SharedArrayBuffer
- * goes only once every isolate that saw it has collected it): a backup's burst
- * of releases fits the pool and the next new segments take those buffers;
- * the counters say what was allocated and what was dropped.
+ * goes only once every isolate that saw it has collected it): a burst of
+ * releases fits the pool and the next new segments take those buffers; the
+ * pool stays within the room the node gives it (its memory limit) and lets a
+ * buffer unused for POOL_IDLE_MS go; the counters say what was allocated and
+ * what was dropped. Pooled buffers are not retained log.
  */
 import { expect, test } from 'vitest'
-import { SEGMENT_POOL_MAX, SegmentStore } from '../../../src/log/segment_store.js'
+import { advanceClock } from '../../../src/io/clock.js'
+import { POOL_IDLE_MS, SEGMENT_POOL_MAX, SegmentStore } from '../../../src/log/segment_store.js'
 
 const S = 64 * 1024
 
-test('a burst of released segments as large as the pool is reused by the next new segments', () => {
+test('a burst of released segments is reused by the next new segments, up to the pool count', () => {
+  const n = SEGMENT_POOL_MAX + 1
   const store = new SegmentStore(S)
-  store.segmentFor(9 * S + 1)
-  expect(store.buffersAllocated).toBe(10)
-  // A backup releases a burst: segments 0..SEGMENT_POOL_MAX-1 at once.
+  store.segmentFor((n + 3) * S + 1)
+  expect(store.buffersAllocated).toBe(n + 4)
+  // A burst: segments 0..SEGMENT_POOL_MAX-1 at once.
   expect(store.releaseBelow(SEGMENT_POOL_MAX)).toBe(SEGMENT_POOL_MAX)
   expect(store.pooledBytes()).toBe(SEGMENT_POOL_MAX * S)
+  expect(store.retainedBytes()).toBe(4 * S + S)
   expect(store.buffersDropped).toBe(0)
   // The tail takes them back: no new buffer.
-  store.segmentFor((9 + SEGMENT_POOL_MAX) * S + 1)
-  expect(store.buffersAllocated).toBe(10)
+  store.segmentFor((n + 3 + SEGMENT_POOL_MAX) * S + 1)
+  expect(store.buffersAllocated).toBe(n + 4)
   expect(store.pooledBytes()).toBe(0)
   // One more than the pool holds: that one goes to the GC (and is counted).
   expect(store.releaseBelow(2 * SEGMENT_POOL_MAX + 1)).toBe(SEGMENT_POOL_MAX + 1)
   expect(store.buffersDropped).toBe(1)
   expect(store.pooledBytes()).toBe(SEGMENT_POOL_MAX * S)
+})
+
+test('the pool holds no more than the room the node gives it', () => {
+  const store = new SegmentStore(S)
+  store.poolRoomBytes = () => 3 * S
+  store.segmentFor(9 * S + 1)
+  expect(store.releaseBelow(5)).toBe(5)
+  expect(store.pooledBytes()).toBe(3 * S)
+  expect(store.buffersDropped).toBe(2)
+  // No room at all (the node is at its limit): a release drops its buffer.
+  store.poolRoomBytes = () => 0
+  expect(store.releaseBelow(6)).toBe(1)
+  expect(store.pooledBytes()).toBe(3 * S)
+  expect(store.buffersDropped).toBe(3)
+})
+
+test('a pooled buffer unused for POOL_IDLE_MS goes at the next release or new segment', () => {
+  const store = new SegmentStore(S)
+  store.segmentFor(5 * S + 1)
+  expect(store.releaseBelow(3)).toBe(3)
+  expect(store.pooledBytes()).toBe(3 * S)
+  advanceClock(POOL_IDLE_MS / 2)
+  expect(store.releaseBelow(4)).toBe(1)
+  expect(store.pooledBytes()).toBe(4 * S)
+  expect(store.buffersDropped).toBe(0)
+  // The first three have waited past POOL_IDLE_MS, the fourth not yet.
+  advanceClock(POOL_IDLE_MS / 2 + 1)
+  store.segmentFor(6 * S + 1)
+  expect(store.buffersDropped).toBe(3)
+  expect(store.pooledBytes()).toBe(0)
+  expect(store.buffersAllocated).toBe(6)
 })
