@@ -73,7 +73,7 @@ export class SegmentStore implements LogSegments {
   private readonly pins: Map<number, number>
   /** Called when the last pin at an LSN goes (the cleaner may release what it held). */
   onUnpinned: (() => void) | null
-  /** Released segments' buffers, oldest first, with the log end and the time at their release. */
+  /** Released segments' buffers, oldest release first, with the log end and the time at their release. */
   private readonly pool: Array<{ segment: Segment, releasedAt: number, releasedMs: number }>
   /** Bytes the pool may hold now (the node's room under its memory limit). Default: no limit but the count. */
   poolRoomBytes: () => number
@@ -197,7 +197,7 @@ export class SegmentStore implements LogSegments {
   /** A zeroed segment `id`: a pooled buffer if one may be reused, else a new one. */
   private newSegment(id: number): Segment {
     this.trimPool(nowMs())
-    const pooled = this.pool.length > 0 && this.reusable(this.pool[0].releasedAt) ? this.pool.shift()!.segment : null
+    const pooled = this.takePooled()
     if (pooled === null) {
       this.buffersAllocated++
       return Segment.create(id, this.segmentBytes)
@@ -299,7 +299,22 @@ export class SegmentStore implements LogSegments {
     return true
   }
 
-  /** Drops pooled buffers unused for POOL_IDLE_MS (oldest first). */
+  /**
+   * The most recently released buffer that may be reused (last in, first
+   * out: the buffers a steady churn needs cycle at the top, so those a burst
+   * left beyond that sit unused at the bottom until trimPool lets them go).
+   * Reusability only grows with age (a log end the shipping has passed), so
+   * the scan stops at the first from the top that may be; at most
+   * SEGMENT_POOL_MAX steps.
+   */
+  private takePooled(): Segment | null {
+    for (let i = this.pool.length - 1; i >= 0; i--) {
+      if (this.reusable(this.pool[i].releasedAt)) return this.pool.splice(i, 1)[0].segment
+    }
+    return null
+  }
+
+  /** Drops pooled buffers unused for POOL_IDLE_MS (the oldest releases first). */
   private trimPool(now: number): void {
     while (this.pool.length > 0 && now - this.pool[0].releasedMs > POOL_IDLE_MS) {
       this.pool.shift()

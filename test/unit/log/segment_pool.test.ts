@@ -62,3 +62,40 @@ test('a pooled buffer unused for POOL_IDLE_MS goes at the next release or new se
   expect(store.pooledBytes()).toBe(0)
   expect(store.buffersAllocated).toBe(6)
 })
+
+test('the last buffer released is the first reused, so a burst beyond what churn needs idles at the bottom and goes', () => {
+  const store = new SegmentStore(S)
+  store.segmentFor(9 * S + 1)
+  // A burst of 4, then steady churn: one released, one taken, for longer than POOL_IDLE_MS.
+  expect(store.releaseBelow(4)).toBe(4)
+  let tail = 10
+  let oldest = 4
+  for (let t = 0; t < 8; t++) {
+    advanceClock(POOL_IDLE_MS / 4)
+    expect(store.releaseBelow(++oldest)).toBe(1)
+    store.segmentFor(tail++ * S + 1)
+  }
+  // The burst's 4 went after POOL_IDLE_MS unused (the churn took the top buffer every time); none was allocated anew.
+  expect(store.buffersDropped).toBe(4)
+  expect(store.pooledBytes()).toBe(0)
+  expect(store.buffersAllocated).toBe(10)
+})
+
+test('a buffer the node may not reuse yet (its bytes may still be on their way to a backup) is passed over', () => {
+  const store = new SegmentStore(S)
+  store.segmentFor(5 * S + 1)
+  let floor = 0
+  store.reusable = (releasedAt) => floor >= releasedAt
+  store.endLsn = 3 * S
+  expect(store.releaseBelow(1)).toBe(1)
+  store.endLsn = 4 * S
+  expect(store.releaseBelow(2)).toBe(1)
+  floor = 3 * S
+  // The newest release (at log end 4S) may not be reused yet; the one before it may.
+  store.segmentFor(6 * S + 1)
+  expect(store.buffersAllocated).toBe(6)
+  expect(store.pooledBytes()).toBe(S)
+  floor = 0
+  store.segmentFor(7 * S + 1)
+  expect(store.buffersAllocated).toBe(7)
+})
