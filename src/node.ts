@@ -12,6 +12,7 @@
  */
 import type { FreshnessGate } from './server/freshness.js'
 import type { ReadView } from './view/read_view.js'
+import type { Metric } from './metrics/metric.js'
 
 export type NodeRole = 'primary' | 'backup'
 
@@ -71,8 +72,19 @@ export interface ServedNode {
   setActiveExpiry(on: boolean): void
 }
 
-/** One INFO section's lines, in order: `key:value`. */
-export type InfoLines = Array<[string, string | number]>
+/**
+ * One INFO line, `key:value`; with a Metric (metrics/metric.ts) when
+ * /metrics shows it too: the figure's one typed description.
+ */
+export type InfoLine = [string, string | number, Metric?]
+
+/** One INFO section's lines, in order. */
+export type InfoLines = InfoLine[]
+
+/** The lines' values by key. */
+export function lineValues(lines: InfoLines): Map<string, string | number> {
+  return new Map(lines.map(([k, v]) => [k, v]))
+}
 
 /** What key expiry reports (the primary's; a backup's are zeros). */
 export interface ExpiryStats {

@@ -34,7 +34,8 @@ import type { CommandSpec } from '../server/commands.js'
 import type { ExpiryStats, InfoLines, InfoSections, ServedNode } from '../node.js'
 import { ReadView } from '../view/read_view.js'
 import { Snapshot } from '../view/snapshot.js'
-import { memoryInfo } from '../metrics/memory_info.js'
+import { EPOCH, FSYNCS, LOG_DISK_BYTES, memoryInfo } from '../metrics/figures.js'
+import { gauge } from '../metrics/metric.js'
 import { ACK_INTERVAL_MS, HEARTBEAT_INTERVAL_MS, SYNC_COMMAND } from '../ship/protocol.js'
 import { LinkError, Receiver, type ReceiverSink } from '../ship/receiver.js'
 import { CHECK_COMMAND } from '../ship/protocol.js'
@@ -97,6 +98,17 @@ const HEARTBEAT_ALLOWANCE_MS = HEARTBEAT_INTERVAL_MS * 1.5 + 10
 /** The link pauses with this much room left in the pending ring: one read holds fewer blocks (each is longer than its header). */
 const PENDING_ROOM_PER_READ = Math.ceil(LINK_READ_BYTES / BLOCK_HEADER_BYTES)
 
+
+/** The backup's replication figures /metrics shows (metrics/metric.ts). */
+const M = {
+  received: gauge('freshet_received_lsn', 'Backup: the end of the log received', 'lsn'),
+  flushed: gauge('freshet_flushed_lsn', 'Backup: the end of the log fsynced here', 'lsn'),
+  visible: gauge('freshet_visible_lsn', 'Backup: reads run at this LSN', 'lsn'),
+  primaryCommit: gauge('freshet_primary_commit_lsn', 'Backup: the primary\'s commit LSN as last heard', 'lsn'),
+  lagBytes: gauge('freshet_replication_lag_bytes', 'Backup: the primary\'s commit LSN minus the visible LSN', 'bytes'),
+  lag: gauge('freshet_replication_lag_seconds', 'Backup: the age of the oldest write not yet visible (0 when caught up)', 'ms'),
+  staleness: gauge('freshet_replication_staleness_seconds', 'Backup: every write committed longer ago than this is visible (an upper bound)', 'ms'),
+}
 
 export class Backup implements ServedNode, ReceiverSink {
   readonly role = 'backup' as const
@@ -334,11 +346,13 @@ export class Backup implements ServedNode, ReceiverSink {
   private replicationInfo(): InfoLines {
     const staleness = this.stalenessMs()
     return [
-      ['role', 'backup'], ['epoch', this.epoch], ['epoch_history', formatHistory(this.history)], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
+      ['role', 'backup'], ['epoch', this.epoch, EPOCH], ['epoch_history', formatHistory(this.history)], ['primary', `${this.options.primaryHost}:${this.options.primaryPort}`],
       ['link', this.linkUp ? 'up' : 'down'], ['link_error', this.linkError],
-      ['received_lsn', this.receivedLsn()], ['flushed_lsn', this.flushedLsn()], ['confirmed_lsn', this.confirmedLsn],
-      ['applied_lsn', this.appliedLsn()], ['primary_commit_lsn', this.primaryCommitLsn], ['lag_bytes', this.lagBytes()],
-      ['lag_ms', this.lagMs().toFixed(3)], ['staleness_ms', Number.isFinite(staleness) ? staleness.toFixed(3) : '-1'], ['workers', this.scheduler.laneCount],
+      ['received_lsn', this.receivedLsn(), M.received], ['flushed_lsn', this.flushedLsn(), M.flushed], ['confirmed_lsn', this.confirmedLsn],
+      ['applied_lsn', this.appliedLsn(), M.visible], ['primary_commit_lsn', this.primaryCommitLsn, M.primaryCommit], ['lag_bytes', this.lagBytes(), M.lagBytes],
+      ['lag_ms', this.lagMs().toFixed(3), M.lag],
+      // -1: no bound yet (nothing heard); absent from /metrics then.
+      ['staleness_ms', Number.isFinite(staleness) ? staleness.toFixed(3) : '-1', M.staleness], ['workers', this.scheduler.laneCount],
     ]
   }
 
@@ -348,7 +362,7 @@ export class Backup implements ServedNode, ReceiverSink {
       replication: () => this.replicationInfo(),
       persistence: () => [
         ...this.resyncInfo(),
-        ['dir', this.options.dir], ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk()], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount],
+        ['dir', this.options.dir], ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk(), LOG_DISK_BYTES], ['flushed_lsn', this.flushedLsn()], ['fsyncs_total', this.groupCommit.flushCount, FSYNCS],
         ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
         ['recovery_truncated_bytes', this.recovery.truncatedBytes],
         ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],

@@ -23,7 +23,8 @@ import { initHash, keyHash } from '../codec/hash.js'
 import { Index, findSlot, growTable, insertAt, opBytesAt, setSlotRef, slotRef, tableNeedsGrowth, tableSlotCount } from '../index/indirection.js'
 import { Cleaner } from './cleaner.js'
 import { Snapshot } from '../view/snapshot.js'
-import { memoryInfo } from '../metrics/memory_info.js'
+import { FSYNCS, LOG_DISK_BYTES, memoryInfo } from '../metrics/figures.js'
+import { counter } from '../metrics/metric.js'
 import { Appender } from '../log/appender.js'
 import { GroupCommit } from '../log/group_commit.js'
 import { LogFiles, type CrashStep } from '../log/log_file.js'
@@ -141,6 +142,17 @@ function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array, exp
     }
   }
   return n
+}
+
+/** The cleaner's counters /metrics shows (metrics/metric.ts). */
+const CLEANER = {
+  segments: counter('freshet_cleaner_segments_cleaned_total', 'Segments the cleaner released'),
+  scanned: counter('freshet_cleaner_scanned_bytes_total', 'Bytes the cleaner scanned', 'bytes'),
+  relocated: counter('freshet_cleaner_relocated_bytes_total', 'Bytes the cleaner copied to the tail', 'bytes'),
+  tombstones: counter('freshet_cleaner_tombstone_dropped_bytes_total', 'Tombstone bytes the cleaner dropped', 'bytes'),
+  expired: counter('freshet_cleaner_expired_dropped_total', 'Expired heads the cleaner deleted instead of copying'),
+  holes: counter('freshet_cleaner_holes_created_total', 'Segments released above the horizon'),
+  time: counter('freshet_cleaner_seconds_total', 'Time the cleaner ran', 'ms'),
 }
 
 export class Primary implements ServedNode, NodeWriter {
@@ -302,8 +314,8 @@ export class Primary implements ServedNode, NodeWriter {
         ['loading', 0], ['commit_mode', this.options.commit], ['dir', this.options.dir],
         ['commit_lsn', this.commitLsn()], ['durable_lsn', this.durableLsn()],
         ['segment_bytes', this.store.segmentBytes], ['segments', this.store.segments.length],
-        ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk()],
-        ['fsyncs_total', this.groupCommit.flushCount],
+        ['horizon_lsn', this.store.horizonLsn()], ['log_holes', this.store.holes.size], ['log_disk_bytes', this.files.bytesOnDisk(), LOG_DISK_BYTES],
+        ['fsyncs_total', this.groupCommit.flushCount, FSYNCS],
         ['recovery_blocks', this.recovery.blockCount], ['recovery_bytes', this.recovery.endLsn],
         ['recovery_truncated_bytes', this.recovery.truncatedBytes],
         ['recovery_ms', Math.round(this.recovery.readMs + this.recovery.replayMs)],
@@ -316,11 +328,11 @@ export class Primary implements ServedNode, NodeWriter {
             liveBytes: this.liveBytes, pinnedBytes: this.cleaner.pinnedBytes(),
           }),
           ['retain_bytes', this.retainBytes()],
-          ['cleaner_segments_cleaned', c.segmentsCleaned], ['cleaner_bytes_scanned', c.bytesScanned],
-          ['cleaner_bytes_relocated', c.bytesRelocated], ['cleaner_ops_relocated', c.opsRelocated],
-          ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped], ['cleaner_tombstones_relocated', c.tombstonesRelocated],
-          ['cleaner_expired_dropped', c.expiredDropped],
-          ['cleaner_holes_created', c.holesCreated], ['cleaner_ms', Math.round(c.timeMs)],
+          ['cleaner_segments_cleaned', c.segmentsCleaned, CLEANER.segments], ['cleaner_bytes_scanned', c.bytesScanned, CLEANER.scanned],
+          ['cleaner_bytes_relocated', c.bytesRelocated, CLEANER.relocated], ['cleaner_ops_relocated', c.opsRelocated],
+          ['cleaner_tombstone_bytes_dropped', c.tombstoneBytesDropped, CLEANER.tombstones], ['cleaner_tombstones_relocated', c.tombstonesRelocated],
+          ['cleaner_expired_dropped', c.expiredDropped, CLEANER.expired],
+          ['cleaner_holes_created', c.holesCreated, CLEANER.holes], ['cleaner_ms', Math.round(c.timeMs), CLEANER.time],
           ['write_amplification', this.writtenBytesTotal > 0 ? ((this.writtenBytesTotal + c.bytesRelocated) / this.writtenBytesTotal).toFixed(3) : '1.000'],
         ]
       },

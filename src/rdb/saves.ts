@@ -20,6 +20,7 @@ import { syncDir } from '../log/manifest.js'
 import { argIs } from '../server/args.js'
 import { F_ADMIN, F_BLOCKING, type CommandSpec, type Session } from '../server/commands.js'
 import type { InfoSections } from '../node.js'
+import { counter, gauge } from '../metrics/metric.js'
 import type { Snapshot } from '../view/snapshot.js'
 import { writeRdb, type RdbWriteResult } from './writer.js'
 import { nowMs } from '../io/clock.js'
@@ -45,6 +46,16 @@ export interface SaveOptions {
 
 /** Yield to the event loop after this much writing work (the main thread's longest stall). */
 export const SAVE_STEP_MS_DEFAULT = 1
+
+/** The snapshot writer's figures /metrics shows (metrics/metric.ts). */
+const M = {
+  inProgress: gauge('freshet_rdb_save_in_progress', 'An RDB snapshot is being written'),
+  lastSave: gauge('freshet_rdb_last_save_timestamp_seconds', 'When the last RDB snapshot completed', 'timestamp_s'),
+  saves: counter('freshet_rdb_saves_total', 'RDB snapshots written'),
+  lastBytes: gauge('freshet_rdb_last_save_bytes', 'Bytes of the last RDB snapshot', 'bytes'),
+  lastTime: gauge('freshet_rdb_last_save_duration_seconds', 'How long the last RDB snapshot took', 'ms'),
+  lastStep: gauge('freshet_rdb_last_save_max_step_seconds', 'The longest the last snapshot held the main thread between two yields', 'ms'),
+}
 
 export class RdbSaves {
   readonly options: SaveOptions
@@ -182,13 +193,13 @@ export class RdbSaves {
         const inProgress = this.running !== null
         return [
           ['rdb_changes_since_last_save', Math.max(0, this.source().changesTotal() - this.changesAtLastSave)],
-          ['rdb_bgsave_in_progress', inProgress ? 1 : 0], ['rdb_last_save_time', this.lastSaveS],
+          ['rdb_bgsave_in_progress', inProgress ? 1 : 0, M.inProgress], ['rdb_last_save_time', this.lastSaveS, M.lastSave],
           ['rdb_last_bgsave_status', this.lastStatus], ['rdb_last_bgsave_time_sec', last === null ? -1 : Math.round(last.ms / 1000)],
           ['rdb_current_bgsave_time_sec', inProgress ? Math.round((nowMs() - this.runningSinceMs) / 1000) : -1],
-          ['rdb_saves', this.savesTotal], ['rdb_last_cow_size', 0],
+          ['rdb_saves', this.savesTotal, M.saves], ['rdb_last_cow_size', 0],
           ['rdb_last_lsn', last === null ? -1 : last.lsn], ['rdb_last_keys', last === null ? 0 : last.keys],
-          ['rdb_last_bytes', last === null ? 0 : last.bytes], ['rdb_last_ms', last === null ? 0 : Math.round(last.ms)],
-          ['rdb_last_max_step_ms', last === null ? '0' : last.maxStepMs.toFixed(3)],
+          ['rdb_last_bytes', last === null ? 0 : last.bytes, M.lastBytes], ['rdb_last_ms', last === null ? 0 : Math.round(last.ms), M.lastTime],
+          ['rdb_last_max_step_ms', last === null ? '0' : last.maxStepMs.toFixed(3), M.lastStep],
           ['rdb_dir', this.options.dir], ['rdb_filename', this.options.dbfilename],
         ]
       },

@@ -14,6 +14,9 @@ import { command } from './command_info.js'
 import { client, setClientName } from './client_command.js'
 import { REF_NONE } from '../constants.js'
 import { advanceClock, nowMs } from '../io/clock.js'
+import { counter, gauge } from '../metrics/metric.js'
+import { parseFields } from '../client/client.js'
+import { lineValues, type InfoLines } from '../node.js'
 
 export const ADMIN_COMMANDS: CommandSpec[] = [
   { name: 'multi', arity: 1, flags: F_MULTI_CONTROL, run: (s) => {
@@ -317,9 +320,9 @@ function debug(s: Session, a: Args): void {
  */
 function role(s: Session): void {
   const out = s.conn.out
-  const fields = new Map(s.server.info.lines('replication'))
+  const fields = lineValues(s.server.info.lines('replication'))
   if (s.node.role === 'primary') {
-    const backups = [...fields.entries()].filter(([k]) => /^backup\d+$/.test(k)).map(([, v]) => new Map(String(v).split(',').map((kv) => kv.split('=', 2) as [string, string])))
+    const backups = [...fields.entries()].filter(([k]) => /^backup\d+$/.test(k)).map(([, v]) => parseFields(String(v)))
     out.arrayHeader(3)
     out.bulkString('master')
     out.integer(Number(fields.get('commit_lsn') ?? 0))
@@ -378,7 +381,23 @@ export function renderInfo(server: RespServer, requested: string[]): string {
   return parts.join('\r\n')
 }
 
-export function sectionLines(server: RespServer, section: string): Array<[string, string | number]> | null {
+/** The server's own figures that /metrics shows (metrics/metric.ts). */
+const M = {
+  connectedClients: gauge('freshet_connected_clients', 'Client connections'),
+  blockedClients: gauge('freshet_blocked_clients', 'Connections parked by a blocking command'),
+  heldClients: gauge('freshet_held_clients', 'Connections whose replies wait for their commit'),
+  heldRepliesExpired: counter('freshet_held_replies_expired_total', 'Held replies answered -NOREPLICAS'),
+  rss: gauge('freshet_memory_rss_bytes', 'Resident set size of the process', 'bytes'),
+  heapUsed: gauge('freshet_memory_heap_used_bytes', 'JS heap in use', 'bytes'),
+  connectionsReceived: counter('freshet_connections_received_total', 'Connections accepted'),
+  commandsProcessed: counter('freshet_commands_processed_total', 'Commands run'),
+  connectionsRejected: counter('freshet_connections_rejected_total', 'Connections refused (max clients)'),
+  internalErrors: counter('freshet_internal_errors_total', 'Bugs input reached (logged with a stack)'),
+  expiredKeys: counter('freshet_expired_keys_total', 'Keys removed by expiry'),
+  expireCycle: counter('freshet_expire_cycle_seconds_total', 'Time the active expiry cycle ran', 'ms'),
+}
+
+export function sectionLines(server: RespServer, section: string): InfoLines | null {
   const node = server.node
   switch (section) {
     case 'server':
@@ -392,27 +411,28 @@ export function sectionLines(server: RespServer, section: string): Array<[string
       ]
     case 'clients':
       return [
-        ['connected_clients', server.connections.size], ['maxclients', server.options.maxClients],
-        ['blocked_clients', server.blockedClients()], ['held_clients', server.heldClients()], ['held_replies_expired_total', server.heldRepliesExpired], ['tracking_clients', 0], ['monitors', server.monitors.size],
+        ['connected_clients', server.connections.size, M.connectedClients], ['maxclients', server.options.maxClients],
+        ['blocked_clients', server.blockedClients(), M.blockedClients], ['held_clients', server.heldClients(), M.heldClients],
+        ['held_replies_expired_total', server.heldRepliesExpired, M.heldRepliesExpired], ['tracking_clients', 0], ['monitors', server.monitors.size],
       ]
     case 'memory': {
       const lines = server.info.lines('memory')
       const used = Number(lines.find(([k]) => k === 'used_memory')?.[1] ?? 0)
       const m = process.memoryUsage()
       return [
-        ...lines, ['used_memory_human', humanBytes(used)], ['used_memory_rss', m.rss], ['used_memory_rss_human', humanBytes(m.rss)],
+        ...lines, ['used_memory_human', humanBytes(used)], ['used_memory_rss', m.rss, M.rss], ['used_memory_rss_human', humanBytes(m.rss)],
         // Where the rest of RSS goes: the JS heap, and memory outside it (buffers; SharedArrayBuffers count once per process).
-        ['process_heap_used', m.heapUsed], ['process_heap_total', m.heapTotal], ['process_external', m.external],
+        ['process_heap_used', m.heapUsed, M.heapUsed], ['process_heap_total', m.heapTotal], ['process_external', m.external],
         ['process_array_buffers', m.arrayBuffers],
         ['mem_allocator', 'libc'],
       ]
     }
     case 'stats':
       return [
-        ['total_connections_received', server.connectionsTotal], ['total_commands_processed', server.commandsTotal],
+        ['total_connections_received', server.connectionsTotal, M.connectionsReceived], ['total_commands_processed', server.commandsTotal, M.commandsProcessed],
         ['instantaneous_ops_per_sec', server.instantaneousOps()],
-        ['rejected_connections', server.rejectedConnections], ['internal_errors', server.internalErrors],
-        ['expired_keys', node.expiryStats().expired], ['expire_cycle_cpu_milliseconds', Math.round(node.expiryStats().cycleMs)], ['evicted_keys', 0],
+        ['rejected_connections', server.rejectedConnections, M.connectionsRejected], ['internal_errors', server.internalErrors, M.internalErrors],
+        ['expired_keys', node.expiryStats().expired, M.expiredKeys], ['expire_cycle_cpu_milliseconds', Math.round(node.expiryStats().cycleMs), M.expireCycle], ['evicted_keys', 0],
         ...server.info.lines('stats'),
       ]
     case 'replication':
@@ -443,7 +463,7 @@ function humanBytes(n: number): string {
  * here, in one place, from freshet's own fields, which keep their names
  * (`freshet_role` holds freshet's word for the role).
  */
-function withRedisReplicationFields(lines: Array<[string, string | number]>, role: 'primary' | 'backup'): Array<[string, string | number]> {
+function withRedisReplicationFields(lines: InfoLines, role: 'primary' | 'backup'): InfoLines {
   const get = (k: string): string | number | undefined => lines.find(([key]) => key === k)?.[1]
   const own = lines.filter(([k]) => k !== 'role')
   if (role === 'primary') {

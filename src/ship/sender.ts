@@ -22,6 +22,8 @@ import { BlockedWaits } from '../server/blocked_waits.js'
 import { argInt, argString } from '../server/args.js'
 import type { InfoLines, InfoSections } from '../node.js'
 import { nowMs } from '../io/clock.js'
+import { EPOCH } from '../metrics/figures.js'
+import { counter, gauge, type Metric } from '../metrics/metric.js'
 import {
   ACK_PAYLOAD_BYTES, FRAME_ACK, FRAME_BLOCKS, FRAME_BLOCKS_BYTES_TARGET, FRAME_HEADER_BYTES,
   HEARTBEAT_INTERVAL_MS, LINK_TIMEOUT_MS, RELEASE_IDS_MAX, SHIP_INFLIGHT_BYTES_MAX, SYNC_COMMAND, CHECK_COMMAND,
@@ -38,6 +40,23 @@ function descending(a: number, b: number): number {
   return b - a
 }
 const BACKUPS_MAX = 64
+
+/** The primary's replication figures /metrics shows (metrics/metric.ts). */
+const M = {
+  commit: gauge('freshet_commit_lsn', 'Primary: the end of the committed log', 'lsn'),
+  durable: gauge('freshet_durable_lsn', 'Primary: the end of the fsynced log', 'lsn'),
+  released: gauge('freshet_released_lsn', 'Primary: replies of writes below this have been sent', 'lsn'),
+  backups: gauge('freshet_connected_backups', 'Primary: backups connected'),
+  refused: counter('freshet_writes_refused_noreplicas_total', 'Primary: writes refused for missing sync backups'),
+}
+
+/** Fields of the primary's `backupN` lines that /metrics shows, labelled `backup` (its address). */
+export const BACKUP_METRICS: ReadonlyArray<readonly [string, Metric]> = [
+  ['flushed_lsn', gauge('freshet_backup_flushed_lsn', 'Primary: a backup\'s fsynced LSN, as it acknowledged', 'lsn')],
+  ['applied_lsn', gauge('freshet_backup_visible_lsn', 'Primary: a backup\'s visible LSN, as it acknowledged', 'lsn')],
+  ['lag_bytes', gauge('freshet_backup_lag_bytes', 'Primary: the commit LSN minus a backup\'s visible LSN', 'bytes')],
+  ['lag_ms', gauge('freshet_backup_lag_seconds', 'Primary: a backup\'s lag as it last acknowledged (its lag_ms)', 'ms')],
+]
 
 export class ShipSender {
   readonly id: number
@@ -533,14 +552,15 @@ export class Shipping {
   infoReplication(): InfoLines {
     const p = this.primary
     const commit = p.commitLsn()
-    const lines: Array<[string, string | number]> = [
-      ['role', 'primary'], ['epoch', p.epoch], ['epoch_history', formatHistory(p.history)], ['fenced', p.fenced === null ? 0 : 1],
-      ['commit_lsn', commit], ['durable_lsn', p.durableLsn()], ['released_lsn', p.releasedLsn()],
-      ['connected_backups', this.senders.length], ['commit_mode', p.options.commit], ['sync_backups', this.syncBackups],
+    const lines: InfoLines = [
+      ['role', 'primary'], ['epoch', p.epoch, EPOCH], ['epoch_history', formatHistory(p.history)], ['fenced', p.fenced === null ? 0 : 1],
+      ['commit_lsn', commit, M.commit], ['durable_lsn', p.durableLsn(), M.durable], ['released_lsn', p.releasedLsn(), M.released],
+      ['connected_backups', this.senders.length, M.backups], ['commit_mode', p.options.commit], ['sync_backups', this.syncBackups],
       ['sync_timeout_ms', p.options.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT],
       ['sync_short_ms', this.shortSinceMs > 0 && isRemoteMode(p.options.commit) && this.connectedCount() < this.syncBackups ? Math.round(nowMs() - this.shortSinceMs) : 0],
-      ['writes_refused_noreplicas_total', this.refusedTotal],
+      ['writes_refused_noreplicas_total', this.refusedTotal, M.refused],
     ]
+    // One line per backup; /metrics labels BACKUP_METRICS's fields of it by addr.
     this.senders.forEach((s, i) => {
       lines.push([`backup${i}`, `addr=${s.addr},flushed_lsn=${s.flushedLsn},applied_lsn=${s.appliedLsn},lag_bytes=${Math.max(0, commit - s.appliedLsn)},lag_ms=${s.lagMs.toFixed(3)}`])
     })

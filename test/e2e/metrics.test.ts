@@ -80,8 +80,15 @@ describe('/metrics', () => {
         // Sub-millisecond buckets.
         expect(Object.keys(h.metrics[0].buckets!).map(Number).filter((le) => le < 0.001).length).toBeGreaterThanOrEqual(3)
       }
-      // The figures agree with INFO's.
+      // The figures agree with INFO's (each is declared once, with the INFO line it renders).
       expect(value(bf, 'freshet_memory_used_bytes')).toBe(Number((await info(bc, 'memory')).get('used_memory')))
+      // A backup's live data is its own count, equal to the primary's here (nothing cleaned yet).
+      expect(value(bf, 'freshet_memory_live_bytes')).toBe(value(pf, 'freshet_memory_live_bytes'))
+      for (const f of [pf, bf]) {
+        expect(value(f, 'freshet_log_disk_bytes')).toBeGreaterThan(0)
+        expect(f.get('freshet_log_fsyncs_total')!.type).toBe('COUNTER')
+        expect(value(f, 'freshet_rdb_saves_total')).toBe(0)
+      }
 
       expect((await fetch(`http://127.0.0.1:${pm}/`)).status).toBe(404)
       expect((await fetch(`http://127.0.0.1:${pm}/metrics`, { method: 'POST' })).status).toBe(404)

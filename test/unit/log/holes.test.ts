@@ -22,6 +22,7 @@ import { segmentFileName, segmentIds } from '../../../src/log/segment_scan.js'
 import { readManifest } from '../../../src/log/manifest.js'
 import type { Primary } from '../../../src/primary/primary.js'
 import { SEGMENT_BYTES, openPrimary, tempDir, valueOf, waitFor, type Fault, type Model, type Node, writeKey } from '../../helpers/in_process.js'
+import { lineValues } from '../../../src/node.js'
 
 const COLD_KEYS = 6
 const COLD_VALUE_BYTES = 150 * 1024
@@ -126,7 +127,7 @@ test('the cleaner picks sparse segments over a full old one: holes, a relocated 
   expect(p.cleaner.stats.bytesRelocated, 'nothing of the cold segment was copied').toBeLessThan(FILL_VALUE_BYTES + 1024)
   expectModel(p, model)
   expect(hasSlot(p, 'doomed')).toBe(true)
-  const info = new Map(p.infoSections().persistence())
+  const info = lineValues(p.infoSections().persistence())
   expect(info.get('log_holes')).toBe(3)
 
   // Restart: recovery skips the holes, and doomed stays deleted.

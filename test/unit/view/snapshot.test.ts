@@ -14,6 +14,7 @@ import { opBytes } from '../../../src/codec/record.js'
 import { OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../../../src/constants.js'
 import { Primary } from '../../../src/primary/primary.js'
 import type { ReadView } from '../../../src/view/read_view.js'
+import { lineValues } from '../../../src/node.js'
 
 const SEGMENT_BYTES = 1 << 20
 const dirs: string[] = []
@@ -79,7 +80,7 @@ test('a snapshot reads the state at its LSN while the cleaner relocates; release
   await until('relocations', () => p.cleaner.stats.opsRelocated > 0 && p.cleaner.busy())
   await new Promise((resolve) => setTimeout(resolve, 100))
   expect(p.store.horizonLsn(), 'nothing is released while the snapshot is open').toBe(horizonBefore)
-  const memory = new Map(p.infoSections().memory())
+  const memory = lineValues(p.infoSections().memory())
   expect(Number(memory.get('pinned_bytes')), 'INFO shows what the snapshot holds').toBeGreaterThanOrEqual(SEGMENT_BYTES)
   expect(memory.get('oldest_snapshot_lsn')).toBe(snap.lsn)
   for (let i = 0; i < 200; i++) expect(read(snap.view, `k:${i}`), `k:${i} at the snapshot`).toBe(`v1:${i}`)
@@ -88,6 +89,6 @@ test('a snapshot reads the state at its LSN while the cleaner relocates; release
   await until('the release after the snapshot closed', () => p.store.horizonLsn() > horizonBefore)
   for (let i = 0; i < 200; i++) expect(read(p.view, `k:${i}`), `k:${i} after the release`).toBe(i % 3 === 0 ? null : `v2:${i}`)
   expect(p.store.pinCount()).toBe(0)
-  expect(new Map(p.infoSections().memory()).get('pinned_bytes')).toBe(0)
+  expect(lineValues(p.infoSections().memory()).get('pinned_bytes')).toBe(0)
   await p.close()
 }, 60_000)
