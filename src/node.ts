@@ -42,6 +42,8 @@ export interface NodeWriter {
   ): number
   lastOpBlockStart(): number
   blockEndOf(blockStart: number): number
+  /** After each command: deletes the expired keys its reads met (lazy expiry), logged like any delete. */
+  afterCommand(): void
 }
 
 export interface ServedNode {

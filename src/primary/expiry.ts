@@ -4,7 +4,9 @@
  * Reads never see an expired version (view/read_view.ts hides a version
  * whose expiry time is at or before the view's time); only the primary
  * removes one, by logging a delete, so backups replay expiry like any write
- * and a backup never expires anything itself. The cycle runs every
+ * and a backup never expires anything itself. It does so lazily, after a
+ * command that met the expired key (Primary.afterCommand, as Redis deletes
+ * an expired key a command touches), and actively. The cycle runs every
  * CYCLE_INTERVAL_MS with a budget of CYCLE_BUDGET_MS (a quarter of a core at
  * most, as Redis's active expiry). Keys are filed by expiry time in buckets
  * of BUCKET_MS (a timing wheel over absolute time): the cycle visits only the
@@ -42,7 +44,8 @@ export interface ExpiringLog {
   readonly fenced: string | null
   beginWrite(boundBytes: number, checkMemory?: boolean): void
   endWrite(): void
-  probe(key: Uint8Array, keyStart: number, keyLength: number): number
+  /** The key's head, without noting it for lazy expiry (this is the expiry). */
+  probeQuiet(key: Uint8Array, keyStart: number, keyLength: number): number
   writeProbed(
     type: number, key: Uint8Array, keyStart: number, keyLength: number,
     v1: Uint8Array | null, v1Start: number, v1Length: number,
@@ -151,7 +154,7 @@ export class Expiry {
       return REFUSED
     }
     try {
-      const head = log.probe(key, keyStart, keyLength)
+      const head = log.probeQuiet(key, keyStart, keyLength)
       const v = log.view
       if (head === REF_NONE || !v.isSetOp(head) || v.expiryOf(head) <= 0 || v.expiryOf(head) > now) return NOT_EXPIRED
       log.writeProbed(OP_TYPE_DELETE, key, keyStart, keyLength, null, 0, 0, null, 0, 0)

@@ -144,6 +144,9 @@ function headBytes(store: SegmentStore, index: Index, perSlot: Float64Array, exp
   return n
 }
 
+/** Expired keys one command may delete lazily (more are left to the active cycle): a bound on its memory. */
+const LAZY_EXPIRE_MAX = 1024
+
 /** The cleaner's counters /metrics shows (metrics/metric.ts). */
 const CLEANER = {
   segments: counter('freshet_cleaner_segments_cleaned_total', 'Segments the cleaner released'),
@@ -189,6 +192,8 @@ export class Primary implements ServedNode, NodeWriter {
   keyWrites: KeyWriteObserver | null
   /** Keys with a time to live and the active expiry cycle (expiry.ts). */
   readonly expiry: Expiry
+  /** Keys of expired sets the current command met (lazy expiry; at most LAZY_EXPIRE_MAX). */
+  private readonly expiredSeen: Buffer[]
   private readonly hooks: PrimaryHooks
   private pHash: number
   private pPartition: number
@@ -212,6 +217,9 @@ export class Primary implements ServedNode, NodeWriter {
     this.writesTotal = 0
     this.segmentLive = new Float64Array(store.slotCount)
     this.expiry = new Expiry(this)
+    this.expiredSeen = []
+    // Lazy expiry (as Redis deletes an expired key a command touches): noted during the command, deleted after it.
+    this.view.onExpiredSeen = (ref) => this.noteExpired(ref)
     this.liveBytes = headBytes(store, index, this.segmentLive, this.expiry)
     this.expiry.start()
     this.writtenBytesTotal = 0
@@ -389,6 +397,20 @@ export class Primary implements ServedNode, NodeWriter {
     this.cleaner.kick()
   }
 
+  /**
+   * After each command (NodeWriter): deletes the expired keys its reads met,
+   * each logged as a delete (Expiry.expire re-checks the newest version, so
+   * a key written since is left alone). Refused when the node takes no
+   * writes now (fenced, sync backups missing): the active cycle gets them later.
+   */
+  afterCommand(): void {
+    const seen = this.expiredSeen
+    if (seen.length === 0) return
+    const now = this.view.nowMs()
+    for (const key of seen) this.expiry.expire(key, 0, key.length, now)
+    seen.length = 0
+  }
+
   /** End of an event-loop turn: seal what this turn wrote (group commit). */
   endTurn(): void {
     this.appender.seal()
@@ -454,7 +476,27 @@ export class Primary implements ServedNode, NodeWriter {
   }
 
   /** Looks a key up for writing; returns its newest version's ref (set or delete) or REF_NONE. */
+  /**
+   * probeQuiet(), and a key whose newest version is an expired set is noted
+   * for lazy expiry (afterCommand): a write command that meets one (DEL,
+   * EXPIRE, GETDEL of an expired key) deletes it as Redis does; one that
+   * writes the key anyway leaves nothing for afterCommand to do. Free while
+   * no key has a time to live.
+   */
   probe(key: Uint8Array, keyStart: number, keyLength: number): number {
+    const head = this.probeQuiet(key, keyStart, keyLength)
+    if (head !== REF_NONE && this.expiry.size > 0 && this.view.expiryOf(head) > 0 && this.view.isSetOp(head) && !this.view.isSet(head)) {
+      this.noteExpired(head)
+    }
+    return head
+  }
+
+  private noteExpired(ref: number): void {
+    if (this.expiredSeen.length < LAZY_EXPIRE_MAX) this.expiredSeen.push(this.view.copyKey(ref))
+  }
+
+  /** Finds the key's newest version (its head) for writeProbed(). */
+  probeQuiet(key: Uint8Array, keyStart: number, keyLength: number): number {
     const hash = keyHash(key, keyStart, keyLength)
     const partition = hash >>> PARTITION_SHIFT
     const table = this.index.tables[partition]

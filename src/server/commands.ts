@@ -10,6 +10,7 @@
 import { KEY_BYTES_MAX, OP_TYPE_DELETE, OP_TYPE_SET, REF_NONE } from '../constants.js'
 import { DbError, dbError } from '../errors.js'
 import { opBytes } from '../codec/record.js'
+import { nowMs } from '../io/clock.js'
 import { parseSetOptions } from './expire_args.js'
 import { type Args, argInt, argIs, argString, globMatch, INT64_MAX, INT64_MIN, parseInt64Bytes, parseIntBytes } from './args.js'
 import type { Connection } from './connection.js'
@@ -142,6 +143,14 @@ function del(s: Session, a: Args): void {
     n++
   }
   s.conn.out.integer(n)
+}
+
+/** TIME: the node's clock (the one expiry reads) as [unix seconds, microseconds], as Redis answers it. */
+function time(s: Session): void {
+  const us = Math.floor(nowMs() * 1000)
+  s.conn.out.arrayHeader(2)
+  s.conn.out.bulkString(String(Math.floor(us / 1e6)))
+  s.conn.out.bulkString(String(us % 1e6))
 }
 
 /** EXISTS (and TOUCH, which counts the same way: freshet keeps no access times). */
@@ -310,6 +319,7 @@ function incrBound(s: Session, a: Args): number {
 export const COMMANDS: CommandSpec[] = [
   { name: 'ping', arity: -1, flags: F_NOAUTH, run: (s, a) => { if (a.argc > 2) s.conn.out.error('ERR wrong number of arguments for \'ping\' command'); else if (a.argc > 1) s.conn.out.bulk(a.data, a.argStart[1], a.argLength[1]); else s.conn.out.raw(PONG) } },
   { name: 'echo', arity: 2, flags: 0, run: (s, a) => s.conn.out.bulk(a.data, a.argStart[1], a.argLength[1]) },
+  { name: 'time', arity: 1, flags: 0, run: time },
   { name: 'select', arity: 2, flags: 0, run: (s, a) => { if (argInt(a, 1) === 0) s.conn.out.raw(OK); else s.conn.out.error('ERR DB index is out of range') } },
   { name: 'get', arity: 2, flags: F_READ, run: get },
   { name: 'set', arity: -3, flags: F_WRITE, bound: setBound, run: set },

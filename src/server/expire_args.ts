@@ -10,8 +10,14 @@ import type { Session } from './commands.js'
 const ERR_NOT_INTEGER = 'ERR value is not an integer or out of range'
 const ERR_SYNTAX = 'ERR syntax error'
 
-/** The largest absolute expiry time a version can carry (exact in an f64). */
+/**
+ * The largest absolute expiry time a version carries (exact in an f64): a
+ * later one (Redis takes any int64 ms time, up to 292 million years) is kept
+ * as this one, some 285,000 years from now; PEXPIRETIME then shows this.
+ */
 const EXPIRE_AT_MS_MAX = Number.MAX_SAFE_INTEGER
+const LLONG_MAX = 2n ** 63n - 1n
+const LLONG_MIN = -(2n ** 63n)
 
 /** The clock expiry is decided by on the primary: integer ms, as Redis's. */
 export function nowMsInt(s: Session): number {
@@ -25,17 +31,25 @@ function invalidExpire(s: Session, command: string): void {
 /**
  * An expire argument as an absolute ms time: `value` in `unit` (s or ms),
  * relative to now or absolute. Null (and the reply written) if it is not an
- * integer, is not positive (when `positive`), or overflows.
+ * integer, is not positive (when `positive`), or overflows int64 as Redis
+ * computes it (seconds times 1000, plus now): the int64 range is Redis's, so
+ * a time far in the past (any negative one) is simply past: the key goes.
+ * Argument parsing, once per command: BigInt is fine here.
  */
 export function expireAtArg(s: Session, a: Args, i: number, seconds: boolean, relative: boolean, command: string, positive: boolean): number | null {
-  const big = parseInt64Bytes(a.data, a.argStart[i], a.argLength[i])
-  if (big === null) { s.conn.out.error(ERR_NOT_INTEGER); return null }
-  const v = Number(big)
-  if (positive && v <= 0) { invalidExpire(s, command); return null }
-  const ms = seconds ? v * 1000 : v
-  const at = relative ? ms + nowMsInt(s) : ms
-  if (!Number.isSafeInteger(ms) || !Number.isSafeInteger(at) || at > EXPIRE_AT_MS_MAX) { invalidExpire(s, command); return null }
-  return at
+  let v = parseInt64Bytes(a.data, a.argStart[i], a.argLength[i])
+  if (v === null) { s.conn.out.error(ERR_NOT_INTEGER); return null }
+  if (positive && v <= 0n) { invalidExpire(s, command); return null }
+  if (seconds) {
+    if (v > LLONG_MAX / 1000n || v < LLONG_MIN / 1000n) { invalidExpire(s, command); return null }
+    v *= 1000n
+  }
+  if (relative) {
+    const base = BigInt(nowMsInt(s))
+    if (v > LLONG_MAX - base) { invalidExpire(s, command); return null }
+    v += base
+  }
+  return v > BigInt(EXPIRE_AT_MS_MAX) ? EXPIRE_AT_MS_MAX : Number(v)
 }
 
 /** The options of SET after the value. */

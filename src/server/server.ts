@@ -382,6 +382,8 @@ export class RespServer {
       this.run(spec, session, a)
     } finally {
       if (view.observedLsn > conn.observedLsn) conn.observedLsn = view.observedLsn
+      // Lazy expiry, once the command is done with its probes (a no-op unless its reads met an expired key).
+      if (this.node.writer !== null) this.node.writer.afterCommand()
       spec.calls = (spec.calls ?? 0) + 1
       if (conn.out.errors !== errors) spec.failed = (spec.failed ?? 0) + 1
     }

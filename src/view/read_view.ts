@@ -63,6 +63,12 @@ export class ReadView {
    * block's commit time (the log's clock), so a view is one consistent state.
    */
   timeMs: number
+  /**
+   * Told of a key whose newest version is a set that has expired, when a
+   * lookup or a SCAN step meets it (the primary's view: lazy expiry; null
+   * elsewhere). Called in the middle of a command: it may only take note.
+   */
+  onExpiredSeen: ((ref: number) => void) | null
 
   constructor(log: ViewedLog, index: Index, visibleLsn: number, timeMs = -1) {
     this.log = log
@@ -71,6 +77,7 @@ export class ReadView {
     this.cursor = new VersionCursor()
     this.observedLsn = -1
     this.timeMs = timeMs
+    this.onExpiredSeen = null
   }
 
   /** The time expiry is decided at (see timeMs). */
@@ -113,7 +120,20 @@ export class ReadView {
   /** Ref of the key's live value (a visible set version), or REF_NONE. */
   lookup(key: Uint8Array, keyStart: number, keyLength: number): number {
     const ref = this.versionOf(key, keyStart, keyLength)
-    return ref !== REF_NONE && this.isSet(ref) ? ref : REF_NONE
+    if (ref === REF_NONE) return REF_NONE
+    if (this.isSet(ref)) return ref
+    if (this.onExpiredSeen !== null && this.isSetOp(ref)) this.onExpiredSeen(ref)
+    return REF_NONE
+  }
+
+  /** A copy of the version's key (for a caller that keeps it past this turn). */
+  copyKey(ref: number): Buffer {
+    const position = refPosition(ref)
+    const id = Math.floor(position / this.log.segmentBytes)
+    const at = position - id * this.log.segmentBytes
+    const dv = this.log.dv[id]
+    const start = opKeyAt(dv, at)
+    return Buffer.from(this.log.u8[id].subarray(start, start + dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)))
   }
 
   /** Is `ref` a set that has not expired at this view's time (a live value)? */
@@ -213,7 +233,9 @@ export class ReadView {
       const h = table[w] >>> 0
       if (h < cursor || h >= hi) continue
       const ref = this.visibleLsn === VISIBLE_ALL ? head : resolveVisible(this.log, head, this.visibleLsn)
-      if (ref !== REF_NONE && this.isSet(ref)) found.push(h, ref)
+      if (ref === REF_NONE) continue
+      if (this.isSet(ref)) found.push(h, ref)
+      else if (this.onExpiredSeen !== null && this.isSetOp(ref)) this.onExpiredSeen(ref)
     }
     for (let i = 0; i < found.length; i += 2) emit(found[i + 1])
     return hi >= 2 ** 32 ? 0 : hi

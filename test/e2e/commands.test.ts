@@ -31,6 +31,18 @@ describe('connection commands', () => {
     expect(await r.ping('hello there')).toBe('hello there')
   })
 
+  test('TIME: unix seconds and microseconds, as two integers, from the node\'s clock', async () => {
+    const before = Date.now()
+    const [secs, micros] = await r.call('TIME') as [string, string]
+    const after = Date.now()
+    expect(secs).toMatch(/^\d+$/)
+    expect(micros).toMatch(/^\d+$/)
+    expect(Number(micros)).toBeLessThan(1e6)
+    const ms = Number(secs) * 1000 + Number(micros) / 1000
+    expect(ms).toBeGreaterThanOrEqual(before - 1000)
+    expect(ms).toBeLessThanOrEqual(after + 1000)
+  })
+
   test('ECHO', async () => {
     expect(await r.echo('hi')).toBe('hi')
     expect(await r.echo('')).toBe('')

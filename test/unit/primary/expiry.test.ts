@@ -39,7 +39,7 @@ class ModelLog implements ExpiringLog {
   beginWrite(): void { if (this.refuse) throw new Error('refused') }
   endWrite(): void {}
   endTurn(): void {}
-  probe(key: Uint8Array, keyStart: number, keyLength: number): number {
+  probeQuiet(key: Uint8Array, keyStart: number, keyLength: number): number {
     this.probed = Buffer.from(key.buffer, key.byteOffset + keyStart, keyLength).toString('latin1')
     if (!this.heads.has(this.probed)) return REF_NONE
     this.names.push(this.probed)
