@@ -79,8 +79,14 @@ export class SegmentStore implements LogSegments {
   poolRoomBytes: () => number
   /** Segment buffers allocated since the store opened (not taken from the pool). */
   buffersAllocated: number
-  /** Released segment buffers left to the GC (the pool was full). */
+  /** Released segment buffers left to the GC (the pool was full, or a buffer idled in it). */
   buffersDropped: number
+  /**
+   * buffersDropped, shared with the replay workers (index 0): a worker that
+   * sees it move collects its garbage (workers/replay_worker.ts), so the
+   * handles its past tasks made of a dropped buffer do not keep it alive.
+   */
+  readonly dropSignal: Int32Array
 
   constructor(segmentBytes: number, startLsn = 0) {
     assert(Number.isInteger(Math.log2(segmentBytes)) && segmentBytes <= REF_SPAN_BYTES, 'segment size is a power of two within the ref ring')
@@ -105,6 +111,7 @@ export class SegmentStore implements LogSegments {
     this.poolRoomBytes = () => Number.MAX_SAFE_INTEGER
     this.buffersAllocated = 0
     this.buffersDropped = 0
+    this.dropSignal = new Int32Array(new SharedArrayBuffer(4))
   }
 
   /** Pins the log for a snapshot at `lsn` (ref-counted; see view/snapshot.ts). */
@@ -294,9 +301,15 @@ export class SegmentStore implements LogSegments {
     if (this.pool.length < SEGMENT_POOL_MAX && this.pooledBytes() + this.segmentBytes <= this.poolRoomBytes()) {
       this.pool.push({ segment: s, releasedAt: this.endLsn, releasedMs: now })
     } else {
-      this.buffersDropped++
+      this.dropped()
     }
     return true
+  }
+
+  private dropped(): void {
+    this.buffersDropped++
+    // Release: a worker's load after its next task sees the count move (it only needs to see it eventually).
+    Atomics.add(this.dropSignal, 0, 1)
   }
 
   /**
@@ -318,7 +331,7 @@ export class SegmentStore implements LogSegments {
   private trimPool(now: number): void {
     while (this.pool.length > 0 && now - this.pool[0].releasedMs > POOL_IDLE_MS) {
       this.pool.shift()
-      this.buffersDropped++
+      this.dropped()
     }
   }
 

@@ -235,7 +235,7 @@ export class ReplayScheduler {
     }
     const task: ReplayTask = {
       type: 'replay', segmentBytes: store.segmentBytes, slots, buffers, ranges,
-      lane, laneCount: this.laneCount, tables,
+      lane, laneCount: this.laneCount, tables, dropSignal: store.dropSignal.buffer as SharedArrayBuffer,
     }
     this.laneBusy[lane] = true
     this.tasksTotal++

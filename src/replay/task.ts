@@ -18,6 +18,8 @@ export interface ReplayTask {
   laneCount: number
   /** Partition tables by partition; only this lane's partitions are written. */
   tables: SharedArrayBuffer[]
+  /** SegmentStore.dropSignal's buffer: segment buffers the main thread has dropped, counted. */
+  dropSignal: SharedArrayBuffer
 }
 
 /** Recovery: read one segment file into its SAB and validate its blocks. */
