@@ -162,6 +162,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private lastPersistMs: number
   private probe: DivergenceProbe | null
   private readonly pending: PendingBlocks
+  /** Blocks received and not yet fsynced here, for the flushed-lag histogram (samples, not state: full, it skips some). */
+  private readonly unflushed: PendingBlocks
   /** WAITLSN's parked connections (wait_lsn.ts). */
   private readonly waits: LsnWaits
   /** Reads parked by their freshness contract (ServedNode.freshness). */
@@ -220,12 +222,16 @@ export class Backup implements ServedNode, ReceiverSink {
     this.visibleKeyCount = keyCountAt(store, confirmedLsn)
     this.appliedBytesTotal = 0
     this.pending = new PendingBlocks()
+    this.unflushed = new PendingBlocks()
     this.waits = new LsnWaits(this)
     this.freshness = new FreshReads(this)
     this.closed = false
     this.listenPort = options.listenPort
     this.link = new PrimaryLink(options.primaryHost, options.primaryPort, store.segmentBytes, this, options.log)
-    this.groupCommit.onDurable = () => this.link.scheduleAck()
+    this.groupCommit.onDurable = () => {
+      this.flushed()
+      this.link.scheduleAck()
+    }
     this.timer = setInterval(() => this.tick(), ACK_INTERVAL_MS)
     this.timer.unref()
     // The recovered log past the confirmed LSN waits, received-but-unconfirmed, for the primary.
@@ -546,7 +552,14 @@ export class Backup implements ServedNode, ReceiverSink {
   // ---- ReceiverSink ----
   block(_startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void {
     this.pending.push(endLsn, commitTimeMs, keyCount)
+    if (this.unflushed.count < PENDING_BLOCKS_MAX) this.unflushed.push(endLsn, commitTimeMs, keyCount)
     LAG_HISTOGRAMS.received.observe(Math.max(0, nowMs() - commitTimeMs) / 1000)
+  }
+
+  /** Blocks made durable here: the flushed lag of the newest (commit on the primary -> fsynced here). */
+  private flushed(): void {
+    const newest = this.unflushed.popThrough(this.groupCommit.durableLsn)
+    if (newest >= 0) LAG_HISTOGRAMS.flushed.observe(Math.max(0, nowMs() - this.unflushed.commitMs[newest]) / 1000)
   }
 
   heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {
@@ -710,6 +723,7 @@ export class Backup implements ServedNode, ReceiverSink {
     const { blocks, ops, bytes } = cutLogTail(this.store, this.files, lsn)
     this.groupCommit.cut(lsn)
     this.pending.dropAbove(lsn)
+    this.unflushed.dropAbove(lsn)
     if (this.primaryCommitLsn > lsn) this.primaryCommitLsn = lsn
     this.logCutsTotal++
     this.logCutOpsTotal += ops
@@ -771,6 +785,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.index.clear()
     this.groupCommit.resetTo(horizon)
     this.pending.dropAbove(-1)
+    this.unflushed.dropAbove(-1)
     this.confirmedLsn = horizon
     this.primarySafeLsn = horizon
     this.view.visibleLsn = horizon

@@ -1,7 +1,7 @@
 /**
  * The replication lag histograms /metrics exposes (prom-client), one per
  * stage of a block on a backup: received (commit on the primary -> copied
- * here) and visible (commit -> readable here). Seconds, with buckets from
+ * here), flushed (commit -> fsynced here) and visible (commit -> readable here). Seconds, with buckets from
  * 50 µs so sub-millisecond tails show. One per process: a process serves one
  * node, and the histograms outlive its role changes.
  */
@@ -16,5 +16,6 @@ function histogram(name: string, help: string): Histogram {
 
 export const LAG_HISTOGRAMS = {
   received: histogram('freshet_replication_received_lag_seconds', 'Backup: time from a block\'s commit on the primary to its arrival here'),
+  flushed: histogram('freshet_replication_flushed_lag_seconds', 'Backup: time from a block\'s commit on the primary to its fsync here'),
   visible: histogram('freshet_replication_visible_lag_seconds', 'Backup: time from a block\'s commit on the primary to its visibility here (replay lag)'),
 }

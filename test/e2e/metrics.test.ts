@@ -73,7 +73,7 @@ describe('/metrics', () => {
       expect(value(bf, 'freshet_command_calls_total', { command: 'get' })).toBe(1)
       expect(bf.has('freshet_commit_lsn')).toBe(false)
       expect(value(bf, 'freshet_replication_staleness_seconds')).toBeGreaterThanOrEqual(0)
-      for (const name of ['freshet_replication_visible_lag_seconds', 'freshet_replication_received_lag_seconds']) {
+      for (const name of ['freshet_replication_visible_lag_seconds', 'freshet_replication_received_lag_seconds', 'freshet_replication_flushed_lag_seconds']) {
         const h = bf.get(name)!
         expect(h.type).toBe('HISTOGRAM')
         expect(Number(h.metrics[0].count)).toBeGreaterThan(0)
