@@ -11,18 +11,62 @@
  *   a half-loaded D.
  *
  * Keys whose expiry time has passed are skipped (as Redis does when a
- * primary loads an RDB); the others keep their absolute expiry time.
+ * primary loads an RDB); the others keep their absolute expiry time. A key
+ * the file holds twice is refused (RDB_INVALID), as Redis refuses it.
+ *
+ * The file is read into shared memory, and a worker thread computes the
+ * CRC-64 of the trailer while the main thread loads the keys (the checksum
+ * is a fifth of a single-threaded load); the rename waits for it to match.
+ * RESIZEDB's key count, bounded by what the file's size can hold, sizes the
+ * index before the first key.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { constants as bufferConstants } from 'node:buffer'
 import { dbError } from '../errors.js'
+import { assert } from '../assert.js'
 import { Primary } from '../primary/primary.js'
-import { walkRdb, type RdbReadReport } from '../rdb/reader.js'
+import { Worker } from 'node:worker_threads'
+import { RdbWalker, checkChecksum, entryKey, type RdbReadReport } from '../rdb/reader.js'
 import { nowMs } from '../io/clock.js'
+import { compiledPath } from '../dist_path.js'
 
 /** Keys written between two seals of the open block. */
 const RESTORE_BATCH_KEYS = 4096
+
+/** Fewest bytes an RDB spends on one string key (type, key length, value length): bounds RESIZEDB's claim. */
+const RDB_KEY_BYTES_MIN = 3
+
+/** The file's bytes in shared memory (a worker reads them too). */
+function readShared(file: string, size: number): Buffer {
+  const bytes = Buffer.from(new SharedArrayBuffer(size))
+  const fd = fs.openSync(file, 'r')
+  try {
+    let at = 0
+    while (at < size) {
+      const n = fs.readSync(fd, bytes, at, size - at, at)
+      if (n === 0) throw dbError('RDB_INVALID', `${file} shrank while it was read (${at} of ${size} bytes)`)
+      at += n
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  return bytes
+}
+
+/** CRC-64 (hex) of bytes[0, end) on a worker thread; stop() ends it early (the file was refused). */
+function crc64OnWorker(bytes: Buffer, end: number): { result: Promise<string>, stop: () => void } {
+  const worker = new Worker(compiledPath('../../workers/crc_worker.js', import.meta.url), {
+    workerData: { bytes: bytes.buffer, end },
+  })
+  const result = new Promise<string>((resolve, reject) => {
+    worker.once('message', (hex: string) => { resolve(hex); void worker.terminate() })
+    worker.once('error', reject)
+    worker.once('exit', (code) => { reject(dbError('RDB_INVALID', `the checksum thread exited (code ${code}) before its result`)) })
+  })
+  result.catch(() => {}) // awaited by the caller unless the walk refuses the file first
+  return { result, stop: () => { void worker.terminate() } }
+}
 
 export interface RestoreOptions {
   file: string
@@ -60,7 +104,9 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
   }
   if (size > bufferConstants.MAX_LENGTH) throw dbError('RDB_UNSUPPORTED', `${o.file} is ${size} bytes: files above ${bufferConstants.MAX_LENGTH} bytes are not read yet`)
   const started = performance.now()
-  const file = fs.readFileSync(o.file)
+  const file = readShared(o.file, size)
+  // The trailer of a well-formed file is its last 8 bytes; the walk refuses any other framing.
+  const crc = size > 8 ? crc64OnWorker(file, size - 8) : null
   // One pass, straight into a temporary directory: whatever refuses the file (framing, checksum, a key
   // freshet cannot hold) throws before the rename, and the temporary directory goes with it.
   const now = nowMs()
@@ -76,20 +122,39 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
       recoveryWorkers: 1, retainBytes: 0, log: o.log,
     })
     try {
-      rdb = walkRdb(file, { skipUnsupported: o.skipUnsupported }, (e) => {
+      const walker = new RdbWalker(file, {
+        skipUnsupported: o.skipUnsupported,
+        checksum: false,
+        sizeHint: (keys) => { if (loaded === 0) primary.presizeIndex(Math.min(keys, Math.floor(size / RDB_KEY_BYTES_MIN))) },
+      }, (e) => {
         // Expired already: dropped, as Redis drops them when it loads a dump; the others keep their expiry.
         if (e.expireAtMs >= 0 && e.expireAtMs <= now) { expired++; return }
         if (e.expireAtMs > 0) ttlKeys++
         // A time past 2^53 ms (some 285,000 years) is kept as the largest a version can carry.
-        primary.put(e.key, e.value, Math.min(Math.max(0, e.expireAtMs), Number.MAX_SAFE_INTEGER))
-        if (++loaded % RESTORE_BATCH_KEYS === 0) primary.endTurn()
+        const expireAtMs = Math.min(Math.max(0, e.expireAtMs), Number.MAX_SAFE_INTEGER)
+        if (!primary.putNew(e.keySource, e.keyStart, e.keyLength, e.valueSource, e.valueStart, e.valueLength, expireAtMs)) {
+          throw dbError('RDB_INVALID', `the RDB holds key ${JSON.stringify(entryKey(e).slice(0, 200))} twice`)
+        }
+        loaded++
       })
+      // A batch of keys per turn, then the event loop: the group commit writes and fsyncs each batch while the next loads.
+      while (!walker.step(RESTORE_BATCH_KEYS)) {
+        primary.endTurn()
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+      rdb = walker.report
+      if (rdb.checksumEnd >= 0) {
+        assert(rdb.checksumEnd === size - 8 && crc !== null, 'the trailer is the last 8 bytes')
+        const computed = await crc.result
+        checkChecksum(rdb.checksum, () => computed)
+      }
     } finally {
       await primary.close()
     }
     if (fs.existsSync(o.dir)) fs.rmdirSync(o.dir)
     fs.renameSync(temp, o.dir)
   } catch (err) {
+    crc?.stop()
     fs.rmSync(temp, { recursive: true, force: true })
     throw err
   }

@@ -574,15 +574,28 @@ export class Primary implements ServedNode, NodeWriter {
     return lsn
   }
 
-  /** SET key value [expiring at expireAtMs] as one write of its own (a restore's loader): reserve, probe, write. */
-  put(key: Uint8Array, value: Uint8Array, expireAtMs = 0): void {
-    this.beginWrite(opBytes(key.length, value.length, expireAtMs > 0))
+  /**
+   * SET key value [expiring at expireAtMs] as one write of its own (a
+   * restore's loader), key and value as ranges of their sources: reserve,
+   * probe, write. Returns false, writing nothing, if the key is there already.
+   */
+  putNew(
+    key: Uint8Array, keyStart: number, keyLength: number,
+    value: Uint8Array, valueStart: number, valueLength: number, expireAtMs = 0,
+  ): boolean {
+    this.beginWrite(opBytes(keyLength, valueLength, expireAtMs > 0))
     try {
-      this.probe(key, 0, key.length)
-      this.writeProbed(OP_TYPE_SET, key, 0, key.length, value, 0, value.length, null, 0, 0, expireAtMs)
+      if (this.probeQuiet(key, keyStart, keyLength) !== REF_NONE) return false
+      this.writeProbed(OP_TYPE_SET, key, keyStart, keyLength, value, valueStart, valueLength, null, 0, 0, expireAtMs)
+      return true
     } finally {
       this.endWrite()
     }
+  }
+
+  /** Sizes the (still empty) index for about `keyCount` keys: a loader that knows the count saves its growth. */
+  presizeIndex(keyCount: number): void {
+    this.index.presize(keyCount)
   }
 
   /** Start of the block holding the newest op (lastOpLsn). */

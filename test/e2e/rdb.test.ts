@@ -16,6 +16,7 @@ import { afterAll, describe, expect, test } from 'vitest'
 import { cleanupClusters, connect, disconnect, info, makeTempDir, seededRng, sleep, startBackupNode, startPrimaryNode, waitFor } from '../helpers/cluster.js'
 import { startRedis, type RedisProcess } from '../helpers/redis.js'
 import { MAIN_JS } from '../helpers/primary.js'
+import { crc64 } from '../../src/rdb/crc64.js'
 
 afterAll(async () => {
   await cleanupClusters()
@@ -195,6 +196,8 @@ describe('RDB files redis-server writes', () => {
       const pl = r.pipeline()
       // Compressible values (Redis stores strings over 20 bytes with LZF when that saves space) and integer-encoded ones.
       for (let i = 0; i < 50; i++) pl.set(`lzf:${i}`, `${'abcdefgh'.repeat(20 + i)}${i}`)
+      // Compressed keys too, with compressed and integer-encoded values: a key must outlive its value's decoding.
+      for (let i = 0; i < 20; i++) pl.set(`${'longkey:'.repeat(8)}${i}`, i % 2 === 0 ? `${'v'.repeat(60 + i)}` : String(-i * 1000))
       pl.set('i8', '-100').set('i16', '30000').set('i32', '-2000000000').set('notint', '007')
       await pl.exec()
       want = await digest(r)
@@ -246,7 +249,20 @@ describe('RDB files redis-server writes', () => {
     disconnect(p)
     const file = fs.readFileSync(path.join(primary.dir, 'dump.rdb'))
     const work = makeTempDir('freshet-rdb-bad-')
+    // Hand-made files with a correct checksum: one holding a key twice (Redis refuses such a file too), and one
+    // whose framing is intact but a value's byte changed after its checksum was taken ("b" made "c"), which only
+    // the checksum refuses (computed on another thread while the keys load).
+    const rdbOf = (pairs: Array<[string, string]>): Buffer => {
+      const body = Buffer.concat([Buffer.from('REDIS0009\xfe\x00', 'latin1'), ...pairs.map(([k, v]) => Buffer.from(`\x00${String.fromCharCode(k.length)}${k}${String.fromCharCode(v.length)}${v}`, 'latin1')), Buffer.from([0xff])])
+      const crc = Buffer.alloc(8)
+      crc64(body).bytesLE(crc, 0)
+      return Buffer.concat([body, crc])
+    }
+    const changed = rdbOf([['k', 'a'], ['l', 'b']])
+    changed[changed.length - 10] = 0x63
     const cases: Array<[string, Buffer]> = [
+      ['a key twice', rdbOf([['k', 'a'], ['k', 'b']])],
+      ['a value changed after its checksum', changed],
       ['truncated', file.subarray(0, file.length - 100)],
       ['a flipped byte', Buffer.concat([file.subarray(0, 500), Buffer.from([file[500] ^ 1]), file.subarray(501)])],
       ['garbage', Buffer.from('not an rdb file at all')],

@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest'
 import { crc64 } from '../../../src/rdb/crc64.js'
 import { lzfDecompress } from '../../../src/rdb/lzf.js'
 import { lengthBytes, writeLength } from '../../../src/rdb/format.js'
-import { readRdb, walkRdb } from '../../../src/rdb/reader.js'
+import { entryKey, entryValue, readRdb, walkRdb } from '../../../src/rdb/reader.js'
 import { writeRdb } from '../../../src/rdb/writer.js'
 import { DbError } from '../../../src/errors.js'
 import { openPrimary, tempDir, writeKey, type Model } from '../../helpers/in_process.js'
@@ -78,7 +78,7 @@ describe('reader refusals', () => {
       snapshot.close()
       const file = Buffer.concat(chunks)
       const seen = new Map<string, string>()
-      readRdb(file, { skipUnsupported: false }, (e) => seen.set(e.key.toString(), e.value.toString()))
+      readRdb(file, { skipUnsupported: false }, (e) => seen.set(entryKey(e), entryValue(e)))
       expect(seen.size).toBe(20)
       expect(seen.get('key:3')).toBe('3000')
       for (let at = 0; at < file.length; at++) {
