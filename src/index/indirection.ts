@@ -287,9 +287,13 @@ export class Index {
     for (const t of this.tables) this.bytes += t.byteLength
   }
 
-  /** An index sized up front for about `keyCount` keys (recovery knows the count from the log). */
-  static withCapacity(keyCount: number): Index {
-    const perPartition = Math.ceil((keyCount * 1.25) / PARTITION_COUNT / INDEX_LOAD_MAX)
+  /**
+   * An index sized up front for about `keyCount` keys (recovery knows the
+   * count from the log), with room for `headroom` times as many before the
+   * first growth (recovery leaves room for the writes that follow).
+   */
+  static withCapacity(keyCount: number, headroom = 1.25): Index {
+    const perPartition = Math.ceil((keyCount * headroom) / PARTITION_COUNT / INDEX_LOAD_MAX)
     let slots = INDEX_SLOTS_MIN
     while (slots < perPartition && slots < 1 << 26) slots *= 2
     const tables: Int32Array[] = []
@@ -297,9 +301,9 @@ export class Index {
     return new Index(tables)
   }
 
-  /** Replaces the (still empty) tables with ones sized for about `keyCount` keys. */
-  presize(keyCount: number): void {
-    const sized = Index.withCapacity(keyCount)
+  /** Replaces the (still empty) tables with ones sized for about `keyCount` keys (withCapacity). */
+  presize(keyCount: number, headroom?: number): void {
+    const sized = Index.withCapacity(keyCount, headroom)
     for (let p = 0; p < PARTITION_COUNT; p++) {
       assert(tableUsed(this.tables[p]) === 0, 'only an empty index is presized')
       if (sized.tables[p].length > this.tables[p].length) this.replaceTable(p, sized.tables[p])

@@ -593,9 +593,13 @@ export class Primary implements ServedNode, NodeWriter {
     }
   }
 
-  /** Sizes the (still empty) index for about `keyCount` keys: a loader that knows the count saves its growth. */
+  /**
+   * Sizes the (still empty) index for `keyCount` keys: a loader that knows
+   * the count saves its growth (no headroom: the primary that opens the
+   * loaded log sizes its own index).
+   */
   presizeIndex(keyCount: number): void {
-    this.index.presize(keyCount)
+    this.index.presize(keyCount, 1)
   }
 
   /** Start of the block holding the newest op (lastOpLsn). */
