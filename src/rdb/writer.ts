@@ -23,8 +23,8 @@ import { tableSlotCount } from '../index/indirection.js'
 
 /** Output is handed to the sink in chunks of about this size. */
 const CHUNK_BYTES = 64 * 1024
-/** Index slots read between two looks at the clock (a few hundred keys at most). */
-const SLOTS_PER_STEP = 512
+/** Index slots read between two looks at the clock (a hundred keys at most: tens of microseconds). */
+const SLOTS_PER_STEP = 128
 
 export interface RdbWriteResult {
   lsn: number
@@ -61,9 +61,14 @@ class Output {
     this.sink = sink
   }
 
+  /** Does the chunk have room for `n` more bytes? */
+  fits(n: number): boolean {
+    return this.at + n <= this.buf.length
+  }
+
   /** Room for `n` more bytes: flushes first if the chunk would overflow (a larger record gets a chunk of its own). */
   async room(n: number): Promise<void> {
-    if (this.at + n <= this.buf.length) return
+    if (this.fits(n)) return
     await this.flush()
     if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n)
   }
@@ -96,14 +101,22 @@ class Output {
     this.at += 8
   }
 
-  /** Hands the chunk to the sink; the buffer is reused once the sink's write has completed (no copy). */
-  async flush(): Promise<void> {
-    if (this.at === 0) return
+  /** The chunk so far, folded into the CRC (synchronous work: a writer's step counts it). */
+  take(): Buffer {
     const chunk = this.buf.subarray(0, this.at)
     this.crc.update(chunk)
     this.bytes += chunk.length
     this.at = 0
-    await this.sink(chunk)
+    return chunk
+  }
+
+  /** Hands `chunk` (from take()) to the sink; the buffer is reused once the sink's write has completed (no copy). */
+  async send(chunk: Buffer): Promise<void> {
+    if (chunk.length > 0) await this.sink(chunk)
+  }
+
+  async flush(): Promise<void> {
+    await this.send(this.take())
   }
 }
 
@@ -155,8 +168,11 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
         let v = view.locate(refs[i])
         const expiry = view.expiryOf(refs[i])
         const need = (expiry > 0 ? 9 : 0) + 1 + lengthBytes(v.keyLength) + v.keyLength + lengthBytes(v.valueLength) + v.valueLength
-        if (out.at + need > out.buf.length) {
+        if (!out.fits(need)) {
+          // The chunk's CRC is this step's work; the write is the yield.
+          const chunk = out.take()
           maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
+          await out.send(chunk)
           await out.room(need)
           stepStart = performance.now()
           // Again: the cursor is shared, and another reader may have moved it meanwhile.
