@@ -111,20 +111,19 @@ export function writeOp(
   return padOp(u8, offset, keyLength, valueLength)
 }
 
-/** Buffer's native copy, applied to any Uint8Array source: a memcpy, with no view made. */
-const nativeCopy = Buffer.prototype.copy
-
 /**
- * Copies below COPY_LOOP_MAX bytes by loop (a native call costs about as
- * much as 40 bytes of loop), longer ones natively; neither allocates.
+ * Small copies by loop, large ones by TypedArray.set. Every native copy
+ * between two buffers makes a view (Buffer's copy makes one inside too), so
+ * only copies past 256 bytes, where the view is cheap beside the bytes, go
+ * native: the hot paths allocate nothing per record.
  */
-const COPY_LOOP_MAX = 40
+const COPY_LOOP_MAX = 256
 
 export function copyBytes(dst: Uint8Array, dstAt: number, src: Uint8Array, srcStart: number, length: number): void {
   if (length <= COPY_LOOP_MAX) {
     for (let i = 0; i < length; i++) dst[dstAt + i] = src[srcStart + i]
   } else {
-    nativeCopy.call(src, dst, dstAt, srcStart, srcStart + length)
+    dst.set(src.subarray(srcStart, srcStart + length), dstAt)
   }
 }
 

@@ -167,16 +167,16 @@ class Cursor {
     return this.source === this.b ? this.b.subarray(this.start, this.end) : Buffer.from(this.source.subarray(this.start, this.end))
   }
 
-  /** Skips a value of `type` that freshet does not hold (skipUnsupported); false if it cannot be skipped. */
+  /** Skips a value of `type` that freshet does not hold (skipUnsupported), reading its strings into scratch slot 1 (the key's stays); false if it cannot be skipped. */
   skipValue(type: number): boolean {
     switch (type) {
-      case 1: case 2: { const n = this.length(); for (let i = 0; i < n; i++) this.string(); return true }
-      case 3: { const n = this.length(); for (let i = 0; i < n; i++) { this.string(); const l = this.byte(); if (l < 253) { this.need(l); this.at += l } } return true }
-      case 4: { const n = this.length(); for (let i = 0; i < 2 * n; i++) this.string(); return true }
-      case 5: { const n = this.length(); for (let i = 0; i < n; i++) { this.string(); this.need(8); this.at += 8 } return true }
-      case 9: case 10: case 11: case 12: case 13: case 16: case 17: case 20: this.string(); return true
-      case 14: { const n = this.length(); for (let i = 0; i < n; i++) this.string(); return true }
-      case 18: { const n = this.length(); for (let i = 0; i < n; i++) { this.length(); this.string() } return true }
+      case 1: case 2: { const n = this.length(); for (let i = 0; i < n; i++) this.range(1); return true }
+      case 3: { const n = this.length(); for (let i = 0; i < n; i++) { this.range(1); const l = this.byte(); if (l < 253) { this.need(l); this.at += l } } return true }
+      case 4: { const n = this.length(); for (let i = 0; i < 2 * n; i++) this.range(1); return true }
+      case 5: { const n = this.length(); for (let i = 0; i < n; i++) { this.range(1); this.need(8); this.at += 8 } return true }
+      case 9: case 10: case 11: case 12: case 13: case 16: case 17: case 20: this.range(1); return true
+      case 14: { const n = this.length(); for (let i = 0; i < n; i++) this.range(1); return true }
+      case 18: { const n = this.length(); for (let i = 0; i < n; i++) { this.length(); this.range(1) } return true }
       default: return false
     }
   }
