@@ -23,7 +23,9 @@ const STDERR_KEEP_BYTES = 64 * 1024
 export function startNode(role: 'primary' | 'backup', args: string[], startTimeoutMs = 20000): Promise<NodeProcess> {
   const proc = spawn(process.execPath, [MAIN_JS, role, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  // 'close' rather than 'exit': it comes once stderr has been read to its end, so
+  // the stderr a caller sees after `exited` (or in the error below) is all of it.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)))
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(dbError('TIMEOUT', `${role} did not start in ${startTimeoutMs} ms: ${stderr}`)) }, startTimeoutMs)
     proc.stderr!.on('data', (chunk: Buffer) => {
@@ -51,6 +53,6 @@ export function startNode(role: 'primary' | 'backup', args: string[], startTimeo
         resolve(node)
       }
     })
-    proc.once('exit', (code) => { clearTimeout(timer); reject(dbError('CLOSED', `${role} exited with ${code} before listening: ${stderr}`)) })
+    proc.once('close', (code) => { clearTimeout(timer); reject(dbError('CLOSED', `${role} exited with ${code} before listening: ${stderr}`)) })
   })
 }

@@ -51,7 +51,8 @@ async function expectRefused(dir: string, args: string[], what: string): Promise
   proc.stderr.on('data', (chunk: string) => { if (stderr.length < 1 << 20) stderr += chunk })
   const code = await new Promise<number | null>((resolve) => {
     const timer = setTimeout(() => proc.kill('SIGKILL'), REFUSE_TIMEOUT_MS)
-    proc.once('exit', (c) => { clearTimeout(timer); resolve(c) })
+    // 'close', not 'exit': 'exit' can come before the last stderr chunk has been read.
+    proc.once('close', (c) => { clearTimeout(timer); resolve(c) })
   })
   expect(code, `${what}: exit code; stderr:\n${stderr}`).toBe(2)
   expect(stderr, what).toContain('(LOG_DAMAGED)')
@@ -471,9 +472,9 @@ describe('segment rollover (--segment-size 1mb)', () => {
         if (stderr.length < 1 << 20) stderr += chunk
         if (stderr.includes('backup listening on')) { clearTimeout(timer); resolve(true) }
       })
-      proc.once('exit', () => { clearTimeout(timer); resolve(false) })
+      proc.once('close', () => { clearTimeout(timer); resolve(false) })
     })
-    const exited = new Promise((resolve) => proc.once('exit', resolve))
+    const exited = new Promise((resolve) => proc.once('close', resolve))
     proc.kill('SIGKILL')
     await exited
     expect(listening, stderr).toBe(true)

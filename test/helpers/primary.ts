@@ -95,8 +95,10 @@ function waitExit(proc: ChildProcess): Promise<ExitInfo> {
   if (proc.exitCode !== null || proc.signalCode !== null) {
     return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode as NodeJS.Signals | null })
   }
+  // 'close' comes after 'exit' and after stderr has been read to its end, so a
+  // caller that reads `stderr` once this resolves sees all of it.
   return new Promise((resolve) => {
-    proc.once('exit', (code, signal) => resolve({ code, signal }))
+    proc.once('close', (code, signal) => resolve({ code, signal }))
   })
 }
 

@@ -64,7 +64,7 @@ export async function startRedis(extraArgs: string[] = []): Promise<RedisProcess
       }
       proc.stdout!.on('data', onData)
       proc.stderr!.on('data', onData)
-      proc.once('exit', () => { clearTimeout(timer); resolve(false) })
+      proc.once('close', () => { clearTimeout(timer); resolve(false) })
     })
     if (ready) {
       return {
