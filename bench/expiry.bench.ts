@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url'
 import { RespClient, parseInfo } from '../src/client/client.js'
 import { writeLineChart, type Series } from './lib/chart.js'
 import { MB, Prng, makeTempDir, param, processCpuMs, removeDir, type BenchContext, type BenchReport } from './lib/common.js'
-import { CLI_PATH, freePort, startUntilReady, stop, which, type Started } from './lib/proc.js'
+import { CLI_ARGV, freePort, startUntilReady, stop, which, type Started } from './lib/proc.js'
 import { SoakLoad, preloadKeys } from './lib/soak_load.js'
 
 const VALUE_BYTES = 100
@@ -152,7 +152,7 @@ async function startPair(system: System, redisServer: string): Promise<Node[]> {
   if (system === 'freshet') {
     for (const role of ['primary', 'backup'] as const) {
       const dir = makeTempDir(`expiry-freshet-${role}`)
-      const args = [CLI_PATH, role, '--port', '0', '--dir', dir, '--commit', 'local', '--max-memory', '1gb']
+      const args = [...CLI_ARGV, role, '--port', '0', '--dir', dir, '--commit', 'local', '--max-memory', '1gb']
       if (role === 'backup') args.push('--primary', `127.0.0.1:${nodes[0].port}`, '--workers', '1')
       const started = await startUntilReady(process.execPath, args, / listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
       nodes.push({ port: Number(started.match[1]), started, dir })

@@ -12,7 +12,7 @@
  * Skipped, with a message, where redis-benchmark is missing.
  */
 import { figure, makeTempDir, param, processCpuMs, removeDir, showFigure, type BenchContext, type BenchReport } from './lib/common.js'
-import { CLI_PATH, runToEnd, startUntilReady, stop, which } from './lib/proc.js'
+import { CLI_ARGV, runToEnd, startUntilReady, stop, which } from './lib/proc.js'
 import { parseQuiet } from './redis_benchmark.js'
 
 const SCRAPE_INTERVAL_MS = 1000
@@ -25,7 +25,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
   const requests = param(ctx.mode, 300_000, 6_000_000)
   const reps = param(ctx.mode, 2, 5)
   const dir = makeTempDir('metrics-bench')
-  const started = await startUntilReady(process.execPath, [CLI_PATH, 'primary', '--port', '0', '--dir', dir, '--commit', 'async', '--metrics-port', '0'],
+  const started = await startUntilReady(process.execPath, [...CLI_ARGV, 'primary', '--port', '0', '--dir', dir, '--commit', 'async', '--metrics-port', '0'],
     /primary listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
   // Printed before the node listens.
   const metricsPort = Number(started.lines.map((l) => /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(l)).find((m) => m !== null)![1])

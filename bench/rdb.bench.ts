@@ -17,7 +17,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { RespClient, parseInfo } from '../src/client/client.js'
 import { figure, makeTempDir, param, removeDir, showFigure, type BenchContext, type BenchReport } from './lib/common.js'
-import { CLI_PATH, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
+import { CLI_ARGV, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
 import { preloadKeys } from './lib/soak_load.js'
 
 const VALUE = 'v'.repeat(64)
@@ -77,7 +77,7 @@ function pinger(port: number): { stop: () => Promise<number> } {
 
 async function startFreshet(role: 'primary' | 'backup', primaryPort: number | null): Promise<Proc> {
   const dir = makeTempDir(`rdb-freshet-${role}`)
-  const args = [CLI_PATH, role, '--port', '0', '--dir', dir, '--commit', 'async', '--workers', '2']
+  const args = [...CLI_ARGV, role, '--port', '0', '--dir', dir, '--commit', 'async', '--workers', '2']
   if (primaryPort !== null) args.push('--primary', `127.0.0.1:${primaryPort}`)
   const started = await startUntilReady(process.execPath, args, / listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
   return { port: Number(started.match[1]), started, dir }
@@ -211,7 +211,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
   const redisMs: number[] = []
   for (let rep = 0; rep < reps; rep++) {
     const target = path.join(makeTempDir('rdb-restore'), 'log')
-    const t = await runToEnd(process.execPath, [CLI_PATH, 'restore', redisDump, '--dir', target], SAVE_TIMEOUT_MS)
+    const t = await runToEnd(process.execPath, [...CLI_ARGV, 'restore', redisDump, '--dir', target], SAVE_TIMEOUT_MS)
     if (t.code !== 0) throw new Error(`freshet restore failed: ${t.stderr.slice(-500)}`)
     freshetMs.push(t.ms)
     removeDir(path.dirname(target))

@@ -17,7 +17,7 @@ import {
   MB, Prng, cpuMicros, dirBytes, figure, makeTempDir, nextTurn, param, removeDir, secondsSince, showFigure,
   type BenchContext, type BenchReport,
 } from './lib/common.js'
-import { CLI_PATH, startUntilReady, stop } from './lib/proc.js'
+import { CLI_ARGV, startUntilReady, stop } from './lib/proc.js'
 import { KEY_BYTES, openPrimary, patternValue, writeKey, writeSet } from './lib/workload.js'
 
 const SEED = 0x7ec0
@@ -104,7 +104,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
     const cliReady: number[] = []
     const cliRecovered: number[] = []
     for (let r = 0; r < cliRestarts; r++) {
-      const started = await startUntilReady(process.execPath, [CLI_PATH, 'primary', '--port', '0', '--dir', dir, '--commit', 'async'], CLI_READY_RE, CLI_READY_TIMEOUT_MS)
+      const started = await startUntilReady(process.execPath, [...CLI_ARGV, 'primary', '--port', '0', '--dir', dir, '--commit', 'async'], CLI_READY_RE, CLI_READY_TIMEOUT_MS)
       await stop(started.child)
       cliReady.push(started.readyMs)
       for (const line of started.lines) {

@@ -17,7 +17,7 @@
  * Skipped, with a message, where redis-benchmark is missing (CI).
  */
 import { figure, makeTempDir, param, processCpuMs, removeDir, showFigure, type BenchContext, type BenchReport, type Figure } from './lib/common.js'
-import { CLI_PATH, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
+import { CLI_ARGV, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
 
 const KEYSPACE = 1_000_000
 const VALUE_BYTES = 64
@@ -65,7 +65,7 @@ interface Server {
 
 async function startFreshet(mode: Mode): Promise<Server> {
   const dir = makeTempDir(`rb-freshet-${mode}`)
-  const started = await startUntilReady(process.execPath, [CLI_PATH, 'primary', '--port', '0', '--dir', dir, '--commit', mode], FRESHET_READY_RE, READY_TIMEOUT_MS)
+  const started = await startUntilReady(process.execPath, [...CLI_ARGV, 'primary', '--port', '0', '--dir', dir, '--commit', mode], FRESHET_READY_RE, READY_TIMEOUT_MS)
   return { port: Number(started.match[1]), started, dir }
 }
 

@@ -18,7 +18,7 @@
  */
 import { RespClient, parseInfo, type Reply } from '../src/client/client.js'
 import { figure, makeTempDir, param, removeDir, showFigure, type BenchContext, type BenchReport } from './lib/common.js'
-import { CLI_PATH, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
+import { CLI_ARGV, freePort, runToEnd, startUntilReady, stop, which, type Started } from './lib/proc.js'
 
 const VALUE_BYTES = 64
 const READY_TIMEOUT_MS = 60_000
@@ -45,7 +45,7 @@ async function waitUntil(what: string, timeoutMs: number, check: () => Promise<b
 
 async function startFreshetPrimary(): Promise<Node> {
   const dir = makeTempDir('resync-freshet-p')
-  const started = await startUntilReady(process.execPath, [CLI_PATH, 'primary', '--port', '0', '--dir', dir, '--commit', 'async'], /primary listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
+  const started = await startUntilReady(process.execPath, [...CLI_ARGV, 'primary', '--port', '0', '--dir', dir, '--commit', 'async'], /primary listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
   return { port: Number(started.match[1]), started, dir }
 }
 
@@ -86,7 +86,7 @@ async function settleFreshet(port: number): Promise<{ commitLsn: number, logByte
 async function timeFreshetBackup(primaryPort: number, commitLsn: number): Promise<{ ms: number, node: Node }> {
   const dir = makeTempDir('resync-freshet-b')
   const t0 = performance.now()
-  const started = await startUntilReady(process.execPath, [CLI_PATH, 'backup', '--primary', `127.0.0.1:${primaryPort}`, '--port', '0', '--dir', dir], /backup listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
+  const started = await startUntilReady(process.execPath, [...CLI_ARGV, 'backup', '--primary', `127.0.0.1:${primaryPort}`, '--port', '0', '--dir', dir], /backup listening on [^\s:]+:(\d+)/, READY_TIMEOUT_MS)
   const port = Number(started.match[1])
   const c = await RespClient.connect('127.0.0.1', port)
   try {

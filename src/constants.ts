@@ -101,6 +101,17 @@ export const UNAUTH_ARGS_MAX = 10
 export const UNAUTH_BULK_BYTES_MAX = 16 * 1024
 export const UNAUTH_QUERY_BYTES_MAX = 64 * 1024
 
+/**
+ * V8's young generation, per semi-space, for every freshet thread (the main
+ * thread via NODE_FLAGS, replay workers via resourceLimits). Left alone, V8
+ * doubles it to 16 MB a semi-space once enough bytes have survived scavenges
+ * (they add up over time under any steady load) and never shrinks it while the
+ * load lasts: a step of about 25 MB in a backup's RSS (main thread plus one
+ * worker) that looked like growth in the soak. At 2 MB, RSS stays flat with no
+ * measurable change in throughput or lag (BENCHMARKS §8c).
+ */
+export const YOUNG_SEMI_SPACE_MB = 2
+
 export const PORT_DEFAULT = 7379
 export const HOST_DEFAULT = '127.0.0.1'
 

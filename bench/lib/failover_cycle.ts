@@ -27,6 +27,7 @@ import path from 'node:path'
 import { RespClient, RespErrorReply, parseInfo, type Reply } from '../../src/client/client.js'
 import { Prng } from './common.js'
 import { freePort, runToEnd, startUntilReady } from './proc.js'
+import { NODE_FLAGS } from '../../src/cli/spawn.js'
 
 export interface RingOptions {
   /** dist/src/cli/main.js */
@@ -206,7 +207,7 @@ export class FailoverRing {
   private async startNode(i: number, follow: number | null): Promise<void> {
     const n = this.nodes[i]
     const o = this.o
-    const args = [o.mainJs, follow === null ? 'primary' : 'backup', '--port', String(n.port), '--dir', n.dir,
+    const args = [...NODE_FLAGS, o.mainJs, follow === null ? 'primary' : 'backup', '--port', String(n.port), '--dir', n.dir,
       '--commit', o.commit, '--sync-backups', String(o.syncBackups), '--sync-timeout', String(o.syncTimeoutMs),
       '--segment-size', o.segmentSize, '--max-memory', '2gb', '--workers', '2']
     if (follow !== null) args.push('--primary', `127.0.0.1:${follow}`)

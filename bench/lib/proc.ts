@@ -8,9 +8,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NODE_FLAGS } from '../../src/cli/spawn.js'
 
 /** dist/src/cli/main.js, next to this compiled file's dist/bench/lib/. */
 export const CLI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js')
+/** node's arguments before a subcommand: the node flags the `freshet` command runs with, then the CLI. */
+export const CLI_ARGV: readonly string[] = [...NODE_FLAGS, CLI_PATH]
 
 const STOP_GRACE_MS = 10_000
 const OUTPUT_LINES_KEPT = 50

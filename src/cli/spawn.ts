@@ -6,8 +6,17 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { dbError } from '../errors.js'
 import { compiledPath } from '../dist_path.js'
+import { YOUNG_SEMI_SPACE_MB } from '../constants.js'
 
 export const MAIN_JS = compiledPath('./main.js', import.meta.url)
+
+/**
+ * Node flags a freshet node runs with. They must be given when node starts (V8
+ * sizes the heap when the isolate is made, so v8.setFlagsFromString is too
+ * late): main.ts's shebang carries the same flags for the `freshet` command,
+ * and test/unit/cli/node_flags.test.ts checks that the two agree.
+ */
+export const NODE_FLAGS: readonly string[] = [`--max-semi-space-size=${YOUNG_SEMI_SPACE_MB}`]
 
 export interface NodeProcess {
   role: string
@@ -21,7 +30,7 @@ export interface NodeProcess {
 const STDERR_KEEP_BYTES = 64 * 1024
 
 export function startNode(role: 'primary' | 'backup', args: string[], startTimeoutMs = 20000): Promise<NodeProcess> {
-  const proc = spawn(process.execPath, [MAIN_JS, role, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN_JS, role, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   // 'close' rather than 'exit': it comes once stderr has been read to its end, so
   // the stderr a caller sees after `exited` (or in the error below) is all of it.

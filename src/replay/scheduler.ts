@@ -19,6 +19,7 @@ import { pathToFileURL } from 'node:url'
 import { Piscina } from 'piscina'
 import { compiledPath } from '../dist_path.js'
 import { assert } from '../assert.js'
+import { YOUNG_SEMI_SPACE_MB } from '../constants.js'
 import type { HeadBytes, Index } from '../index/indirection.js'
 import type { SegmentStore } from '../log/segment_store.js'
 import type { ReplayResult, ReplayTask, ScanTask } from './task.js'
@@ -49,6 +50,9 @@ export function createReplayPool(workers: number): Piscina {
     // Lanes never have more than one task each in flight.
     maxQueue: workers * 2,
     idleTimeout: 2 ** 31 - 1,
+    // V8's young generation is three semi-spaces' worth (two halves and the
+    // large-object space beside them): the same cap as the main thread's.
+    resourceLimits: { maxYoungGenerationSizeMb: 3 * YOUNG_SEMI_SPACE_MB },
   })
 }
 

@@ -16,6 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
+import { NODE_FLAGS } from '../../src/cli/spawn.js'
 
 export const MAIN_JS = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 
@@ -113,7 +114,7 @@ function withTimeout<T>(p: Promise<T>, timeoutMs: number, what: string): Promise
 export async function startPrimary(opts: StartPrimaryOptions = {}): Promise<PrimaryProcess> {
   if (!fs.existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run \`npm run build\` first`)
   const dir = opts.dir ?? makeTempDir()
-  const args = [MAIN_JS, 'primary', '--port', '0', '--dir', dir]
+  const args = [...NODE_FLAGS, MAIN_JS, 'primary', '--port', '0', '--dir', dir]
   if (opts.commit !== undefined) args.push('--commit', opts.commit)
   if (opts.requirepass !== undefined) args.push('--requirepass', opts.requirepass)
   if (opts.segmentSize !== undefined) args.push('--segment-size', opts.segmentSize)
