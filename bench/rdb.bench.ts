@@ -159,6 +159,7 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
           extra: {
             pinned_bytes_max: Math.max(...t.samples.map((s) => s.pinned)), used_memory_max: Math.max(...t.samples.map((s) => s.used)),
             replay_lag_ms_max: Math.max(...t.samples.map((s) => s.lagMs)), keys: Number(pers.get('rdb_last_keys')),
+            steps: Number(pers.get('rdb_last_steps')), long_steps: Number(pers.get('rdb_last_long_steps')),
           },
         }
       } else {
@@ -188,13 +189,15 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
   }
   const f = runs.freshet
   const r = runs.redis
-  ctx.log(`rdb bgsave: freshet ${f.ms.toFixed(0)} ms (${(f.bytes / 1e6 / (f.ms / 1000)).toFixed(0)} MB/s, ${(f.bytes / 1e6).toFixed(0)} MB), longest main-thread step ${f.stallMs.toFixed(2)} ms, slowest PING ${f.pingMaxMs.toFixed(2)} ms (${f.pingBaselineMs.toFixed(2)} ms under the same load without a save), ` +
+  ctx.log(`rdb bgsave: freshet ${f.ms.toFixed(0)} ms (${(f.bytes / 1e6 / (f.ms / 1000)).toFixed(0)} MB/s, ${(f.bytes / 1e6).toFixed(0)} MB), longest main-thread step ${f.stallMs.toFixed(2)} ms (${f.extra.long_steps} of ${f.extra.steps} steps over 2 ms), slowest PING ${f.pingMaxMs.toFixed(2)} ms (${f.pingBaselineMs.toFixed(2)} ms under the same load without a save), ` +
     `pinned ${(f.extra.pinned_bytes_max / 1e6).toFixed(1)} MB max, replay lag ${f.extra.replay_lag_ms_max.toFixed(1)} ms max`)
   ctx.log(`rdb bgsave: Redis ${r.ms.toFixed(0)} ms (${(r.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s, ${(r.bytes / 1e6).toFixed(0)} MB), fork ${r.stallMs.toFixed(2)} ms, slowest PING ${r.pingMaxMs.toFixed(2)} ms (${r.pingBaselineMs.toFixed(2)} ms without a save), copy-on-write ${(r.extra.cow_bytes / 1e6).toFixed(1)} MB`)
   figures.keys = keys
   figures.freshet_bgsave_ms = f.ms
   figures.freshet_bgsave_bytes = f.bytes
   figures.freshet_max_step_ms = f.stallMs
+  figures.freshet_steps = f.extra.steps
+  figures.freshet_long_steps = f.extra.long_steps
   figures.freshet_ping_max_ms = f.pingMaxMs
   figures.freshet_ping_baseline_max_ms = f.pingBaselineMs
   figures.freshet_pinned_bytes_max = f.extra.pinned_bytes_max

@@ -46,7 +46,7 @@ function read32(b: Uint8Array, i: number): number {
   return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 }
 
-/** XXH32 of bytes[start, start + length) with `seed`, allocation-free. */
+/** XXH32 of bytes[start, start + length) with `seed` as a signed 32-bit integer (`>>> 0` gives the unsigned XXH32), allocation-free. */
 export function xxh32(b: Uint8Array, start: number, length: number, seed: number): number {
   const end = start + length
   let i = start
@@ -82,7 +82,9 @@ export function xxh32(b: Uint8Array, start: number, length: number, seed: number
   h ^= h >>> 13
   h = Math.imul(h, PRIME32_3)
   h ^= h >>> 16
-  return h >>> 0
+  // Signed: the same 32 bits as XXH32, and always a small integer in V8 (an unsigned value past 2^31 is
+  // a heap number wherever it crosses a call boundary: half of all hashes, one allocation each).
+  return h
 }
 
 export function keyHash(b: Uint8Array, start: number, length: number): number {

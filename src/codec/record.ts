@@ -82,7 +82,7 @@ export function writeOpHeader(
   dv.setUint8(offset + OP_FLAGS_OFFSET, expireAtMs > 0 ? OP_FLAG_EXPIRES : 0)
   if (expireAtMs > 0) dv.setFloat64(offset + OP_HEADER_BYTES, expireAtMs, true)
   dv.setUint16(offset + OP_KEY_LENGTH_OFFSET, keyLength, true)
-  dv.setUint32(offset + OP_KEY_HASH_OFFSET, keyHash, true)
+  dv.setInt32(offset + OP_KEY_HASH_OFFSET, keyHash, true)
   dv.setUint32(offset + OP_VALUE_LENGTH_OFFSET, valueLength, true)
   dv.setUint32(offset + OP_PREV_REF_OFFSET, prevRef, true)
 }
@@ -188,8 +188,9 @@ export function opType(dv: DataView, offset: number): number {
 export function opKeyLength(dv: DataView, offset: number): number {
   return dv.getUint16(offset + OP_KEY_LENGTH_OFFSET, true)
 }
+/** The op's key hash, signed as keyHash() returns it. */
 export function opKeyHash(dv: DataView, offset: number): number {
-  return dv.getUint32(offset + OP_KEY_HASH_OFFSET, true)
+  return dv.getInt32(offset + OP_KEY_HASH_OFFSET, true)
 }
 export function opValueLength(dv: DataView, offset: number): number {
   return dv.getUint32(offset + OP_VALUE_LENGTH_OFFSET, true)

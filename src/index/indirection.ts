@@ -20,6 +20,10 @@
  *   update: Atomics.store(ref) only (hash unchanged), newer refs only on replay
  *   read:   Atomics.load(ref) first; 0 = empty (end of probe); then read hash
  *
+ * A hash is passed and stored as keyHash() returns it, a signed 32-bit
+ * integer (opKeyHash reads an op's the same way): slots compare it with ===,
+ * so an unsigned copy of the same bits would never match.
+ *
  * Two keys with the same 32-bit hash are told apart by comparing the full key
  * in the log at the slot's ref. Growth builds a new, doubled table from the
  * old one (hashes are in the slots, so the log is not touched) and the writer
@@ -126,7 +130,7 @@ export function insertAt(table: Int32Array, slot: number, hash: number, ref: num
   const w = TABLE_HEADER_WORDS + 2 * slot
   // The writer's own earlier store; no ordering needed to read it back.
   const reused = Atomics.load(table, w + 1) === GONE_WORD
-  table[w] = hash | 0
+  table[w] = hash
   // Release: publishes the slot; the hash above is visible to any reader that sees this ref.
   Atomics.store(table, w + 1, ref | 0)
   // Only the writer updates the counts; the stores make them visible to the next writer thread.
@@ -165,7 +169,7 @@ export function growTable(table: Int32Array): Int32Array {
     const ref = Atomics.load(table, w + 1)
     if (ref === REF_NONE || ref === GONE_WORD) continue
     const hash = table[w]
-    let slot = (hash >>> 0) & mask
+    let slot = hash & mask
     while (next[TABLE_HEADER_WORDS + 2 * slot + 1] !== REF_NONE) slot = (slot + 1) & mask
     next[TABLE_HEADER_WORDS + 2 * slot] = hash
     next[TABLE_HEADER_WORDS + 2 * slot + 1] = ref
@@ -195,7 +199,7 @@ export function findSlotForOp(
     if (ref === REF_NONE) return firstGone >= 0 ? -firstGone - 1 : -slot - 1
     if (ref === GONE_WORD) {
       if (firstGone < 0) firstGone = slot
-    } else if ((table[w] >>> 0) === hash) {
+    } else if (table[w] === hash) {
       if ((ref >>> 0) === prevRef || keyEquals(log, ref >>> 0, key, keyStart, keyLength)) return slot
     }
     slot = (slot + 1) & mask

@@ -475,7 +475,6 @@ export class Primary implements ServedNode, NodeWriter {
     this.appender.endCommand()
   }
 
-  /** Looks a key up for writing; returns its newest version's ref (set or delete) or REF_NONE. */
   /**
    * probeQuiet(), and a key whose newest version is an expired set is noted
    * for lazy expiry (afterCommand): a write command that meets one (DEL,

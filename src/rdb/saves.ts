@@ -22,7 +22,7 @@ import { F_ADMIN, F_BLOCKING, type CommandSpec, type Session } from '../server/c
 import type { InfoSections } from '../node.js'
 import { counter, gauge } from '../metrics/metric.js'
 import type { Snapshot } from '../view/snapshot.js'
-import { writeRdb, type RdbWriteResult } from './writer.js'
+import { SAVE_LONG_STEP_MS, writeRdb, type RdbWriteResult } from './writer.js'
 import { nowMs } from '../io/clock.js'
 
 /** What a save reads of the node served now. */
@@ -55,6 +55,7 @@ const M = {
   lastBytes: gauge('freshet_rdb_last_save_bytes', 'Bytes of the last RDB snapshot', 'bytes'),
   lastTime: gauge('freshet_rdb_last_save_duration_seconds', 'How long the last RDB snapshot took', 'ms'),
   lastStep: gauge('freshet_rdb_last_save_max_step_seconds', 'The longest the last snapshot held the main thread between two yields', 'ms'),
+  lastLongSteps: gauge('freshet_rdb_last_save_long_steps', `Steps of the last snapshot that held the main thread over ${SAVE_LONG_STEP_MS} ms`),
 }
 
 export class RdbSaves {
@@ -99,7 +100,7 @@ export class RdbSaves {
       this.last = r
       this.changesAtLastSave = changes
       this.savesTotal++
-      this.options.log(`RDB saved to ${file}: ${r.keys} keys, ${r.bytes} bytes at LSN ${r.lsn} in ${r.ms.toFixed(0)} ms (longest step ${r.maxStepMs.toFixed(2)} ms)`)
+      this.options.log(`RDB saved to ${file}: ${r.keys} keys, ${r.bytes} bytes at LSN ${r.lsn} in ${r.ms.toFixed(0)} ms (longest step ${r.maxStepMs.toFixed(2)} ms, ${r.longSteps} of ${r.steps} steps over ${SAVE_LONG_STEP_MS} ms)`)
       return r
     }, (err: unknown) => {
       this.running = null
@@ -200,6 +201,7 @@ export class RdbSaves {
           ['rdb_last_lsn', last === null ? -1 : last.lsn], ['rdb_last_keys', last === null ? 0 : last.keys],
           ['rdb_last_bytes', last === null ? 0 : last.bytes, M.lastBytes], ['rdb_last_ms', last === null ? 0 : Math.round(last.ms), M.lastTime],
           ['rdb_last_max_step_ms', last === null ? '0' : last.maxStepMs.toFixed(3), M.lastStep],
+          ['rdb_last_steps', last === null ? 0 : last.steps], ['rdb_last_long_steps', last === null ? 0 : last.longSteps, M.lastLongSteps],
           ['rdb_dir', this.options.dir], ['rdb_filename', this.options.dbfilename],
         ]
       },

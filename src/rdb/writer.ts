@@ -25,14 +25,19 @@ import { tableSlotCount } from '../index/indirection.js'
 const CHUNK_BYTES = 64 * 1024
 /** Index slots read between two looks at the clock (a hundred keys at most: tens of microseconds). */
 const SLOTS_PER_STEP = 128
+/** A step longer than this is counted apart (longSteps): the main thread's stall budget. */
+export const SAVE_LONG_STEP_MS = 2
 
 export interface RdbWriteResult {
   lsn: number
   keys: number
   bytes: number
   ms: number
-  /** The longest the writer held the main thread between two yields. */
+  /** The longest the writer held the main thread between two yields (wall time: a thread the OS preempted counts too). */
   maxStepMs: number
+  /** Pieces of work between two yields, and how many of them took over SAVE_LONG_STEP_MS. */
+  steps: number
+  longSteps: number
   crc: string
 }
 
@@ -149,11 +154,19 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
   const collect = (ref: number): void => { refs.push(ref) }
   let keys = 0
   let maxStepMs = 0
+  let steps = 0
+  let longSteps = 0
   let stepStart = performance.now()
+  const endStep = (now: number): void => {
+    const ms = now - stepStart
+    steps++
+    if (ms > SAVE_LONG_STEP_MS) longSteps++
+    if (ms > maxStepMs) maxStepMs = ms
+  }
   const yieldIfDue = async (): Promise<void> => {
     const now = performance.now()
     if (now - stepStart < o.stepMs) return
-    maxStepMs = Math.max(maxStepMs, now - stepStart)
+    endStep(now)
     await nextTurn()
     stepStart = performance.now()
   }
@@ -171,7 +184,7 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
         if (!out.fits(need)) {
           // The chunk's CRC is this step's work; the write is the yield.
           const chunk = out.take()
-          maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
+          endStep(performance.now())
           await out.send(chunk)
           await out.room(need)
           stepStart = performance.now()
@@ -197,7 +210,7 @@ export async function writeRdb(snapshot: Snapshot, sink: (chunk: Buffer) => Prom
   const tail = out.buf.subarray(0, out.at)
   out.bytes += tail.length
   out.at = 0
+  endStep(performance.now())
   await sink(tail)
-  maxStepMs = Math.max(maxStepMs, performance.now() - stepStart)
-  return { lsn: snapshot.lsn, keys, bytes: out.bytes, ms: performance.now() - started, maxStepMs, crc }
+  return { lsn: snapshot.lsn, keys, bytes: out.bytes, ms: performance.now() - started, maxStepMs, steps, longSteps, crc }
 }

@@ -48,7 +48,7 @@ export function applyRange(
     for (let i = 0; i < opCount; i++) {
       const keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
       const valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
-      const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
+      const hash = dv.getInt32(at + OP_KEY_HASH_OFFSET, true)
       const p = hash >>> PARTITION_SHIFT
       const size = opSizeAt(dv, at)
       if (p % laneCount === lane) {
@@ -98,7 +98,7 @@ export function sweepRange(
     for (let i = 0; i < opCount; i++) {
       const keyLength = dv.getUint16(at + OP_KEY_LENGTH_OFFSET, true)
       const valueLength = dv.getUint32(at + OP_VALUE_LENGTH_OFFSET, true)
-      const hash = dv.getUint32(at + OP_KEY_HASH_OFFSET, true)
+      const hash = dv.getInt32(at + OP_KEY_HASH_OFFSET, true)
       const p = hash >>> PARTITION_SHIFT
       if (p % laneCount === lane && (checkSets || u8[at + OP_TYPE_OFFSET] !== OP_TYPE_SET)) {
         const ref = refAtOffset(baseRef, at)

@@ -25,7 +25,7 @@ test.prop([slice, seed], { seed: 0x5eed01, numRuns: 2000 })(
   'xxh32 over a slice equals xxhash-wasm h32Raw over a copy of that slice',
   ([bytes, start, length], s) => {
     const copy = bytes.slice(start, start + length)
-    expect(xxh32(bytes, start, length, s)).toBe(xxh32Reference(copy, s))
+    expect(xxh32(bytes, start, length, s) >>> 0).toBe(xxh32Reference(copy, s))
   },
 )
 
@@ -33,24 +33,24 @@ test.prop([fc.uint8Array({ minLength: 0, maxLength: 64 }), seed], { seed: 0x5eed
   'xxh32 equals the reference for every short length (all tail paths)',
   (bytes, s) => {
     for (let n = 0; n <= bytes.length; n++) {
-      expect(xxh32(bytes, 0, n, s)).toBe(xxh32Reference(bytes.subarray(0, n), s))
+      expect(xxh32(bytes, 0, n, s) >>> 0).toBe(xxh32Reference(bytes.subarray(0, n), s))
     }
   },
 )
 
 test.prop([fc.uint8Array({ minLength: 0, maxLength: 300 })], { seed: 0x5eed03, numRuns: 500 })(
-  'keyHash is xxh32 with KEY_HASH_SEED and returns an unsigned 32-bit integer',
+  'keyHash is xxh32 with KEY_HASH_SEED as a signed 32-bit integer (a small integer in V8)',
   (bytes) => {
     const h = keyHash(bytes, 0, bytes.length)
-    expect(h).toBe(xxh32Reference(bytes, KEY_HASH_SEED))
-    expect(Number.isInteger(h) && h >= 0 && h <= 0xffffffff).toBe(true)
+    expect(h >>> 0).toBe(xxh32Reference(bytes, KEY_HASH_SEED))
+    expect(h).toBe(h | 0)
   },
 )
 
 test('known XXH32 vectors (empty input with seeds 0 and 1, "abc")', () => {
   // Published XXH32 test vectors.
-  expect(xxh32(new Uint8Array(0), 0, 0, 0)).toBe(0x02cc5d05)
-  expect(xxh32(new Uint8Array(0), 0, 0, 1)).toBe(0x0b2cb792)
+  expect(xxh32(new Uint8Array(0), 0, 0, 0) >>> 0).toBe(0x02cc5d05)
+  expect(xxh32(new Uint8Array(0), 0, 0, 1) >>> 0).toBe(0x0b2cb792)
   const abc = new Uint8Array([0x61, 0x62, 0x63])
-  expect(xxh32(abc, 0, 3, 0)).toBe(0x32d153ff)
+  expect(xxh32(abc, 0, 3, 0) >>> 0).toBe(0x32d153ff)
 })

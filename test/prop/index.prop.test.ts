@@ -33,8 +33,8 @@ const SEGMENT_BYTES = 64 * 1024
 const HOT_PARTITION = 42
 const HOT_TOP = (HOT_PARTITION << (32 - PARTITION_BITS)) >>> 0
 /** Two full hashes shared by many keys; same home slot for tables up to 4096 slots. */
-const FIXED_A = (HOT_TOP | 0x155) >>> 0
-const FIXED_B = (FIXED_A + 4096) >>> 0
+const FIXED_A = (HOT_TOP | 0x155) | 0
+const FIXED_B = (FIXED_A + 4096) | 0
 
 /** Key i's bytes: key 0 is empty, some keys are long, "k1" is a prefix of "k10". */
 function keyBytes(i: number): Uint8Array {
@@ -54,7 +54,7 @@ function hashOf(i: number, key: Uint8Array): number {
   if (i < 256 && c === 0) return FIXED_A
   if (i < 256 && c === 1) return FIXED_B
   const h = keyHash(key, 0, key.length)
-  if (c <= 5) return (HOT_TOP | (h & ((1 << (32 - PARTITION_BITS)) - 1))) >>> 0
+  if (c <= 5) return (HOT_TOP | (h & ((1 << (32 - PARTITION_BITS)) - 1))) | 0
   return h
 }
 

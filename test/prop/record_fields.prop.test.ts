@@ -46,7 +46,7 @@ function seal(ops: Op[], startLsn: number, f: Fields): { u8: Uint8Array, dv: Dat
   ops.forEach((op, i) => {
     const ownRef = (startLsn + at) / LSN_ALIGN_BYTES
     const real = keyHash(op.key, 0, op.key.length)
-    const hash = f.hash === undefined ? real : f.hash(real, i) >>> 0
+    const hash = f.hash === undefined ? real : f.hash(real, i) | 0
     const prevRef = f.prevRef === undefined ? REF_NONE : f.prevRef(ownRef, i)
     const valueLength = op.set ? op.value.length : 0
     at += writeOp(u8, dv, at, op.set ? OP_TYPE_SET : OP_TYPE_DELETE, hash, prevRef, op.key, 0, op.key.length, op.value, 0, valueLength)
