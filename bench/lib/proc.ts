@@ -8,12 +8,17 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { NODE_FLAGS } from '../../src/cli/spawn.js'
+import { NODE_FLAGS, nodeEnv } from '../../src/cli/spawn.js'
 
 /** dist/src/cli/main.js, next to this compiled file's dist/bench/lib/. */
 export const CLI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js')
 /** node's arguments before a subcommand: the node flags the `freshet` command runs with, then the CLI. */
 export const CLI_ARGV: readonly string[] = [...NODE_FLAGS, CLI_PATH]
+
+/** A node process (a freshet node) gets the environment the `freshet` command sets (NODE_ENV_VARS); other tools this one's. */
+function envFor(cmd: string): NodeJS.ProcessEnv {
+  return cmd === process.execPath ? nodeEnv() : process.env
+}
 
 const STOP_GRACE_MS = 10_000
 const OUTPUT_LINES_KEPT = 50
@@ -64,7 +69,7 @@ function readLines(stream: NodeJS.ReadableStream | null, kept: string[], onLine:
 export function startUntilReady(cmd: string, args: string[], ready: RegExp, timeoutMs: number): Promise<Started> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint()
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: envFor(cmd) })
     track(child)
     const lines: string[] = []
     let done = false
@@ -115,7 +120,7 @@ export interface Finished {
 export function runToEnd(cmd: string, args: string[], timeoutMs: number): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint()
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: envFor(cmd) })
     track(child)
     let stdout = ''
     let stderr = ''

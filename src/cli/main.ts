@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 /**
  * The freshet CLI: commander wiring only. Each subcommand validates its flags
  * (cli/options.ts) and hands off to a runner.
@@ -15,7 +15,7 @@ import { SYNC_TIMEOUT_MS_DEFAULT } from '../primary/primary.js'
 import os from 'node:os'
 import { runDemo } from './demo.js'
 import { runLag } from './lag.js'
-import { NODE_FLAGS } from './spawn.js'
+import { NODE_ENV_VARS, NODE_FLAGS } from './spawn.js'
 
 function log(line: string): void {
   process.stderr.write(`[${new Date().toISOString()}] ${line}\n`)
@@ -23,13 +23,15 @@ function log(line: string): void {
 
 /**
  * A node started as `node main.js …` instead of `freshet …` runs without the
- * shebang's NODE_FLAGS; it works, but its RSS steps up under load (see
- * YOUNG_SEMI_SPACE_MB), so it says so once at start.
+ * shebang's NODE_FLAGS and NODE_ENV_VARS; it works, but its RSS steps up under
+ * load (see YOUNG_SEMI_SPACE_MB and MALLOC_MMAP_THRESHOLD_BYTES), so it says so
+ * once at start.
  */
 function noteMissingNodeFlags(): void {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
   const missing = NODE_FLAGS.filter((f) => !given.some((g) => g.split('=')[0] === f.split('=')[0]))
-  if (missing.length > 0) log(`note (NODE_FLAGS): node was started without ${missing.join(' ')} (the freshet command passes it); V8's young generation can grow to 32 MB a thread under load`)
+  for (const [name, value] of Object.entries(NODE_ENV_VARS)) if (process.env[name] === undefined) missing.push(`${name}=${value}`)
+  if (missing.length > 0) log(`note (NODE_FLAGS): node was started without ${missing.join(' ')} (the freshet command passes them); RSS can step up under load (README, decisions)`)
 }
 
 function onSignals(stop: () => Promise<void>): void {

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { dbError } from '../errors.js'
 import { compiledPath } from '../dist_path.js'
-import { YOUNG_SEMI_SPACE_MB } from '../constants.js'
+import { MALLOC_MMAP_THRESHOLD_BYTES, YOUNG_SEMI_SPACE_MB } from '../constants.js'
 
 export const MAIN_JS = compiledPath('./main.js', import.meta.url)
 
@@ -17,6 +17,18 @@ export const MAIN_JS = compiledPath('./main.js', import.meta.url)
  * and test/unit/cli/node_flags.test.ts checks that the two agree.
  */
 export const NODE_FLAGS: readonly string[] = [`--max-semi-space-size=${YOUNG_SEMI_SPACE_MB}`]
+
+/**
+ * Environment a freshet node runs with, read by the C library as the process
+ * starts (see MALLOC_MMAP_THRESHOLD_BYTES): the shebang sets it for the
+ * `freshet` command, nodeEnv() for the processes started here.
+ */
+export const NODE_ENV_VARS: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: String(MALLOC_MMAP_THRESHOLD_BYTES) }
+
+/** This process's environment with NODE_ENV_VARS, for a freshet node it starts. */
+export function nodeEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, ...NODE_ENV_VARS }
+}
 
 export interface NodeProcess {
   role: string
@@ -30,7 +42,7 @@ export interface NodeProcess {
 const STDERR_KEEP_BYTES = 64 * 1024
 
 export function startNode(role: 'primary' | 'backup', args: string[], startTimeoutMs = 20000): Promise<NodeProcess> {
-  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN_JS, role, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, [...NODE_FLAGS, MAIN_JS, role, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: nodeEnv() })
   let stderr = ''
   // 'close' rather than 'exit': it comes once stderr has been read to its end, so
   // the stderr a caller sees after `exited` (or in the error below) is all of it.

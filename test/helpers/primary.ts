@@ -16,7 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll } from 'vitest'
-import { NODE_FLAGS } from '../../src/cli/spawn.js'
+import { NODE_FLAGS, nodeEnv } from '../../src/cli/spawn.js'
 
 export const MAIN_JS = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url))
 
@@ -122,7 +122,7 @@ export async function startPrimary(opts: StartPrimaryOptions = {}): Promise<Prim
   if (opts.maxClients !== undefined) args.push('--max-clients', String(opts.maxClients))
   if (opts.args !== undefined) args.push(...opts.args)
 
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: nodeEnv() })
   liveProcesses.add(proc)
   const exited = waitExit(proc).then((info) => {
     liveProcesses.delete(proc)
