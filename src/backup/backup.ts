@@ -49,7 +49,7 @@ import { Releases } from './releases.js'
 import { LsnWaits } from './wait_lsn.js'
 import { FreshReads } from './fresh_reads.js'
 import { LAG_HISTOGRAMS } from '../metrics/lag_histograms.js'
-import { ReplayLag } from './replay_lag.js'
+import { StageLag } from './stage_lag.js'
 import { currentEpoch, formatHistory, historyUpTo, readEpochs, writeEpochs, type EpochHistory } from '../log/epochs.js'
 import type { PromotedLog } from '../primary/primary.js'
 import { dbError } from '../errors.js'
@@ -123,7 +123,10 @@ export class Backup implements ServedNode, ReceiverSink {
   readonly receiver: Receiver
   readonly recovery: RecoveryReport
   /** Replay lag samples (replay_lag.ts). */
-  readonly lag: ReplayLag
+  /** Commit on the primary -> visible here (replay lag), -> received, -> fsynced here: per block. */
+  readonly lag: StageLag
+  readonly receivedLag: StageLag
+  readonly flushedLag: StageLag
   epoch: number
   /** The epochs of this backup's log (log/epochs.ts), adopted from its primary at each handshake; empty until one is known. */
   history: EpochHistory
@@ -212,7 +215,9 @@ export class Backup implements ServedNode, ReceiverSink {
     if (maxMemory !== undefined) store.poolRoomBytes = () => maxMemory - this.usedMemoryBytes()
     this.receiver = new Receiver(store, this.epoch, this)
     this.releases = new Releases(store, files, this.scheduler, () => Math.min(this.groupCommit.durableLsn, this.view.visibleLsn), options.log)
-    this.lag = new ReplayLag()
+    this.lag = new StageLag('replay_lag', LAG_HISTOGRAMS.visible)
+    this.receivedLag = new StageLag('received_lag', LAG_HISTOGRAMS.received)
+    this.flushedLag = new StageLag('flushed_lag', LAG_HISTOGRAMS.flushed)
     this.primaryCommitLsn = store.endLsn
     this.unreceivedLsn = 0
     this.unreceivedMs = 0
@@ -298,6 +303,8 @@ export class Backup implements ServedNode, ReceiverSink {
 
   resetStats(): void {
     this.lag.reset()
+    this.receivedLag.reset()
+    this.flushedLag.reset()
   }
 
   /** Ops replayed since start (RDB saves: rdb_changes_since_last_save). */
@@ -384,7 +391,7 @@ export class Backup implements ServedNode, ReceiverSink {
         return [
           ['replay_tasks_total', this.scheduler.tasksTotal], ['replay_inline_batches_total', this.scheduler.inlineBatchesTotal], ['replay_ops_total', this.scheduler.installedTotal],
           ['replay_bytes_total', this.appliedBytesTotal], ['replay_worker_cpu_ms', Math.round(this.scheduler.workerCpuMs)],
-          ...this.lag.infoLines(),
+          ...this.lag.infoLines(), ...this.receivedLag.infoLines(), ...this.flushedLag.infoLines(),
           ['link_frames_total', this.receiver.framesTotal], ['link_bytes_total', this.receiver.bytesTotal],
           ['log_cuts_total', this.logCutsTotal], ['log_cut_ops_total', this.logCutOpsTotal], ['log_cuts_visible_total', this.visibleCutsTotal],
         ]
@@ -553,13 +560,13 @@ export class Backup implements ServedNode, ReceiverSink {
   block(_startLsn: number, endLsn: number, commitTimeMs: number, keyCount: number): void {
     this.pending.push(endLsn, commitTimeMs, keyCount)
     if (this.unflushed.count < PENDING_BLOCKS_MAX) this.unflushed.push(endLsn, commitTimeMs, keyCount)
-    LAG_HISTOGRAMS.received.observe(Math.max(0, nowMs() - commitTimeMs) / 1000)
+    this.receivedLag.record(Math.max(0, nowMs() - commitTimeMs))
   }
 
   /** Blocks made durable here: the flushed lag of the newest (commit on the primary -> fsynced here). */
   private flushed(): void {
     const newest = this.unflushed.popThrough(this.groupCommit.durableLsn)
-    if (newest >= 0) LAG_HISTOGRAMS.flushed.observe(Math.max(0, nowMs() - this.unflushed.commitMs[newest]) / 1000)
+    if (newest >= 0) this.flushedLag.record(Math.max(0, nowMs() - this.unflushed.commitMs[newest]))
   }
 
   heartbeat(commitLsn: number, commitTimeMs: number, safeLsn: number, horizonLsn: number, horizonAfterLsn: number): void {
@@ -759,6 +766,8 @@ export class Backup implements ServedNode, ReceiverSink {
   private tick(): void {
     const now = nowMs()
     this.lag.rotate()
+    this.receivedLag.rotate()
+    this.flushedLag.rotate()
     this.link.tick(now)
     if (now - this.lastPersistMs >= CONFIRMED_PERSIST_MS) this.persistConfirmed(now)
     if (this.waits.size > 0) this.waits.check()

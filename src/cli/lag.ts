@@ -1,8 +1,9 @@
 /**
  * `freshet lag HOST:PORT…`: a live view of replication lag. For a primary it
  * shows every backup (lag in ms and bytes, applied LSN rate); for a backup,
- * its own link, its staleness bound and its commit-to-visible lag over the
- * last second (p50, p99). Once a second until Ctrl-C, or one sample with --once.
+ * its own link, its staleness bound and, per stage of a block's way there
+ * (received, flushed, visible), the lag from commit on the primary over the
+ * last second (p50/p99 ms). Once a second until Ctrl-C, or one sample with --once.
  */
 import { RespClient, parseFields, parseInfo, RespErrorReply } from '../client/client.js'
 import { parseHostPort } from './options.js'
@@ -43,10 +44,11 @@ export async function runLag(addresses: string[], once: boolean, password: strin
           }
           if (rows.length === 0) out(`${targets[i].addr} primary commit_lsn=${info.get('commit_lsn')}: no backups connected`)
         } else {
-          // Its own view: the staleness bound, and commit-to-visible lag over the last second (p50, p99).
+          // Its own view: the staleness bound, and each stage's lag from commit over the last second (p50/p99).
           const stats = await clients[i].call('INFO', 'stats')
           const st = stats instanceof RespErrorReply ? new Map<string, string>() : parseInfo(stats)
-          const more = ` staleness_ms=${info.get('staleness_ms') ?? '?'} visible_p50_ms=${st.get('replay_lag_window_p50_ms') ?? '?'} visible_p99_ms=${st.get('replay_lag_window_p99_ms') ?? '?'}`
+          const stage = (name: string, prefix: string): string => ` ${name}_p50/p99_ms=${st.get(`${prefix}_window_p50_ms`) ?? '?'}/${st.get(`${prefix}_window_p99_ms`) ?? '?'}`
+          const more = ` staleness_ms=${info.get('staleness_ms') ?? '?'}${stage('received', 'received_lag')}${stage('flushed', 'flushed_lag')}${stage('visible', 'replay_lag')}`
           rows.push({ name: `${targets[i].addr} backup link=${info.get('link')}`, lagMs: info.get('lag_ms') ?? '?', lagBytes: info.get('lag_bytes') ?? '?', applied: Number(info.get('applied_lsn')), more })
           const persistence = await clients[i].call('INFO', 'persistence')
           if (!(persistence instanceof RespErrorReply)) {

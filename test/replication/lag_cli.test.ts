@@ -1,13 +1,14 @@
 /**
  * `freshet lag` against a real primary and backups: one sample with --once
- * names every backup with its lag in ms and bytes and its applied LSN, and a
+ * names every backup with its lag in ms and bytes and its applied LSN (and,
+ * given a backup, each stage's lag over the last second), and a
  * wrong or missing password or an unreachable node is a clear error with
  * exit status 2, never a crash or a line of garbage.
  */
 import { spawnSync } from 'node:child_process'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { MAIN_JS } from '../../src/cli/spawn.js'
-import { Cluster, cleanupClusters, disconnect, lsnOf, sleep } from '../helpers/cluster.js'
+import { Cluster, cleanupClusters, disconnect, info, lsnOf, sleep } from '../helpers/cluster.js'
 
 let cluster: Cluster
 
@@ -51,7 +52,12 @@ test('lag --once shows every backup of a primary, and a backup\'s own link', asy
   }
   const backup = lag([`127.0.0.1:${cluster.backups[0].port}`, '--once', '--password', password])
   expect(backup.status).toBe(0)
-  expect(backup.stdout).toMatch(/ backup link=up lag_ms=\d+\.\d+ lag_bytes=\d+ applied_lsn=\d+ applied_rate=- staleness_ms=\d+\.\d+ visible_p50_ms=\d+\.\d+ visible_p99_ms=\d+\.\d+$/m)
+  // Every stage measured the blocks those writes came in (counts since start: the last second's window may be empty by now).
+  const b = cluster.backupClient(0)
+  const stats = await info(b, 'stats')
+  disconnect(b)
+  for (const stage of ['received_lag', 'flushed_lag', 'replay_lag']) expect(Number(stats.get(`${stage}_samples`)), stage).toBeGreaterThan(0)
+  expect(backup.stdout).toMatch(/ backup link=up lag_ms=\d+\.\d+ lag_bytes=\d+ applied_lsn=\d+ applied_rate=- staleness_ms=\d+\.\d+ received_p50\/p99_ms=\d+\.\d+\/\d+\.\d+ flushed_p50\/p99_ms=\d+\.\d+\/\d+\.\d+ visible_p50\/p99_ms=\d+\.\d+\/\d+\.\d+$/m)
 })
 
 test('a missing or wrong password, or an unreachable node, is a clear error (exit 2)', () => {
