@@ -2,9 +2,12 @@
  * `freshet restore FILE --dir D` (and `freshet primary --load-rdb FILE`):
  * loads an RDB file (rdb/reader.ts) into a new primary's log.
  *
- *   The keys are written as they are read, through the primary's own write
- *   path, into a temporary directory next to D (one op per key, blocks
- *   sealed every RESTORE_BATCH_KEYS keys, fsynced in groups). Anything that
+ *   The keys are written as they are read, as the primary's ops, into a
+ *   temporary directory next to D (one op per key, blocks sealed every
+ *   RESTORE_BATCH_KEYS keys, fsynced in groups). No index is built: the
+ *   primary that opens D builds its own from the log, so the loader only
+ *   notes each key's hash and checks at the end that no key came twice
+ *   (rdb/unique_keys.ts). Anything that
  *   refuses the file (its framing, a length, the CRC-64 at its end, a key
  *   freshet cannot hold) throws before the log is closed and renamed to D,
  *   and the temporary directory is removed: an error or a crash never leaves
@@ -18,7 +21,7 @@
  * CRC-64 of the trailer while the main thread loads the keys (the checksum
  * is a fifth of a single-threaded load); the rename waits for it to match.
  * RESIZEDB's key count, bounded by what the file's size can hold, sizes the
- * index before the first key.
+ * key notes before the first key.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -27,7 +30,12 @@ import { dbError } from '../errors.js'
 import { assert } from '../assert.js'
 import { Primary } from '../primary/primary.js'
 import { Worker } from 'node:worker_threads'
-import { RdbWalker, checkChecksum, entryKey, type RdbReadReport } from '../rdb/reader.js'
+import { RdbWalker, checkChecksum, type RdbReadReport } from '../rdb/reader.js'
+import { UniqueKeys } from '../rdb/unique_keys.js'
+import { keyHash } from '../codec/hash.js'
+import { opKeyAt, opKeyLength } from '../codec/record.js'
+import { refPosition } from '../index/ref.js'
+import type { SegmentStore } from '../log/segment_store.js'
 import { nowMs } from '../io/clock.js'
 import { compiledPath } from '../dist_path.js'
 
@@ -66,6 +74,17 @@ function crc64OnWorker(bytes: Buffer, end: number): { result: Promise<string>, s
   })
   result.catch(() => {}) // awaited by the caller unless the walk refuses the file first
   return { result, stop: () => { void worker.terminate() } }
+}
+
+/** The key of the op at `ref` in the log, latin1 (byte for byte). */
+function keyAt(store: SegmentStore, ref: number): string {
+  const position = refPosition(ref)
+  const slot = Math.floor(position / store.segmentBytes)
+  const at = position - slot * store.segmentBytes
+  const dv = store.dv[slot]
+  const u8 = store.u8[slot]
+  const k = opKeyAt(dv, at)
+  return Buffer.from(u8.buffer, u8.byteOffset + k, opKeyLength(dv, at)).toString('latin1')
 }
 
 export interface RestoreOptions {
@@ -122,19 +141,20 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
       recoveryWorkers: 1, retainBytes: 0, log: o.log,
     })
     try {
+      primary.beginBulkLoad()
+      let unique = new UniqueKeys()
       const walker = new RdbWalker(file, {
         skipUnsupported: o.skipUnsupported,
         checksum: false,
-        sizeHint: (keys) => { if (loaded === 0) primary.presizeIndex(Math.min(keys, Math.floor(size / RDB_KEY_BYTES_MIN))) },
+        sizeHint: (keys) => { if (loaded === 0) unique = new UniqueKeys(Math.min(keys, Math.floor(size / RDB_KEY_BYTES_MIN))) },
       }, (e) => {
         // Expired already: dropped, as Redis drops them when it loads a dump; the others keep their expiry.
         if (e.expireAtMs >= 0 && e.expireAtMs <= now) { expired++; return }
         if (e.expireAtMs > 0) ttlKeys++
         // A time past 2^53 ms (some 285,000 years) is kept as the largest a version can carry.
         const expireAtMs = Math.min(Math.max(0, e.expireAtMs), Number.MAX_SAFE_INTEGER)
-        if (!primary.putNew(e.keySource, e.keyStart, e.keyLength, e.valueSource, e.valueStart, e.valueLength, expireAtMs)) {
-          throw dbError('RDB_INVALID', `the RDB holds key ${JSON.stringify(entryKey(e).slice(0, 200))} twice`)
-        }
+        const hash = keyHash(e.keySource, e.keyStart, e.keyLength)
+        unique.add(hash, primary.appendUnindexed(hash, e.keySource, e.keyStart, e.keyLength, e.valueSource, e.valueStart, e.valueLength, expireAtMs))
         loaded++
       })
       // A batch of keys per turn, then the event loop: the group commit writes and fsyncs each batch while the next loads.
@@ -143,6 +163,10 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
         await new Promise<void>((resolve) => setImmediate(resolve))
       }
       rdb = walker.report
+      // Sealed first, so the group commit writes the last keys while the check runs.
+      primary.endTurn()
+      const twice = unique.findDuplicate((ref) => keyAt(primary.store, ref))
+      if (twice !== null) throw dbError('RDB_INVALID', `the RDB holds key ${JSON.stringify(Buffer.from(twice, 'latin1').toString('utf8').slice(0, 200))} twice`)
       if (rdb.checksumEnd >= 0) {
         assert(rdb.checksumEnd === size - 8 && crc !== null, 'the trailer is the last 8 bytes')
         const computed = await crc.result

@@ -181,6 +181,8 @@ export class Primary implements ServedNode, NodeWriter {
   /** LSN of the newest op written; a reply produced now waits until released > this. */
   lastOpLsn: number
   writesTotal: number
+  /** A restore's bulk load (beginBulkLoad): no index is kept. */
+  private bulkLoading: boolean
   /** Bytes of the ops that are their key's head (sets and tombstones): what the log must hold. */
   liveBytes: number
   /** liveBytes per segment slot (index/ref.ts): the cleaner's utilisation of each segment. */
@@ -215,6 +217,7 @@ export class Primary implements ServedNode, NodeWriter {
     this.view = new ReadView(store, index, VISIBLE_ALL)
     this.lastOpLsn = -1
     this.writesTotal = 0
+    this.bulkLoading = false
     this.segmentLive = new Float64Array(store.slotCount)
     this.expiry = new Expiry(this)
     this.expiredSeen = []
@@ -496,6 +499,7 @@ export class Primary implements ServedNode, NodeWriter {
 
   /** Finds the key's newest version (its head) for writeProbed(). */
   probeQuiet(key: Uint8Array, keyStart: number, keyLength: number): number {
+    assert(!this.bulkLoading, 'a bulk load keeps no index to probe')
     const hash = keyHash(key, keyStart, keyLength)
     const partition = hash >>> PARTITION_SHIFT
     const table = this.index.tables[partition]
@@ -520,19 +524,8 @@ export class Primary implements ServedNode, NodeWriter {
     v2: Uint8Array | null, v2Start: number, v2Length: number,
     expireAtMs = 0,
   ): number {
-    const valueLength = v1Length + v2Length
-    if (valueLength > this.options.valueBytesMax) throw dbError('VALUE_TOO_LARGE', 'string exceeds maximum allowed size')
     const expires = expireAtMs > 0 && type === OP_TYPE_SET
-    const size = opBytes(keyLength, valueLength, expires)
-    this.appender.ensureRoom(size)
-    const segment = this.appender.opSegment()
-    const at = this.appender.opOffset()
-    writeOpHeader(segment.dv, at, type, this.pHash, this.pHead, keyLength, valueLength, expires ? expireAtMs : 0)
-    const keyAt = opKeyAt(segment.dv, at)
-    copyBytes(segment.u8, keyAt, key, keyStart, keyLength)
-    if (v1Length > 0) copyBytes(segment.u8, keyAt + keyLength, v1!, v1Start, v1Length)
-    if (v2Length > 0) copyBytes(segment.u8, keyAt + keyLength + v1Length, v2!, v2Start, v2Length)
-    padOp(segment.u8, at, keyLength, valueLength, expires)
+    const size = this.placeOp(type, this.pHash, this.pHead, key, keyStart, keyLength, v1, v1Start, v1Length, v2, v2Start, v2Length, expireAtMs)
     const lsn = this.appender.cursor
     const ref = refOfLsn(lsn)
     const tables = this.index.tables
@@ -574,31 +567,73 @@ export class Primary implements ServedNode, NodeWriter {
   }
 
   /**
-   * SET key value [expiring at expireAtMs] as one write of its own (a
-   * restore's loader), key and value as ranges of their sources: reserve,
-   * probe, write. Returns false, writing nothing, if the key is there already.
+   * Writes an op's bytes (header, key, value v1 then v2, padding) at the log's
+   * cursor, making room first; returns its aligned size. The caller updates
+   * the index and the counts, then commits it (appender.commitOp).
    */
-  putNew(
-    key: Uint8Array, keyStart: number, keyLength: number,
-    value: Uint8Array, valueStart: number, valueLength: number, expireAtMs = 0,
-  ): boolean {
-    this.beginWrite(opBytes(keyLength, valueLength, expireAtMs > 0))
-    try {
-      if (this.probeQuiet(key, keyStart, keyLength) !== REF_NONE) return false
-      this.writeProbed(OP_TYPE_SET, key, keyStart, keyLength, value, valueStart, valueLength, null, 0, 0, expireAtMs)
-      return true
-    } finally {
-      this.endWrite()
-    }
+  private placeOp(
+    type: number, hash: number, prevRef: number, key: Uint8Array, keyStart: number, keyLength: number,
+    v1: Uint8Array | null, v1Start: number, v1Length: number,
+    v2: Uint8Array | null, v2Start: number, v2Length: number,
+    expireAtMs: number,
+  ): number {
+    const valueLength = v1Length + v2Length
+    if (valueLength > this.options.valueBytesMax) throw dbError('VALUE_TOO_LARGE', 'string exceeds maximum allowed size')
+    const expires = expireAtMs > 0 && type === OP_TYPE_SET
+    const size = opBytes(keyLength, valueLength, expires)
+    this.appender.ensureRoom(size)
+    const segment = this.appender.opSegment()
+    const at = this.appender.opOffset()
+    writeOpHeader(segment.dv, at, type, hash, prevRef, keyLength, valueLength, expires ? expireAtMs : 0)
+    const keyAt = opKeyAt(segment.dv, at)
+    copyBytes(segment.u8, keyAt, key, keyStart, keyLength)
+    if (v1Length > 0) copyBytes(segment.u8, keyAt + keyLength, v1!, v1Start, v1Length)
+    if (v2Length > 0) copyBytes(segment.u8, keyAt + keyLength + v1Length, v2!, v2Start, v2Length)
+    padOp(segment.u8, at, keyLength, valueLength, expires)
+    return size
   }
 
   /**
-   * Sizes the (still empty) index for `keyCount` keys: a loader that knows
-   * the count saves its growth (no headroom: the primary that opens the
-   * loaded log sizes its own index).
+   * Makes this primary a bulk loader (a restore's): writes go through
+   * appendUnindexed only, into the log and its counts but not the index, so
+   * nothing may read or clean it. The cleaner and the active expiry cycle
+   * stop for good; the loaded directory is served once reopened, which builds
+   * the index from the log.
    */
-  presizeIndex(keyCount: number): void {
-    this.index.presize(keyCount, 1)
+  beginBulkLoad(): void {
+    this.cleaner.stop()
+    this.expiry.stop()
+    this.bulkLoading = true
+  }
+
+  /**
+   * SET key value [expiring at expireAtMs] of a key the caller knows is new
+   * (a bulk load's: it checks uniqueness itself, rdb/unique_keys.ts), as one
+   * write of its own: no probe, no index entry, no previous version. Key and
+   * value are ranges of their sources; `hash` is keyHash() of the key.
+   * Returns the op's ref.
+   */
+  appendUnindexed(
+    hash: number, key: Uint8Array, keyStart: number, keyLength: number,
+    value: Uint8Array, valueStart: number, valueLength: number, expireAtMs: number,
+  ): number {
+    assert(this.bulkLoading, 'appendUnindexed is for a bulk load')
+    this.beginWrite(opBytes(keyLength, valueLength, expireAtMs > 0))
+    try {
+      const size = this.placeOp(OP_TYPE_SET, hash, REF_NONE, key, keyStart, keyLength, value, valueStart, valueLength, null, 0, 0, expireAtMs)
+      const lsn = this.appender.cursor
+      const ref = refOfLsn(lsn)
+      this.liveBytes += size
+      this.segmentLive[slotOfRef(ref, this.store.segmentBytes)] += size
+      this.writtenBytesTotal += size
+      this.appender.keyCount++
+      this.appender.commitOp(size)
+      this.lastOpLsn = lsn
+      this.writesTotal++
+      return ref
+    } finally {
+      this.endWrite()
+    }
   }
 
   /** Start of the block holding the newest op (lastOpLsn). */
