@@ -101,3 +101,9 @@ export function syncDir(dir: string): void {
   const dfd = fs.openSync(dir, 'r')
   try { fs.fsyncSync(dfd) } finally { fs.closeSync(dfd) }
 }
+
+/** syncDir on the thread pool, for a caller that must not hold the main thread while the disk works. */
+export async function syncDirAsync(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r')
+  try { await fh.sync() } finally { await fh.close() }
+}

@@ -16,7 +16,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
-import { syncDir } from '../log/manifest.js'
+import { syncDirAsync } from '../log/manifest.js'
 import { argIs } from '../server/args.js'
 import { F_ADMIN, F_BLOCKING, type CommandSpec, type Session } from '../server/commands.js'
 import type { InfoSections } from '../node.js'
@@ -117,8 +117,10 @@ export class RdbSaves {
     const temp = this.tempName('temp')
     try {
       const r = await this.writeTemp(source, temp)
-      fs.renameSync(temp, file)
-      syncDir(path.dirname(file))
+      // On the thread pool, like the file's own fsync: a directory fsync waits for the file system's
+      // journal, and on the main thread that wait would stall the node at the end of every save.
+      await fs.promises.rename(temp, file)
+      await syncDirAsync(path.dirname(file))
       return r
     } catch (err) {
       fs.rmSync(temp, { force: true })
