@@ -99,17 +99,36 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   }
 }
 
-interface SaveRun { ms: number, bytes: number, stallMs: number, pingMaxMs: number, pingBaselineMs: number, extra: Record<string, number> }
+interface SaveRun { ms: number, bytes: number, stallMs: number, pingMaxMs: number, pingBaselineMs: number, preemptedPerS: number, preemptedBaselinePerS: number, extra: Record<string, number> }
+
+/**
+ * How often the OS has taken the CPU from process `pid`'s main thread so far
+ * (Linux: nonvoluntary_ctxt_switches of its first task; NaN elsewhere). On
+ * these 2 cores a step of the writer is wall time, and each preemption in it
+ * adds the time other threads ran.
+ */
+function preemptions(pid: number | undefined): number {
+  try {
+    const m = /nonvoluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))
+    return m === null ? NaN : Number(m[1])
+  } catch {
+    return NaN
+  }
+}
 
 /** BGSAVE on `saver` while `primary` takes the load; samples `sample` during the save. */
-async function timedBgsave(primary: number, saver: number, keys: number, rate: number, sample: () => Promise<Record<string, number>>, done: () => Promise<boolean>): Promise<{ ms: number, pingMaxMs: number, pingBaselineMs: number, samples: Array<Record<string, number>> }> {
+async function timedBgsave(primary: number, saver: number, saverPid: number | undefined, keys: number, rate: number, sample: () => Promise<Record<string, number>>, done: () => Promise<boolean>): Promise<{ ms: number, pingMaxMs: number, pingBaselineMs: number, preemptedPerS: number, preemptedBaselinePerS: number, samples: Array<Record<string, number>> }> {
   const l = load(primary, keys, rate)
   await new Promise((r) => setTimeout(r, 500))
   // The same load without a save first: the slowest PING a loaded node answers anyway.
   const baseline = pinger(saver)
+  const b0 = preemptions(saverPid)
+  const tb = performance.now()
   await new Promise((r) => setTimeout(r, 1000))
+  const preemptedBaselinePerS = (preemptions(saverPid) - b0) / ((performance.now() - tb) / 1000)
   const pingBaselineMs = await baseline.stop()
   const ping = pinger(saver)
+  const s0 = preemptions(saverPid)
   const c = await RespClient.connect('127.0.0.1', saver)
   const samples: Array<Record<string, number>> = []
   const t0 = performance.now()
@@ -124,9 +143,10 @@ async function timedBgsave(primary: number, saver: number, keys: number, rate: n
     c.close()
   }
   const ms = performance.now() - t0
+  const preemptedPerS = (preemptions(saverPid) - s0) / (ms / 1000)
   const pingMaxMs = await ping.stop()
   await l.stop()
-  return { ms, pingMaxMs, pingBaselineMs, samples }
+  return { ms, pingMaxMs, pingBaselineMs, preemptedPerS, preemptedBaselinePerS, samples }
 }
 
 export async function run(ctx: BenchContext): Promise<BenchReport> {
@@ -149,13 +169,14 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
         await preloadKeys('127.0.0.1', p.port, keys, VALUE.length, (i) => `key:${i}`)
         const commit = Number((await info(p.port, 'replication')).get('commit_lsn'))
         await until('the backup to catch up', async () => Number((await info(b.port, 'replication')).get('applied_lsn')) >= commit)
-        const t = await timedBgsave(p.port, b.port, keys, rate, async () => {
+        const t = await timedBgsave(p.port, b.port, b.started.child.pid, keys, rate, async () => {
           const [m, r] = [await info(b.port, 'memory'), await info(b.port, 'replication')]
           return { pinned: Number(m.get('pinned_bytes')), used: Number(m.get('used_memory')), lagMs: Number(r.get('lag_ms')) }
         }, async () => (await info(b.port, 'persistence')).get('rdb_bgsave_in_progress') === '0')
         const pers = await info(b.port, 'persistence')
         runs.freshet = {
           ms: Number(pers.get('rdb_last_ms')), bytes: Number(pers.get('rdb_last_bytes')), stallMs: Number(pers.get('rdb_last_max_step_ms')), pingMaxMs: t.pingMaxMs, pingBaselineMs: t.pingBaselineMs,
+          preemptedPerS: t.preemptedPerS, preemptedBaselinePerS: t.preemptedBaselinePerS,
           extra: {
             pinned_bytes_max: Math.max(...t.samples.map((s) => s.pinned)), used_memory_max: Math.max(...t.samples.map((s) => s.used)),
             replay_lag_ms_max: Math.max(...t.samples.map((s) => s.lagMs)), keys: Number(pers.get('rdb_last_keys')),
@@ -172,12 +193,13 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
           const [pi, ri] = [await info(p.port, 'replication'), await info(r.port, 'replication')]
           return ri.get('master_link_status') === 'up' && ri.get('slave_repl_offset') === pi.get('master_repl_offset')
         })
-        const t = await timedBgsave(p.port, r.port, keys, rate, async () => ({}), async () => (await info(r.port, 'persistence')).get('rdb_bgsave_in_progress') === '0')
+        const t = await timedBgsave(p.port, r.port, r.started.child.pid, keys, rate, async () => ({}), async () => (await info(r.port, 'persistence')).get('rdb_bgsave_in_progress') === '0')
         const pers = await info(r.port, 'persistence')
         const stats = await info(r.port, 'stats')
         const file = path.join(r.dir, 'dump.rdb')
         runs.redis = {
           ms: t.ms, bytes: fs.statSync(file).size, stallMs: Number(stats.get('latest_fork_usec')) / 1000, pingMaxMs: t.pingMaxMs, pingBaselineMs: t.pingBaselineMs,
+          preemptedPerS: t.preemptedPerS, preemptedBaselinePerS: t.preemptedBaselinePerS,
           extra: { cow_bytes: Number(pers.get('rdb_last_cow_size')) },
         }
         redisDump = path.join(makeTempDir('rdb-dump'), 'redis.rdb')
@@ -190,12 +212,16 @@ export async function run(ctx: BenchContext): Promise<BenchReport> {
   const f = runs.freshet
   const r = runs.redis
   ctx.log(`rdb bgsave: freshet ${f.ms.toFixed(0)} ms (${(f.bytes / 1e6 / (f.ms / 1000)).toFixed(0)} MB/s, ${(f.bytes / 1e6).toFixed(0)} MB), longest main-thread step ${f.stallMs.toFixed(2)} ms (${f.extra.long_steps} of ${f.extra.steps} steps over 2 ms), slowest PING ${f.pingMaxMs.toFixed(2)} ms (${f.pingBaselineMs.toFixed(2)} ms under the same load without a save), ` +
+    `main thread preempted ${f.preemptedPerS.toFixed(0)}/s (${f.preemptedBaselinePerS.toFixed(0)}/s without a save), ` +
     `pinned ${(f.extra.pinned_bytes_max / 1e6).toFixed(1)} MB max, replay lag ${f.extra.replay_lag_ms_max.toFixed(1)} ms max`)
-  ctx.log(`rdb bgsave: Redis ${r.ms.toFixed(0)} ms (${(r.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s, ${(r.bytes / 1e6).toFixed(0)} MB), fork ${r.stallMs.toFixed(2)} ms, slowest PING ${r.pingMaxMs.toFixed(2)} ms (${r.pingBaselineMs.toFixed(2)} ms without a save), copy-on-write ${(r.extra.cow_bytes / 1e6).toFixed(1)} MB`)
+  ctx.log(`rdb bgsave: Redis ${r.ms.toFixed(0)} ms (${(r.bytes / 1e6 / (r.ms / 1000)).toFixed(0)} MB/s, ${(r.bytes / 1e6).toFixed(0)} MB), fork ${r.stallMs.toFixed(2)} ms, slowest PING ${r.pingMaxMs.toFixed(2)} ms (${r.pingBaselineMs.toFixed(2)} ms without a save), main thread preempted ${r.preemptedPerS.toFixed(0)}/s (${r.preemptedBaselinePerS.toFixed(0)}/s without), copy-on-write ${(r.extra.cow_bytes / 1e6).toFixed(1)} MB`)
   figures.keys = keys
   figures.freshet_bgsave_ms = f.ms
   figures.freshet_bgsave_bytes = f.bytes
   figures.freshet_max_step_ms = f.stallMs
+  figures.freshet_preempted_per_s = f.preemptedPerS
+  figures.freshet_preempted_baseline_per_s = f.preemptedBaselinePerS
+  figures.redis_preempted_per_s = r.preemptedPerS
   figures.freshet_steps = f.extra.steps
   figures.freshet_long_steps = f.extra.long_steps
   figures.freshet_ping_max_ms = f.pingMaxMs
