@@ -92,8 +92,23 @@ export function writeFileDurable(dir: string, name: string, text: string): void 
   syncDir(dir)
 }
 
+export function manifestText(m: Manifest): string {
+  return JSON.stringify({ format: MANIFEST_FORMAT, oldest: m.oldest, holes: m.holes, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn }) + '\n'
+}
+
 export function writeManifest(dir: string, m: Manifest): void {
-  writeFileDurable(dir, MANIFEST_FILE, JSON.stringify({ format: MANIFEST_FORMAT, oldest: m.oldest, holes: m.holes, newest: m.newest, sealedBytes: m.sealedBytes, cutLsn: m.cutLsn }) + '\n')
+  writeFileDurable(dir, MANIFEST_FILE, manifestText(m))
+}
+
+/** Writes `text` to `dir/name` and fsyncs it, on the thread pool (the caller renames it into place). */
+export async function writeTempDurable(dir: string, name: string, text: string): Promise<void> {
+  const fh = await fs.promises.open(path.join(dir, name), 'w', 0o644)
+  try {
+    await fh.writeFile(text)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
 }
 
 /** Makes the directory's entries (created, renamed, deleted files) durable. */

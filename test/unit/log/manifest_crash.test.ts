@@ -107,7 +107,7 @@ describe('segment manifest', () => {
     again.close()
   })
 
-  for (const step of ['rollover:created', 'rollover:manifest'] as const) {
+  for (const step of ['rollover:created', 'rollover:temp', 'rollover:manifest'] as const) {
     test(`a crash at ${step} leaves a healthy log that keeps working`, async () => {
       const dir = tempDir()
       const { ends, files, store } = await writeLog(dir, 5)
@@ -141,6 +141,38 @@ describe('segment manifest', () => {
       third.files.close()
     })
   }
+
+  test('a release recorded while a rollover writes its manifest off the main thread is kept: the rollover makes its manifest again', async () => {
+    const dir = tempDir()
+    let during: (() => void) | null = null
+    const { files, store } = await writeLog(dir, 11, {
+      crashPoint: (step) => {
+        if (step !== 'rollover:temp' || during === null) return
+        const f = during
+        during = null
+        f()
+      },
+    })
+    // Segments 0 and 1 are full (5 blocks each), segment 2 holds one. Write on until the log rolls into
+    // segment 3, and release segment 1 (a hole) while that rollover's manifest is in its temp file.
+    let released = false
+    during = () => { files.releaseHoles([1]); released = true }
+    for (let i = 11; i < 16; i++) {
+      const from = store.endLsn
+      appendBlock(store, i)
+      await files.write(store, from, store.endLsn)
+    }
+    expect(released).toBe(true)
+    const m = readManifest(dir, SEGMENT_BYTES)!
+    expect(m.newest).toBe(3)
+    expect(m.holes).toEqual([1])
+    expect(fs.existsSync(seg(dir, 1))).toBe(false)
+    files.close()
+    const { result, files: again } = await reopen(dir)
+    expect(result.cutReason).toBeNull()
+    expect(result.blockCount).toBe(11)
+    again.close()
+  })
 
   test('a crash while the manifest is being replaced (tmp file written, not renamed) leaves the old one in force', async () => {
     const dir = tempDir()
