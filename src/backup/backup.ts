@@ -42,7 +42,7 @@ import { CHECK_COMMAND } from '../ship/protocol.js'
 import { checksumEndingAt } from '../ship/agreement.js'
 import { blockStartEndingAt } from '../log/segment_store.js'
 import { blockCommitTimeMs, blockKeyCount, blockLength } from '../codec/record.js'
-import { clearResyncMarker, readConfirmedLsn, readResyncMarker, writeConfirmedLsn, writeResyncMarker } from './confirmed.js'
+import { ConfirmedWriter, clearResyncMarker, readConfirmedLsn, readResyncMarker, writeResyncMarker } from './confirmed.js'
 import { DivergenceProbe, cutLogTail, type ProbeOutcome } from './divergence.js'
 import { PENDING_BLOCKS_MAX, PendingBlocks } from './pending_blocks.js'
 import { Releases } from './releases.js'
@@ -162,6 +162,7 @@ export class Backup implements ServedNode, ReceiverSink {
   /** The primary's data did not fit --max-memory: the backup stopped following (linkError says so). */
   private overMemory: boolean
   private persistedConfirmedLsn: number
+  private readonly confirmedFile: ConfirmedWriter
   private lastPersistMs: number
   private probe: DivergenceProbe | null
   private readonly pending: PendingBlocks
@@ -190,6 +191,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.confirmedLsn = confirmedLsn
     this.primarySafeLsn = confirmedLsn
     this.persistedConfirmedLsn = confirmedLsn
+    this.confirmedFile = new ConfirmedWriter(options.dir)
     this.lastPersistMs = 0
     this.linkError = ''
     this.logCutsTotal = 0
@@ -634,7 +636,7 @@ export class Backup implements ServedNode, ReceiverSink {
     const from = this.confirmedLsn
     const to = this.store.endLsn
     const { blocks, ops, bytes } = cutLogTail(this.store, this.files, lsn)
-    writeConfirmedLsn(this.options.dir, lsn)
+    this.confirmedFile.write(lsn)
     this.persistedConfirmedLsn = lsn
     this.files.close()
     this.visibleCutsTotal++
@@ -788,7 +790,7 @@ export class Backup implements ServedNode, ReceiverSink {
     // First, durably: a restart from here on loads until commitLsn (see confirmed.ts).
     writeResyncMarker(this.options.dir, { fromLsn: horizon, targetLsn: commitLsn, reason })
     this.files.resetTo(horizon)
-    writeConfirmedLsn(this.options.dir, horizon)
+    this.confirmedFile.write(horizon)
     this.persistedConfirmedLsn = horizon
     this.store.resetTo(horizon)
     this.index.clear()
@@ -825,13 +827,26 @@ export class Backup implements ServedNode, ReceiverSink {
     return lines
   }
 
-  /** Writes min(confirmed, flushed) to disk if it moved: recovery makes it visible again. */
-  private persistConfirmed(now: number): void {
+  /**
+   * Writes min(confirmed, flushed) to disk if it moved: recovery makes it
+   * visible again. The periodic write (the tick's) does its fsyncs on the
+   * thread pool; with `inBackground` false (close) it is durable on return.
+   */
+  private persistConfirmed(now: number, inBackground = true): void {
     const lsn = Math.min(this.confirmedLsn, this.flushedLsn())
     if (lsn <= this.persistedConfirmedLsn) return
     this.lastPersistMs = now
-    writeConfirmedLsn(this.options.dir, lsn)
-    this.persistedConfirmedLsn = lsn
+    if (!inBackground) {
+      this.confirmedFile.write(lsn)
+      this.persistedConfirmedLsn = lsn
+      return
+    }
+    this.confirmedFile.writeInBackground(lsn).then((done) => {
+      if (done && lsn > this.persistedConfirmedLsn) this.persistedConfirmedLsn = lsn
+    }, (err: unknown) => {
+      // An older value on disk is always safe (it only makes less visible); the next tick tries again.
+      this.options.log(`writing the confirmed position failed (retried): ${String(err)}`)
+    })
   }
 
   async close(): Promise<void> {
@@ -840,7 +855,7 @@ export class Backup implements ServedNode, ReceiverSink {
     this.link.close()
     await this.releases.stop()
     await this.groupCommit.drain()
-    this.persistConfirmed(nowMs())
+    this.persistConfirmed(nowMs(), false)
     await this.scheduler.close()
     this.files.close()
   }
