@@ -44,6 +44,8 @@ const RESTORE_BATCH_KEYS = 4096
 
 /** Fewest bytes an RDB spends on one string key (type, key length, value length): bounds RESIZEDB's claim. */
 const RDB_KEY_BYTES_MIN = 3
+/** Keys noted up front on RESIZEDB's word (128 MB of notes); past it the notes grow with the keys actually read, so a file's claim alone allocates no more. */
+const PRESIZE_KEYS_MAX = 1 << 24
 
 /** The file's bytes in shared memory (a worker reads them too). */
 function readShared(file: string, size: number): Buffer {
@@ -146,7 +148,7 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
       const walker = new RdbWalker(file, {
         skipUnsupported: o.skipUnsupported,
         checksum: false,
-        sizeHint: (keys) => { if (loaded === 0) unique = new UniqueKeys(Math.min(keys, Math.floor(size / RDB_KEY_BYTES_MIN))) },
+        sizeHint: (keys) => { if (loaded === 0) unique = new UniqueKeys(Math.min(keys, Math.floor(size / RDB_KEY_BYTES_MIN), PRESIZE_KEYS_MAX)) },
       }, (e) => {
         // Expired already: dropped, as Redis drops them when it loads a dump; the others keep their expiry.
         if (e.expireAtMs >= 0 && e.expireAtMs <= now) { expired++; return }
