@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { syncDirAsync, writeFileDurable, writeTempDurable } from '../log/manifest.js'
+import { replaceDurablyIf, writeFileDurable } from '../log/manifest.js'
 
 const CONFIRMED_FILE = 'confirmed.json'
 /** The periodic write's own temp name (a synchronous write uses confirmed.json.tmp). */
@@ -69,12 +69,7 @@ export class ConfirmedWriter {
     this.inFlight = true
     const generation = ++this.generation
     try {
-      await writeTempDurable(this.dir, BACKGROUND_TMP, confirmedText(lsn))
-      // Renamed on the main thread, where the synchronous writes run: none can come between the check and the rename.
-      if (generation !== this.generation) return false
-      fs.renameSync(path.join(this.dir, BACKGROUND_TMP), path.join(this.dir, CONFIRMED_FILE))
-      await syncDirAsync(this.dir)
-      return true
+      return await replaceDurablyIf(this.dir, BACKGROUND_TMP, CONFIRMED_FILE, confirmedText(lsn), () => generation === this.generation, () => {})
     } finally {
       this.inFlight = false
     }

@@ -33,9 +33,6 @@ import { Worker } from 'node:worker_threads'
 import { RdbWalker, checkChecksum, type RdbReadReport } from '../rdb/reader.js'
 import { UniqueKeys } from '../rdb/unique_keys.js'
 import { keyHash } from '../codec/hash.js'
-import { opKeyAt, opKeyLength } from '../codec/record.js'
-import { refPosition } from '../index/ref.js'
-import type { SegmentStore } from '../log/segment_store.js'
 import { nowMs } from '../io/clock.js'
 import { compiledPath } from '../dist_path.js'
 
@@ -76,17 +73,6 @@ function crc64OnWorker(bytes: Buffer, end: number): { result: Promise<string>, s
   })
   result.catch(() => {}) // awaited by the caller unless the walk refuses the file first
   return { result, stop: () => { void worker.terminate() } }
-}
-
-/** The key of the op at `ref` in the log, latin1 (byte for byte). */
-function keyAt(store: SegmentStore, ref: number): string {
-  const position = refPosition(ref)
-  const slot = Math.floor(position / store.segmentBytes)
-  const at = position - slot * store.segmentBytes
-  const dv = store.dv[slot]
-  const u8 = store.u8[slot]
-  const k = opKeyAt(dv, at)
-  return Buffer.from(u8.buffer, u8.byteOffset + k, opKeyLength(dv, at)).toString('latin1')
 }
 
 export interface RestoreOptions {
@@ -167,7 +153,7 @@ export async function restoreRdb(o: RestoreOptions): Promise<RestoreReport> {
       rdb = walker.report
       // Sealed first, so the group commit writes the last keys while the check runs.
       primary.endTurn()
-      const twice = unique.findDuplicate((ref) => keyAt(primary.store, ref))
+      const twice = unique.findDuplicate((ref) => primary.view.copyKey(ref).toString('latin1'))
       if (twice !== null) throw dbError('RDB_INVALID', `the RDB holds key ${JSON.stringify(Buffer.from(twice, 'latin1').toString('utf8').slice(0, 200))} twice`)
       if (rdb.checksumEnd >= 0) {
         assert(rdb.checksumEnd === size - 8 && crc !== null, 'the trailer is the last 8 bytes')

@@ -24,7 +24,7 @@ import { blockEpoch, blockKeyCount, validateBlock } from '../codec/record.js'
 import { dbError } from '../errors.js'
 import { FORMAT_VERSION, LSN_ALIGN_BYTES } from '../constants.js'
 import type { SegmentStore } from './segment_store.js'
-import { MANIFEST_FILE, type Manifest, manifestText, syncDir, syncDirAsync, writeFileDurable, writeManifest, writeTempDurable } from './manifest.js'
+import { MANIFEST_FILE, type Manifest, manifestText, replaceDurablyIf, syncDir, syncDirAsync, writeFileDurable, writeManifest } from './manifest.js'
 import { recoverLog, type RecoveringFiles, type RecoveryResult } from './recover.js'
 import { SEGMENT_FILE_RE, scanInline, segmentFileName, segmentIds, type SegmentScanner } from './segment_scan.js'
 
@@ -150,14 +150,9 @@ export class LogFiles implements RecoveringFiles {
     for (;;) {
       const m: Manifest = this.manifest
       const next: Manifest = { oldest: m.oldest, holes: m.holes, newest: Math.max(m.newest, id), sealedBytes: this.sealedThrough(m, id), cutLsn: m.cutLsn }
-      await writeTempDurable(this.dir, ROLLOVER_TMP, manifestText(next))
-      this.crashPoint('rollover:temp')
-      if (this.manifest !== m) continue
-      fs.renameSync(path.join(this.dir, ROLLOVER_TMP), path.join(this.dir, MANIFEST_FILE))
-      this.manifest = next
-      break
+      const current = (): boolean => { this.crashPoint('rollover:temp'); return this.manifest === m }
+      if (await replaceDurablyIf(this.dir, ROLLOVER_TMP, MANIFEST_FILE, manifestText(next), current, () => { this.manifest = next })) break
     }
-    await syncDirAsync(this.dir)
     this.crashPoint('rollover:manifest')
   }
 

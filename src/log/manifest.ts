@@ -100,15 +100,30 @@ export function writeManifest(dir: string, m: Manifest): void {
   writeFileDurable(dir, MANIFEST_FILE, manifestText(m))
 }
 
-/** Writes `text` to `dir/name` and fsyncs it, on the thread pool (the caller renames it into place). */
-export async function writeTempDurable(dir: string, name: string, text: string): Promise<void> {
-  const fh = await fs.promises.open(path.join(dir, name), 'w', 0o644)
+/**
+ * writeFileDurable with its fsyncs on the thread pool, for a file that
+ * synchronous writers replace too: `text` goes to `dir/tempName` (a name of
+ * this caller's own) and is fsynced; then, on the main thread, where the
+ * synchronous writers run, `stillCurrent()` decides: false drops it (a newer
+ * write was recorded meanwhile: it must not be renamed over); true renames it
+ * to `dir/name`, calls `replaced()` at once (before any other code can see
+ * the old state) and fsyncs the directory. Returns whether it was renamed.
+ */
+export async function replaceDurablyIf(
+  dir: string, tempName: string, name: string, text: string, stillCurrent: () => boolean, replaced: () => void,
+): Promise<boolean> {
+  const fh = await fs.promises.open(path.join(dir, tempName), 'w', 0o644)
   try {
     await fh.writeFile(text)
     await fh.sync()
   } finally {
     await fh.close()
   }
+  if (!stillCurrent()) return false
+  fs.renameSync(path.join(dir, tempName), path.join(dir, name))
+  replaced()
+  await syncDirAsync(dir)
+  return true
 }
 
 /** Makes the directory's entries (created, renamed, deleted files) durable. */
